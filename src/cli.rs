@@ -1,0 +1,241 @@
+//! The command line: one subcommand per role, each with its own arguments.
+//! Raw flags live here; `main` turns them into the library's configs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use echokit::Endpoint;
+use echokit::echo::server::DEFAULT_GRACE;
+use echokit::exit::ExitCode;
+use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
+use echokit::net::listen::DEFAULT_BACKLOG;
+
+/// The socket guide's echo server and clients, made real: fast, safe against
+/// bad peers, and clear about every failure.
+#[derive(Debug, Parser)]
+#[command(name = "echokit", version, after_help = ExitCode::help_table(), after_long_help = exit_help())]
+pub struct Cli {
+    /// More logs on stderr: -v for debug, -vv for trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn exit_help() -> String {
+    format!(
+        "{}\nEndpoints: tcp://HOST:PORT, HOST:PORT, [IPv6]:PORT, :PORT (every interface) or PORT \
+         (127.0.0.1:PORT). Port 0 picks a free port.",
+        ExitCode::help_table()
+    )
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Echo every byte back to its sender, to many clients at once.
+    ///
+    /// Prints `listening on ENDPOINT` on stdout for each bound address (with
+    /// the real port when port 0 was asked), then logs each client on stderr.
+    /// SIGTERM or Ctrl-C stops accepting and lets open connections finish
+    /// within --grace; a second Ctrl-C exits at once.
+    #[command(after_help = ExitCode::help_table())]
+    EchoServer(EchoServerArgs),
+    /// Send messages to an echo server and check that they come back.
+    ///
+    /// With no arguments it does what the socket guide's client does: connects
+    /// to 127.0.0.1:65432, sends `Hello, world` and prints
+    /// `Received b'Hello, world'`. A lone `-` streams stdin to the server and
+    /// the echo to stdout instead.
+    #[command(after_help = ExitCode::help_table(), override_usage = "echokit echo-client [OPTIONS] [ENDPOINT] [-]")]
+    EchoClient(EchoClientArgs),
+}
+
+/// `echokit echo-server`.
+#[derive(Debug, Args)]
+pub struct EchoServerArgs {
+    /// Where to listen; several may be given [default: tcp://127.0.0.1:65432]
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoints: Vec<Endpoint>,
+    /// The listen() backlog: connections the kernel completes before accept().
+    /// The kernel caps it at net.core.somaxconn.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
+    pub backlog: u32,
+    /// Event loops [default: one per CPU this process may run on]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+    /// On SIGTERM or Ctrl-C, how long open connections may take to finish
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_GRACE).to_string())]
+    pub grace: Duration,
+    /// Serve one client, then exit (the socket guide's server).
+    #[arg(long)]
+    pub once: bool,
+    /// Turn on TCP keepalive, probing after this much idle time (e.g. 60s)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub keepalive: Option<Duration>,
+    /// SO_SNDBUF for each connection, in bytes (K and M suffixes allowed)
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub sndbuf: Option<usize>,
+    /// SO_RCVBUF for each connection, in bytes (K and M suffixes allowed)
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub rcvbuf: Option<usize>,
+}
+
+/// A positional argument of `echo-client`: an endpoint, or `-` for stdin.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Where to connect.
+    Endpoint(Endpoint),
+    /// Stream stdin.
+    Stdin,
+}
+
+impl FromStr for Target {
+    type Err = echokit::endpoint::ParseError;
+
+    fn from_str(s: &str) -> Result<Target, Self::Err> {
+        if s == "-" {
+            Ok(Target::Stdin)
+        } else {
+            s.parse().map(Target::Endpoint)
+        }
+    }
+}
+
+/// `echokit echo-client`.
+#[derive(Debug, Args)]
+pub struct EchoClientArgs {
+    /// `[ENDPOINT] [-]`: where to connect [default: tcp://127.0.0.1:65432],
+    /// and `-` to stream stdin instead of sending messages
+    #[arg(value_name = "ENDPOINT", num_args = 0..=2)]
+    pub targets: Vec<Target>,
+    /// A message to send (repeatable; default `Hello, world`)
+    #[arg(short, long = "message", value_name = "TEXT")]
+    pub messages: Vec<String>,
+    /// Send this file's content as one message
+    #[arg(long, value_name = "PATH", conflicts_with = "messages")]
+    pub file: Option<PathBuf>,
+    /// Exit 1 if the echo differs from what was sent
+    #[arg(long)]
+    pub expect: bool,
+    /// Concurrent connections, each sending the messages (default: the guide's
+    /// `Message 1 from client.` and `Message 2 from client.`) and checking its echo
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: Option<u32>,
+    /// The longest a connect may take
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_CONNECT_TIMEOUT).to_string())]
+    pub connect_timeout: Duration,
+    /// The longest the whole exchange may take [default: 30s; none when streaming stdin]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The local address to connect from
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// The local port to connect from (firewall rules are often per port)
+    #[arg(long, value_name = "PORT")]
+    pub source_port: Option<u16>,
+}
+
+/// What `echo-client`'s positional arguments ask for.
+#[derive(Debug)]
+pub struct ClientTarget {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// Stream stdin rather than send messages.
+    pub stream: bool,
+}
+
+impl EchoClientArgs {
+    /// Interprets `[ENDPOINT] [-]`.
+    pub fn target(&self) -> Result<ClientTarget, String> {
+        let (endpoint, stream) = match self.targets.as_slice() {
+            [] => (Endpoint::default_tcp(), false),
+            [Target::Stdin] => (Endpoint::default_tcp(), true),
+            [Target::Endpoint(ep)] => (ep.clone(), false),
+            [Target::Endpoint(ep), Target::Stdin] => (ep.clone(), true),
+            [Target::Stdin, _] => {
+                return Err("`-` comes after the endpoint: echo-client ENDPOINT -".into());
+            }
+            [_, Target::Endpoint(ep)] => {
+                return Err(format!(
+                    "one endpoint at a time (got a second one, {ep}); after the endpoint only `-` may follow"
+                ));
+            }
+            _ => return Err("at most two arguments: [ENDPOINT] [-]".into()),
+        };
+        if stream
+            && (!self.messages.is_empty() || self.file.is_some() || self.connections.is_some())
+        {
+            return Err(
+                "`-` streams stdin: it does not go with --message, --file or --connections".into(),
+            );
+        }
+        Ok(ClientTarget { endpoint, stream })
+    }
+}
+
+/// Durations as people write them: `10s`, `500ms`, `1m30s`; a bare number is seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` is not a duration: expected e.g. 10s or 500ms"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|_| format!("`{s}` is not a duration: expected e.g. 10s, 500ms or 1m30s"))
+}
+
+/// Sizes in bytes with an optional `K`/`KiB`/`M`/`MiB` suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let bad = || format!("`{s}` is not a size: expected bytes, e.g. 262144, 256K or 4M");
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_texts_state_the_real_defaults() {
+        // The --timeout help says 30s in words, not from the constant.
+        assert_eq!(
+            echokit::echo::client::DEFAULT_TIMEOUT,
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("256K"), Ok(256 << 10));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert!(parse_size("4 parsecs").is_err());
+    }
+}

@@ -1,0 +1,590 @@
+//! The echo client: the socket guide's echo client and its multi-connection
+//! client, with timeouts, verification and errors that explain themselves.
+//!
+//! One engine serves both: `connections` non-blocking sockets in one mio
+//! loop, each sending the whole message list and reading its echo at the
+//! same time (a client that sends everything before reading would deadlock
+//! with a server that applies back-pressure once the echo fills both sides'
+//! buffers). A connection's echo is complete when as many bytes came back as
+//! were sent (never a single `recv`); the client then shuts down its write
+//! side and waits briefly for the server's FIN, so that surplus bytes are
+//! caught and the server sees an orderly close.
+//!
+//! The first connection is made with Happy Eyeballs over every address the
+//! endpoint resolves to; the others go to the address that answered.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::endpoint::{Endpoint, Purpose};
+use crate::exit::{Classify, ExitCode};
+use crate::net::connect::{self, ConnectError, ConnectOptions};
+use crate::text;
+
+/// The whole exchange's limit when no `--timeout` is given: generous for a
+/// few messages, and a hung server is still reported rather than waited on.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client waits for the server's FIN after its own, once the echo
+/// is complete. Not getting it is no failure (some servers ignore a
+/// half-close); this only bounds how long surplus bytes are watched for.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The guide's multi-connection client sends these two messages on each connection.
+pub const MULTI_MESSAGES: [&str; 2] = ["Message 1 from client.", "Message 2 from client."];
+
+/// What to send, and over how many connections.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Sent in order on every connection.
+    pub messages: Vec<Vec<u8>>,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Keep the echoed bytes in the report (to print them).
+    pub keep_echo: bool,
+    /// An echo that differs from what was sent is a failure.
+    pub verify: bool,
+}
+
+/// Limits of a run.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// How to connect.
+    pub connect: ConnectOptions,
+    /// The longest the whole exchange may take, connects included.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            connect: ConnectOptions::default(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection could not be made.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The exchange did not finish in time.
+    #[error(
+        "timed out after {}: {received} of {expected} bytes echoed (--timeout sets the limit)",
+        text::duration(*after)
+    )]
+    TimedOut {
+        /// How long it waited.
+        after: Duration,
+        /// Bytes echoed so far.
+        received: u64,
+        /// Bytes sent.
+        expected: u64,
+    },
+    /// The server closed the connection before the whole echo came back.
+    #[error("the server closed the connection after echoing {received} of {expected} bytes")]
+    Truncated {
+        /// Bytes echoed.
+        received: u64,
+        /// Bytes sent.
+        expected: u64,
+    },
+    /// The server closed the connection while the input was still being sent.
+    #[error(
+        "the server closed the connection before the input ended, after echoing {received} bytes"
+    )]
+    ClosedEarly {
+        /// Bytes echoed.
+        received: u64,
+    },
+    /// The server reset the connection.
+    #[error(
+        "connection reset by the server after {received} of {expected} bytes echoed \
+         (it crashed, hit a limit, or closed with unread data)"
+    )]
+    Reset {
+        /// Bytes echoed.
+        received: u64,
+        /// Bytes sent.
+        expected: u64,
+    },
+    /// The server sent more bytes than it was sent.
+    #[error("the server sent {extra} more bytes than it was sent")]
+    Surplus {
+        /// Bytes beyond the echo.
+        extra: u64,
+    },
+    /// The echo is not what was sent.
+    #[error("the echo differs from what was sent, first at byte {offset}")]
+    Mismatch {
+        /// Offset of the first differing byte.
+        offset: u64,
+    },
+    /// Any other socket or local error.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl Classify for ClientError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ClientError::Connect(e) => e.exit_code(),
+            ClientError::TimedOut { .. } => ExitCode::TimedOut,
+            ClientError::Truncated { .. }
+            | ClientError::ClosedEarly { .. }
+            | ClientError::Reset { .. }
+            | ClientError::Surplus { .. } => ExitCode::Protocol,
+            ClientError::Mismatch { .. } | ClientError::Io(_) => ExitCode::Failures,
+        }
+    }
+}
+
+impl ClientError {
+    fn from_exchange(e: io::Error, received: u64, expected: u64) -> ClientError {
+        match e.raw_os_error() {
+            Some(libc::ECONNRESET | libc::EPIPE) => ClientError::Reset { received, expected },
+            _ => ClientError::Io(e),
+        }
+    }
+}
+
+/// How one connection went.
+#[derive(Debug)]
+pub struct ConnReport {
+    /// 1-based, in the order connections were started.
+    pub id: usize,
+    /// The client's own address, once connected.
+    pub local: Option<SocketAddr>,
+    /// Bytes sent.
+    pub sent: u64,
+    /// Bytes echoed.
+    pub received: u64,
+    /// The echoed bytes, when the plan keeps them.
+    pub echo: Vec<u8>,
+    /// Where the echo first differs from what was sent, if it does.
+    pub first_difference: Option<u64>,
+    /// From start to the echo complete (or the failure).
+    pub elapsed: Duration,
+    /// Success, or why not.
+    pub outcome: Result<(), ClientError>,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct Report {
+    /// The address the connections went to.
+    pub server: SocketAddr,
+    /// One per connection, by id.
+    pub connections: Vec<ConnReport>,
+    /// The whole run.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Connections that succeeded.
+    pub fn ok(&self) -> usize {
+        self.connections
+            .iter()
+            .filter(|c| c.outcome.is_ok())
+            .count()
+    }
+
+    /// The exit code: success, the failure's own code when every connection
+    /// failed the same way, otherwise "ran, but found failures".
+    pub fn exit_code(&self) -> ExitCode {
+        let mut codes = self
+            .connections
+            .iter()
+            .filter_map(|c| c.outcome.as_ref().err().map(Classify::exit_code));
+        let Some(first) = codes.next() else {
+            return ExitCode::Success;
+        };
+        let failed = 1 + codes.clone().count();
+        if failed == self.connections.len() && codes.all(|c| c == first) {
+            first
+        } else {
+            ExitCode::Failures
+        }
+    }
+
+    /// One line for the whole run.
+    pub fn summary(&self) -> String {
+        let echoed: u64 = self.connections.iter().map(|c| c.received).sum();
+        let n = self.connections.len();
+        format!(
+            "{n} connection{} to {}: {} ok, {} failed; {} echoed in {}",
+            if n == 1 { "" } else { "s" },
+            self.server,
+            self.ok(),
+            n - self.ok(),
+            text::bytes(echoed),
+            text::duration(self.elapsed)
+        )
+    }
+}
+
+impl ConnReport {
+    /// One line for this connection, as the multi-connection client prints it.
+    pub fn line(&self) -> String {
+        let from = self.local.map(|a| format!(" from {a}")).unwrap_or_default();
+        let result = match &self.outcome {
+            Ok(()) => "echo ok".to_string(),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        format!(
+            "connection {}{from}: sent {} B, received {} B in {}: {result}",
+            self.id,
+            self.sent,
+            self.received,
+            text::duration(self.elapsed)
+        )
+    }
+}
+
+/// Runs the plan against an endpoint. Fails as a whole only when the first
+/// connection cannot be made; later failures are in the report.
+pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Report, ClientError> {
+    let Endpoint::Tcp(hp) = endpoint;
+    let addrs = hp.resolve(Purpose::Connect).map_err(ConnectError::from)?;
+    let started = Instant::now();
+    let mut connect_opts = opts.connect.clone();
+    connect_opts.timeout = connect_opts.timeout.min(opts.timeout);
+    let (first, server) = connect::connect(&addrs, &connect_opts)?;
+    let expected: Vec<u8> = plan.messages.concat();
+    let mut engine = Engine {
+        poll: Poll::new()?,
+        conns: Vec::with_capacity(plan.connections),
+        expected: &expected,
+        plan,
+        scratch: vec![0; 64 * 1024],
+        server,
+        started,
+        deadline: started + opts.timeout,
+    };
+    engine.add(Ok(TcpStream::from_std(first)), engine.deadline)?;
+    for _ in 1..plan.connections {
+        let socket = connect::start(server, &connect_opts).map(|s| TcpStream::from_std(s.into()));
+        engine.add(socket, Instant::now() + connect_opts.timeout)?;
+    }
+    engine.run()?;
+    let connections = engine
+        .conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| c.into_report(i + 1, started))
+        .collect();
+    Ok(Report {
+        server,
+        connections,
+        elapsed: started.elapsed(),
+    })
+}
+
+enum Phase {
+    /// Waiting for the connect to complete, until this time.
+    Connecting(Instant),
+    /// Sending and reading the echo.
+    Exchanging,
+    /// Echo complete and FIN sent; waiting for the server's FIN until this time.
+    Closing(Instant),
+    Done,
+}
+
+struct ClientConn {
+    stream: Option<TcpStream>,
+    phase: Phase,
+    sent: usize,
+    received: usize,
+    echo: Vec<u8>,
+    first_difference: Option<u64>,
+    local: Option<SocketAddr>,
+    finished_at: Option<Instant>,
+    outcome: Result<(), ClientError>,
+}
+
+impl ClientConn {
+    fn into_report(self, id: usize, started: Instant) -> ConnReport {
+        ConnReport {
+            id,
+            local: self.local,
+            sent: self.sent as u64,
+            received: self.received as u64,
+            echo: self.echo,
+            first_difference: self.first_difference,
+            elapsed: self.finished_at.map_or(Duration::ZERO, |t| t - started),
+            outcome: self.outcome,
+        }
+    }
+}
+
+struct Engine<'a> {
+    poll: Poll,
+    conns: Vec<ClientConn>,
+    expected: &'a [u8],
+    plan: &'a Plan,
+    scratch: Vec<u8>,
+    server: SocketAddr,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Engine<'_> {
+    /// Adds a connection: connected (the first) or connecting (the others,
+    /// until `connect_by`), or failed at once.
+    fn add(
+        &mut self,
+        stream: Result<TcpStream, ConnectError>,
+        connect_by: Instant,
+    ) -> io::Result<()> {
+        let token = Token(self.conns.len());
+        let mut conn = ClientConn {
+            stream: None,
+            phase: Phase::Connecting(connect_by),
+            sent: 0,
+            received: 0,
+            echo: Vec::new(),
+            first_difference: None,
+            local: None,
+            finished_at: None,
+            outcome: Ok(()),
+        };
+        match stream {
+            Ok(mut stream) => {
+                self.poll.registry().register(
+                    &mut stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                conn.stream = Some(stream);
+            }
+            Err(e) => {
+                conn.phase = Phase::Done;
+                conn.outcome = Err(e.into());
+                conn.finished_at = Some(Instant::now());
+            }
+        }
+        self.conns.push(conn);
+        Ok(())
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut open = self
+            .conns
+            .iter()
+            .filter(|c| !matches!(c.phase, Phase::Done))
+            .count();
+        while open > 0 {
+            let now = Instant::now();
+            let wake_at = self
+                .conns
+                .iter()
+                .filter_map(|c| match c.phase {
+                    Phase::Connecting(t) | Phase::Closing(t) => Some(t),
+                    _ => None,
+                })
+                .fold(self.deadline, Instant::min);
+            match self
+                .poll
+                .poll(&mut events, Some(wake_at.saturating_duration_since(now)))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                let i = event.token().0;
+                if self.step(i) {
+                    open -= 1;
+                }
+            }
+            open -= self.expire(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Advances connection `i` as far as its socket allows. Returns true when
+    /// this call finished it.
+    fn step(&mut self, i: usize) -> bool {
+        let conn = &mut self.conns[i];
+        if matches!(conn.phase, Phase::Done) {
+            return false;
+        }
+        let ctx = Ctx {
+            expected: self.expected,
+            plan: self.plan,
+            registry: self.poll.registry(),
+            token: Token(i),
+            server: self.server,
+        };
+        let result = advance(conn, &ctx, &mut self.scratch);
+        match result {
+            Ok(false) => false,
+            Ok(true) => {
+                self.finish(i, Ok(()));
+                true
+            }
+            Err(e) => {
+                self.finish(i, Err(e));
+                true
+            }
+        }
+    }
+
+    fn finish(&mut self, i: usize, outcome: Result<(), ClientError>) {
+        let conn = &mut self.conns[i];
+        conn.phase = Phase::Done;
+        conn.finished_at = Some(Instant::now());
+        conn.outcome = match (outcome, conn.first_difference) {
+            (Ok(()), Some(offset)) if self.plan.verify => Err(ClientError::Mismatch { offset }),
+            (outcome, _) => outcome,
+        };
+        if let Some(mut stream) = conn.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+    }
+
+    /// Ends what has run out of time. Returns how many it ended.
+    fn expire(&mut self, now: Instant) -> usize {
+        let mut ended = 0;
+        for i in 0..self.conns.len() {
+            let conn = &self.conns[i];
+            let expected = self.expected.len() as u64;
+            let outcome = match conn.phase {
+                Phase::Done => continue,
+                Phase::Connecting(by) if now >= by || now >= self.deadline => {
+                    Err(ClientError::Connect(ConnectError::TimedOut {
+                        target: self.server.to_string(),
+                        after: now - self.started,
+                    }))
+                }
+                Phase::Closing(by) if now >= by => {
+                    tracing::debug!(
+                        "connection {}: no FIN from the server after ours; closing",
+                        i + 1
+                    );
+                    Ok(())
+                }
+                _ if now >= self.deadline => Err(ClientError::TimedOut {
+                    after: now - self.started,
+                    received: conn.received as u64,
+                    expected,
+                }),
+                _ => continue,
+            };
+            self.finish(i, outcome);
+            ended += 1;
+        }
+        ended
+    }
+}
+
+/// What a connection's step reads from the engine.
+struct Ctx<'a> {
+    expected: &'a [u8],
+    plan: &'a Plan,
+    registry: &'a mio::Registry,
+    token: Token,
+    server: SocketAddr,
+}
+
+/// One connection's state machine. `Ok(true)` when it is done.
+fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<bool, ClientError> {
+    let expected = ctx.expected;
+    let Some(stream) = conn.stream.as_mut() else {
+        return Ok(true);
+    };
+    let total = expected.len() as u64;
+    if let Phase::Connecting(_) = conn.phase {
+        let socket = socket2::SockRef::from(&*stream);
+        match connect::finished(&socket) {
+            Ok(false) => return Ok(false),
+            Ok(true) => {
+                conn.local = stream.local_addr().ok();
+                conn.phase = Phase::Exchanging;
+            }
+            Err(e) => return Err(ConnectError::from_io(ctx.server.to_string(), e).into()),
+        }
+    }
+    if conn.local.is_none() {
+        conn.local = stream.local_addr().ok();
+    }
+    if matches!(conn.phase, Phase::Exchanging) && conn.sent < expected.len() {
+        while conn.sent < expected.len() {
+            match (&*stream).write(&expected[conn.sent..]) {
+                Ok(n) => conn.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::from_exchange(e, conn.received as u64, total)),
+            }
+        }
+        if conn.sent == expected.len() {
+            ctx.registry
+                .reregister(stream, ctx.token, Interest::READABLE)?;
+        }
+    }
+    loop {
+        let want = match conn.phase {
+            Phase::Exchanging => (expected.len() - conn.received).min(scratch.len()),
+            _ => scratch.len(),
+        };
+        if want == 0 {
+            // The whole echo is back: half-close and wait for the server's FIN.
+            stream
+                .shutdown(Shutdown::Write)
+                .or_else(ignore_not_connected)?;
+            conn.phase = Phase::Closing(Instant::now() + CLOSE_WAIT);
+            continue;
+        }
+        match (&*stream).read(&mut scratch[..want]) {
+            Ok(0) => {
+                return match conn.phase {
+                    Phase::Closing(_) => Ok(true),
+                    _ => Err(ClientError::Truncated {
+                        received: conn.received as u64,
+                        expected: total,
+                    }),
+                };
+            }
+            Ok(n) => {
+                if let Phase::Closing(_) = conn.phase {
+                    return Err(ClientError::Surplus { extra: n as u64 });
+                }
+                let got = &scratch[..n];
+                let want = &expected[conn.received..conn.received + n];
+                if conn.first_difference.is_none()
+                    && let Some(at) = got.iter().zip(want).position(|(a, b)| a != b)
+                {
+                    conn.first_difference = Some((conn.received + at) as u64);
+                }
+                if ctx.plan.keep_echo {
+                    conn.echo.extend_from_slice(got);
+                }
+                conn.received += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(conn.phase, Phase::Closing(_)) => {
+                // The echo was complete; how the server ends the connection
+                // after our FIN is its business.
+                tracing::debug!("after the echo: {e}");
+                return Ok(true);
+            }
+            Err(e) => return Err(ClientError::from_exchange(e, conn.received as u64, total)),
+        }
+    }
+}
+
+fn ignore_not_connected(e: io::Error) -> io::Result<()> {
+    if e.kind() == io::ErrorKind::NotConnected {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}

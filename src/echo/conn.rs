@@ -1,0 +1,227 @@
+//! One echo connection: read, write back, and the states in between.
+//!
+//! The loop calls [`Conn::drive`] when the socket is ready (epoll is
+//! edge-triggered, so each call works until the socket would block). The
+//! rules that make the echo lossless and bounded:
+//!
+//! - Bytes are written back as soon as they are read. What the client's
+//!   window cannot take waits in one [`Pending`] buffer, and while it waits
+//!   the connection is not read from: the client's own send buffer fills and
+//!   TCP flow control pushes back on it. Memory per connection is bounded by
+//!   one buffer, never a queue.
+//! - Write interest is registered only while bytes are pending; an idle
+//!   connection costs no wake-ups.
+//! - A read shorter than the buffer means the socket's receive queue was
+//!   empty at that instant (TCP stream semantics), and any later arrival
+//!   raises a new edge, so the read that would only return `EAGAIN` is
+//!   skipped, unless the peer has closed its side, in which case reading goes
+//!   on until the end of stream is seen.
+//! - Half-close: at end of stream the pending echo is sent first, then the
+//!   write side is shut down (FIN), so the client gets every byte and then EOF.
+//! - A connection reads at most [`READ_BUDGET`] buffers per turn, so a bulk
+//!   sender cannot starve the loop's other connections.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use super::buffer::{BufPool, Pending};
+
+/// Reads per turn before a busy connection yields to the others: 16 x 64 KiB
+/// is 1 MiB, a few hundred microseconds of copying.
+pub(crate) const READ_BUDGET: usize = 16;
+
+/// What the loop lends a connection while it runs.
+pub(crate) struct Io<'a> {
+    /// The loop's shared read buffer.
+    pub(crate) scratch: &'a mut [u8],
+    /// The loop's pool of pending buffers.
+    pub(crate) pool: &'a mut BufPool,
+    /// Where to change the connection's interest.
+    pub(crate) registry: &'a Registry,
+    /// The connection's token.
+    pub(crate) token: Token,
+}
+
+/// What the loop does next with a connection.
+#[derive(Debug)]
+pub(crate) enum Progress {
+    /// Nothing to do until the socket's next event.
+    Wait,
+    /// The read budget is spent and data may remain: drive again next turn.
+    Yield,
+    /// The connection is over: close it.
+    Close(Ended),
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The client closed its side and got its whole echo.
+    Finished,
+    /// The socket failed (reset by the peer, broken pipe...).
+    Failed(io::Error),
+}
+
+/// A client connection and its echo state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    pending: Option<Pending>,
+    /// The peer has shut down its write side (EPOLLRDHUP seen); sticky.
+    peer_closed: bool,
+    /// End of stream was read.
+    eof: bool,
+    echoed: u64,
+    since: Instant,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+        Conn {
+            stream,
+            peer,
+            pending: None,
+            peer_closed: false,
+            eof: false,
+            echoed: 0,
+            since: Instant::now(),
+        }
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Bytes sent back so far.
+    pub(crate) fn echoed(&self) -> u64 {
+        self.echoed
+    }
+
+    /// When the connection was accepted.
+    pub(crate) fn since(&self) -> Instant {
+        self.since
+    }
+
+    /// Echoes what can be echoed now. `peer_closed` tells that the event
+    /// carried EPOLLRDHUP or EPOLLHUP.
+    pub(crate) fn drive(&mut self, io: &mut Io<'_>, peer_closed: bool) -> Progress {
+        self.peer_closed |= peer_closed;
+        if let Err(e) = self.flush(io) {
+            return Progress::Close(Ended::Failed(e));
+        }
+        if self.pending.is_some() {
+            return Progress::Wait;
+        }
+        if self.eof {
+            return self.finish();
+        }
+        for _ in 0..READ_BUDGET {
+            let n = match (&self.stream).read(io.scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    return self.finish();
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Progress::Close(Ended::Failed(e)),
+            };
+            let written = match write_some(&self.stream, &io.scratch[..n]) {
+                Ok(w) => w,
+                Err(e) => return Progress::Close(Ended::Failed(e)),
+            };
+            self.echoed += written as u64;
+            if written < n {
+                self.pending = Some(Pending::new(io.pool.take(), &io.scratch[written..n]));
+                if let Err(e) =
+                    io.registry
+                        .reregister(&mut self.stream, io.token, Interest::WRITABLE)
+                {
+                    return Progress::Close(Ended::Failed(e));
+                }
+                return Progress::Wait;
+            }
+            if n < io.scratch.len() && !self.peer_closed {
+                return Progress::Wait;
+            }
+        }
+        Progress::Yield
+    }
+
+    /// Sends pending bytes; once they are all out, gives the buffer back and
+    /// reads again.
+    fn flush(&mut self, io: &mut Io<'_>) -> io::Result<()> {
+        let Some(pending) = &mut self.pending else {
+            return Ok(());
+        };
+        let n = write_some(&self.stream, pending.bytes())?;
+        self.echoed += n as u64;
+        pending.consume(n);
+        if pending.is_empty() {
+            let pending = self.pending.take().expect("matched as Some above");
+            io.pool.give(pending.into_buf());
+            io.registry
+                .reregister(&mut self.stream, io.token, Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    /// Everything received was echoed and the client closed its side: our
+    /// FIN tells it the echo is complete.
+    fn finish(&mut self) -> Progress {
+        match self.stream.shutdown(Shutdown::Write) {
+            Ok(()) => Progress::Close(Ended::Finished),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Progress::Close(Ended::Finished),
+            Err(e) => Progress::Close(Ended::Failed(e)),
+        }
+    }
+
+    /// Ends the connection at the grace deadline: one last try to send what
+    /// is pending, then FIN, so the client sees an orderly end. Returns the
+    /// pending buffer to the pool.
+    pub(crate) fn cut_off(mut self, pool: &mut BufPool) -> u64 {
+        if let Some(mut pending) = self.pending.take() {
+            if let Ok(n) = write_some(&self.stream, pending.bytes()) {
+                self.echoed += n as u64;
+                pending.consume(n);
+            }
+            pool.give(pending.into_buf());
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.echoed
+    }
+
+    /// Gives a pending buffer back to the pool before the connection is dropped.
+    pub(crate) fn release(&mut self, pool: &mut BufPool) {
+        if let Some(pending) = self.pending.take() {
+            pool.give(pending.into_buf());
+        }
+    }
+}
+
+/// Writes as much of `buf` as the socket takes now. A short write means the
+/// send buffer is full, so it stops there rather than make a write that
+/// would only return `EAGAIN`.
+fn write_some(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match (&*stream).write(&buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                done += n;
+                if done < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,171 @@
+//! The echo server: RFC 862's service, the socket guide's first program.
+//!
+//! [`run`] takes listeners that are already bound (so a caller, or a test,
+//! knows the real port before serving) and a [`Shutdown`] handle, starts one
+//! event loop per CPU the process may run on, and returns what was served
+//! once shutdown has drained the loops. The loops themselves are in
+//! `worker.rs`, one connection's echo in `conn.rs`.
+
+use std::io;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use mio::{Poll, Waker};
+
+use super::worker::{Acceptor, ConnOptions, Peer, Worker, WorkerStats};
+use crate::exit::{Classify, ExitCode};
+use crate::net::Listener;
+use crate::shutdown::Shutdown;
+
+/// How long shutdown waits for open connections to finish before it cuts
+/// them off: long enough for an echo in flight on a slow path, short enough
+/// for a service manager's stop timeout (systemd's default is 90 s).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Event loops; `None` gives one per CPU the process may run on.
+    pub threads: Option<usize>,
+    /// How long shutdown waits for open connections.
+    pub grace: Duration,
+    /// Serve one client, then exit (the socket guide's server).
+    pub once: bool,
+    /// TCP keepalive idle time for accepted connections.
+    pub keepalive: Option<Duration>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            threads: None,
+            grace: DEFAULT_GRACE,
+            once: false,
+            keepalive: None,
+        }
+    }
+}
+
+/// What a run served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted and served.
+    pub connections: u64,
+    /// Bytes sent back.
+    pub bytes_echoed: u64,
+    /// Connections still open at the end of the grace period, then closed.
+    pub cut_off: u64,
+}
+
+/// The event loops could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("event loop failed: {0}")]
+pub struct ServerError(#[from] io::Error);
+
+impl Classify for ServerError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Failures
+    }
+}
+
+/// The number of event loops by default: the CPUs this process may run on
+/// (its affinity mask and cgroup quota), so `taskset -c 0` gives one loop.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Serves the listeners until `shutdown` is requested and the open
+/// connections have finished or the grace period has ended (or, with
+/// `once`, until the first client leaves).
+pub fn run(
+    listeners: Vec<Listener>,
+    config: &ServerConfig,
+    shutdown: &Shutdown,
+) -> Result<ServerStats, ServerError> {
+    // One client at a time needs one loop, and keeps the guide's order of events.
+    let threads = if config.once {
+        1
+    } else {
+        config.threads.unwrap_or_else(default_threads).max(1)
+    };
+    let loads: Arc<[AtomicUsize]> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+    let options = ConnOptions {
+        keepalive: config.keepalive,
+        grace: config.grace,
+    };
+    let mut polls = Vec::with_capacity(threads);
+    let mut peers = Vec::with_capacity(threads);
+    let mut inboxes = Vec::with_capacity(threads);
+    for id in 0..threads {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), Worker::waker_token())?);
+        shutdown.register(Arc::clone(&waker));
+        let (tx, rx) = mpsc::channel();
+        peers.push((id != 0).then_some(Peer { tx, waker }));
+        inboxes.push(rx);
+        polls.push(poll);
+    }
+    let mut acceptor = Some(Acceptor {
+        listeners: listeners
+            .into_iter()
+            .map(|l| mio::net::TcpListener::from_std(l.into_std()))
+            .collect(),
+        peers,
+        once: config.once,
+        retry_at: None,
+    });
+    let mut workers = Vec::with_capacity(threads);
+    for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
+        let acceptor = if id == 0 { acceptor.take() } else { None };
+        workers.push(Worker::new(
+            id,
+            poll,
+            acceptor,
+            inbox,
+            Arc::clone(&loads),
+            shutdown.clone(),
+            options,
+        )?);
+    }
+    tracing::debug!("serving with {threads} event loop(s)");
+    let mut workers = workers.into_iter();
+    let first = workers.next().expect("there is at least one loop");
+    let results: Vec<io::Result<WorkerStats>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .enumerate()
+            .map(|(i, worker)| {
+                std::thread::Builder::new()
+                    .name(format!("echo-loop-{}", i + 1))
+                    .spawn_scoped(scope, move || worker.run())
+            })
+            .collect();
+        let mut results = vec![first.run()];
+        if results[0].is_err() {
+            // Loop 0 accepts; without it the others would wait forever.
+            shutdown.request();
+        }
+        for handle in handles {
+            match handle {
+                Ok(handle) => results.push(
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("event loop panicked"))),
+                ),
+                Err(e) => {
+                    shutdown.request();
+                    results.push(Err(e));
+                }
+            }
+        }
+        results
+    });
+    let mut stats = ServerStats::default();
+    for result in results {
+        let s = result?;
+        stats.connections += s.connections;
+        stats.bytes_echoed += s.bytes_echoed;
+        stats.cut_off += s.cut_off;
+    }
+    Ok(stats)
+}

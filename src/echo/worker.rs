@@ -1,0 +1,433 @@
+//! One event loop of the echo server: an epoll instance (through mio), the
+//! connections it owns, its scratch buffer and buffer pool.
+//!
+//! Why mio and epoll: a readiness loop lets every connection share one read
+//! buffer, so an idle connection costs a slab entry (under 100 bytes) and no
+//! buffer; io_uring's completion model needs a buffer per outstanding read (or
+//! provided-buffer rings, which are not everywhere: containers often disable
+//! io_uring), and on this hardware the kernel's TCP path, not the syscall
+//! interface, is the cost (4.5-5.4 us per echoed message). tokio's
+//! task-per-connection model costs about 5 KB per idle connection and its
+//! work-stealing scheduler adds tail latency. mio is epoll without the
+//! boilerplate, and is what tokio itself is built on.
+//!
+//! Loop 0 also owns the listening sockets. It accepts and hands each new
+//! connection to the loop with the fewest connections, through a channel and
+//! the loop's waker: one listening socket, no `SO_REUSEPORT`, so another
+//! process can never join the port. Nothing is shared on the data path but a
+//! per-loop connection count that changes only on connect and close.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use super::buffer::{BUF_SIZE, BufPool};
+use super::conn::{Conn, Ended, Io, Progress};
+use crate::shutdown::Shutdown;
+use crate::text;
+
+/// The token of a loop's waker (shutdown and hand-overs).
+const WAKER: Token = Token(usize::MAX);
+/// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
+const LISTENER_BASE: usize = usize::MAX - 1;
+/// Events taken per `epoll_wait`: enough that 1000 busy connections need only
+/// a couple of calls per round.
+const EVENTS_PER_POLL: usize = 1024;
+/// Connections accepted per listener event before the loop serves its other
+/// sockets; the rest are accepted next turn.
+const ACCEPTS_PER_TURN: usize = 256;
+/// Wait before accepting again after an error such as EMFILE, so a full
+/// descriptor table does not spin the loop at 100% CPU.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// A connection on its way from the accepting loop to its owner.
+pub(crate) type Handoff = (TcpStream, SocketAddr);
+
+/// What a loop counts, summed into the server's statistics at exit.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WorkerStats {
+    pub(crate) connections: u64,
+    pub(crate) bytes_echoed: u64,
+    pub(crate) cut_off: u64,
+}
+
+/// Another loop, as the accepting loop sees it.
+pub(crate) struct Peer {
+    pub(crate) tx: Sender<Handoff>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+/// The accepting side of loop 0.
+pub(crate) struct Acceptor {
+    pub(crate) listeners: Vec<TcpListener>,
+    /// Index = loop id; `None` for loop 0 itself.
+    pub(crate) peers: Vec<Option<Peer>>,
+    /// Serve one client, then stop accepting (`--once`).
+    pub(crate) once: bool,
+    /// Accept again at this time (after an error, or with connections left in the queue).
+    pub(crate) retry_at: Option<Instant>,
+}
+
+/// Options that apply to every accepted connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnOptions {
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) grace: Duration,
+}
+
+/// One event loop.
+pub(crate) struct Worker {
+    id: usize,
+    poll: Poll,
+    conns: Slab<Conn>,
+    scratch: Box<[u8]>,
+    pool: BufPool,
+    /// Connections to drive again this turn (their read budget ran out).
+    ready: Vec<usize>,
+    running: Vec<usize>,
+    acceptor: Option<Acceptor>,
+    inbox: Receiver<Handoff>,
+    loads: Arc<[AtomicUsize]>,
+    shutdown: Shutdown,
+    options: ConnOptions,
+    /// Set when shutdown begins: connections still open then are cut off.
+    deadline: Option<Instant>,
+    stats: WorkerStats,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: usize,
+        poll: Poll,
+        acceptor: Option<Acceptor>,
+        inbox: Receiver<Handoff>,
+        loads: Arc<[AtomicUsize]>,
+        shutdown: Shutdown,
+        options: ConnOptions,
+    ) -> io::Result<Worker> {
+        let mut worker = Worker {
+            id,
+            poll,
+            conns: Slab::new(),
+            scratch: vec![0; BUF_SIZE].into_boxed_slice(),
+            pool: BufPool::new(),
+            ready: Vec::new(),
+            running: Vec::new(),
+            acceptor,
+            inbox,
+            loads,
+            shutdown,
+            options,
+            deadline: None,
+            stats: WorkerStats::default(),
+        };
+        if let Some(acceptor) = &mut worker.acceptor {
+            for (i, listener) in acceptor.listeners.iter_mut().enumerate() {
+                worker.poll.registry().register(
+                    listener,
+                    Token(LISTENER_BASE - i),
+                    Interest::READABLE,
+                )?;
+            }
+        }
+        Ok(worker)
+    }
+
+    /// The waker token every loop registers its waker with.
+    pub(crate) fn waker_token() -> Token {
+        WAKER
+    }
+
+    /// Runs until shutdown has drained the loop (or `--once` has served its
+    /// client), and returns what it counted.
+    pub(crate) fn run(mut self) -> io::Result<WorkerStats> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.take_handoffs(),
+                    Token(t) if t > LISTENER_BASE - self.listener_count() => self.accept(),
+                    Token(key) => self.drive(key, event.is_read_closed() || event.is_error()),
+                }
+            }
+            self.drive_ready();
+            if self
+                .acceptor
+                .as_ref()
+                .and_then(|a| a.retry_at)
+                .is_some_and(|at| Instant::now() >= at)
+            {
+                self.accept();
+            }
+            if self.shutdown.is_requested() && self.deadline.is_none() {
+                self.begin_drain();
+            }
+            if self.is_done() {
+                return Ok(self.stats);
+            }
+        }
+    }
+
+    fn listener_count(&self) -> usize {
+        self.acceptor.as_ref().map_or(0, |a| a.listeners.len())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let retry = self.acceptor.as_ref().and_then(|a| a.retry_at);
+        let wake_at = match (retry, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }?;
+        Some(wake_at.saturating_duration_since(Instant::now()))
+    }
+
+    fn drive(&mut self, key: usize, peer_closed: bool) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut io = Io {
+            scratch: &mut self.scratch,
+            pool: &mut self.pool,
+            registry: self.poll.registry(),
+            token: Token(key),
+        };
+        match conn.drive(&mut io, peer_closed) {
+            Progress::Wait => {}
+            Progress::Yield => self.ready.push(key),
+            Progress::Close(ended) => self.close(key, ended),
+        }
+    }
+
+    fn drive_ready(&mut self) {
+        std::mem::swap(&mut self.ready, &mut self.running);
+        for i in 0..self.running.len() {
+            let key = self.running[i];
+            self.drive(key, false);
+        }
+        self.running.clear();
+    }
+
+    fn close(&mut self, key: usize, ended: Ended) {
+        let mut conn = self.conns.remove(key);
+        conn.release(&mut self.pool);
+        self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+        self.stats.bytes_echoed += conn.echoed();
+        let peer = conn.peer();
+        let took = text::duration(conn.since().elapsed());
+        match ended {
+            Ended::Finished => {
+                tracing::debug!("closed {peer}: echoed {} bytes in {took}", conn.echoed());
+            }
+            Ended::Failed(e) => {
+                tracing::debug!(
+                    "{peer}: {e}; closed after echoing {} bytes in {took}",
+                    conn.echoed()
+                );
+            }
+        }
+    }
+
+    /// Starts serving a connection on this loop (its load is already counted).
+    fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        if let Err(e) = self.configure(&stream) {
+            tracing::debug!("{peer}: {e}; dropped before serving");
+            self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            tracing::warn!("{peer}: cannot register with epoll: {e}");
+            self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        entry.insert(Conn::new(stream, peer));
+        self.stats.connections += 1;
+        tracing::info!("connected by {peer}");
+    }
+
+    fn configure(&self, stream: &TcpStream) -> io::Result<()> {
+        // Echo replies are small and latency-bound: without TCP_NODELAY,
+        // Nagle's algorithm holds a partial segment until the client ACKs the
+        // previous one, and bulk echo loses a third of its throughput.
+        stream.set_nodelay(true)?;
+        if let Some(idle) = self.options.keepalive {
+            let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+            socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+        }
+        Ok(())
+    }
+
+    fn take_handoffs(&mut self) {
+        while let Ok((stream, peer)) = self.inbox.try_recv() {
+            self.adopt(stream, peer);
+        }
+    }
+
+    /// Accepts what the listeners have queued (loop 0 only).
+    fn accept(&mut self) {
+        let Some(acceptor) = &mut self.acceptor else {
+            return;
+        };
+        acceptor.retry_at = None;
+        let mut accepted = Vec::new();
+        let mut stop = false;
+        for listener in &acceptor.listeners {
+            for _ in 0..ACCEPTS_PER_TURN {
+                match listener.accept() {
+                    Ok(conn) => {
+                        accepted.push(conn);
+                        if acceptor.once {
+                            stop = true;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if is_transient_accept_error(&e) => {
+                        tracing::debug!("accept: {e}; skipped");
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept: {e}; retrying in {}", text::duration(ACCEPT_RETRY));
+                        acceptor.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                        break;
+                    }
+                }
+            }
+            if accepted.len() >= ACCEPTS_PER_TURN && acceptor.retry_at.is_none() {
+                // More may be queued, and edge-triggered epoll will not say so again.
+                acceptor.retry_at = Some(Instant::now());
+            }
+            if stop {
+                break;
+            }
+        }
+        if stop {
+            self.close_listeners();
+        }
+        for (stream, peer) in accepted {
+            self.place(stream, peer);
+        }
+    }
+
+    /// Gives a new connection to the loop with the fewest connections.
+    fn place(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let target = (0..self.loads.len())
+            .min_by_key(|&i| (self.loads[i].load(Ordering::Relaxed), i != self.id))
+            .unwrap_or(self.id);
+        self.loads[target].fetch_add(1, Ordering::Relaxed);
+        let peer_loop = self
+            .acceptor
+            .as_ref()
+            .and_then(|a| a.peers.get(target))
+            .and_then(Option::as_ref);
+        let Some(peer_loop) = peer_loop else {
+            self.adopt(stream, peer);
+            return;
+        };
+        match peer_loop.tx.send((stream, peer)) {
+            Ok(()) => {
+                if let Err(e) = peer_loop.waker.wake() {
+                    tracing::warn!("cannot wake loop {target}: {e}");
+                }
+            }
+            Err(returned) => {
+                // That loop has already drained and exited: serve it here.
+                self.loads[target].fetch_sub(1, Ordering::Relaxed);
+                self.loads[self.id].fetch_add(1, Ordering::Relaxed);
+                let (stream, peer) = returned.0;
+                self.adopt(stream, peer);
+            }
+        }
+    }
+
+    fn close_listeners(&mut self) {
+        if let Some(acceptor) = &mut self.acceptor {
+            for listener in &mut acceptor.listeners {
+                let _ = self.poll.registry().deregister(listener);
+            }
+            acceptor.listeners.clear();
+            acceptor.retry_at = None;
+        }
+    }
+
+    /// Stops accepting; open connections go on until their clients close or
+    /// the grace period ends.
+    fn begin_drain(&mut self) {
+        self.close_listeners();
+        self.take_handoffs();
+        self.deadline = Some(Instant::now() + self.options.grace);
+        if !self.conns.is_empty() {
+            tracing::debug!(
+                "loop {}: draining {} connections",
+                self.id,
+                self.conns.len()
+            );
+        }
+    }
+
+    fn is_done(&mut self) -> bool {
+        if let Some(deadline) = self.deadline {
+            if self.conns.is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                self.cut_off_all();
+                return true;
+            }
+            return false;
+        }
+        let once_served = self
+            .acceptor
+            .as_ref()
+            .is_some_and(|a| a.once && a.listeners.is_empty());
+        once_served && self.conns.is_empty()
+    }
+
+    fn cut_off_all(&mut self) {
+        for conn in self.conns.drain() {
+            tracing::info!("{}: cut off at the end of the grace period", conn.peer());
+            self.stats.bytes_echoed += conn.cut_off(&mut self.pool);
+            self.stats.cut_off += 1;
+            self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Accept errors that concern one connection, not the listener: the client
+/// gave up before `accept` (ECONNABORTED), a firewall rule (EPERM), a
+/// protocol error on that connection, or a signal.
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPERM
+                | libc::EPROTO
+                | libc::EINTR
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+        )
+    )
+}

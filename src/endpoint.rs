@@ -1,0 +1,410 @@
+//! Endpoints: the one address syntax that every subcommand takes and prints.
+//!
+//! | written                    | meaning                                              |
+//! |----------------------------|------------------------------------------------------|
+//! | `tcp://HOST:PORT`          | TCP                                                  |
+//! | `HOST:PORT`                | TCP (the scheme may be left out)                     |
+//! | `[IPv6]:PORT`              | an IPv6 literal, in brackets as in URLs              |
+//! | `:PORT`, `tcp://:PORT`     | every interface, IPv4 and IPv6                       |
+//! | `PORT`                     | `127.0.0.1:PORT`, the socket guide's loopback host   |
+//!
+//! HOST is an IP address, a host name (resolved through `getaddrinfo`, so
+//! `/etc/hosts` and DNS both count) or empty for every interface. `0.0.0.0` is
+//! every IPv4 interface and `[::]` every IPv6 one. Port 0 asks the kernel for
+//! a free port; the `listening on` line then shows the real one.
+//!
+//! `udp://HOST:PORT`, `unix:PATH` and friends are reserved for the datagram
+//! and local-socket transports: they parse to a clear "not supported yet"
+//! error rather than being taken for host names.
+//!
+//! This module does no I/O except name resolution in [`HostPort::resolve`].
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+
+use crate::exit::{Classify, ExitCode};
+
+/// The socket guide's address, where servers listen and clients connect by default.
+pub const DEFAULT: &str = "tcp://127.0.0.1:65432";
+
+/// What the error messages show as the accepted forms.
+const EXPECTED: &str = "expected tcp://HOST:PORT, HOST:PORT, [IPv6]:PORT, :PORT or PORT";
+
+/// An address the toolkit listens on or connects to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A TCP stream socket (`SOCK_STREAM` over `AF_INET` or `AF_INET6`).
+    Tcp(HostPort),
+}
+
+/// A host and a port, before or after resolution.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// Where: an address, a name, or every interface.
+    pub host: Host,
+    /// The port; 0 asks the kernel for a free one when binding.
+    pub port: u16,
+}
+
+/// The host part of an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// Written empty: every interface (IPv4 and IPv6) for a server, this
+    /// host's loopback for a client.
+    Any,
+    /// An IP literal, used as it is.
+    Ip(IpAddr),
+    /// A host name, resolved when it is used.
+    Name(String),
+}
+
+/// Why a string is not an endpoint. Every message says what was expected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// Nothing was given.
+    #[error("empty endpoint: {EXPECTED}")]
+    Empty,
+    /// A host without a port.
+    #[error("`{0}` has no port: {EXPECTED} (for example {0}:65432)")]
+    MissingPort(String),
+    /// The port is not a number from 0 to 65535.
+    #[error("`{0}` is not a port: expected a number from 0 to 65535 (0 picks a free port)")]
+    BadPort(String),
+    /// An IPv6 address written without brackets, so its colons are ambiguous.
+    #[error("`{input}`: an IPv6 address needs brackets, as in [{addr}]:{port}")]
+    UnbracketedIpv6 {
+        /// What was written.
+        input: String,
+        /// The address part.
+        addr: String,
+        /// The port part.
+        port: String,
+    },
+    /// Text in brackets that is not an IPv6 address.
+    #[error("`{0}` is not an IPv6 address: inside brackets expected one such as [::1]")]
+    BadIpv6(String),
+    /// A host that is neither an IP address nor a valid host name.
+    #[error("`{0}` is not a host name or IP address: expected letters, digits, '-' and '.'")]
+    BadHost(String),
+    /// A transport echokit knows of but does not speak yet.
+    #[error("`{0}` endpoints are not supported yet: {EXPECTED}")]
+    NotYet(String),
+    /// A scheme echokit does not know.
+    #[error("unknown scheme `{0}`: {EXPECTED}")]
+    UnknownScheme(String),
+}
+
+impl Classify for ParseError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+/// A host name that did not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve `{host}`: {reason}")]
+pub struct ResolveError {
+    /// The name that was looked up.
+    pub host: String,
+    /// What the resolver said, in its words.
+    pub reason: String,
+}
+
+impl Classify for ResolveError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Unreachable
+    }
+}
+
+impl Endpoint {
+    /// The TCP endpoint of a socket address, as `listening on` lines print it.
+    pub fn tcp(addr: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(HostPort {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
+        })
+    }
+
+    /// The guide's `tcp://127.0.0.1:65432`.
+    pub fn default_tcp() -> Endpoint {
+        Endpoint::tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 65432)))
+    }
+}
+
+/// What resolved addresses are for: a wildcard means different things to
+/// `bind` and to `connect`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Addresses to listen on.
+    Bind,
+    /// Addresses to connect to.
+    Connect,
+}
+
+impl HostPort {
+    /// Resolves to socket addresses, in the resolver's order (RFC 6724), without
+    /// duplicates. An empty host gives both wildcards to bind, and both
+    /// loopbacks to connect to.
+    pub fn resolve(&self, purpose: Purpose) -> Result<Vec<SocketAddr>, ResolveError> {
+        let port = self.port;
+        match &self.host {
+            Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
+            Host::Any => Ok(match purpose {
+                Purpose::Bind => vec![
+                    SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+                    SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+                ],
+                Purpose::Connect => vec![
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                    SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
+                ],
+            }),
+            Host::Name(name) => {
+                let failed = |reason: String| ResolveError {
+                    host: name.clone(),
+                    reason,
+                };
+                let found = (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|e| failed(resolver_reason(&e)))?;
+                let mut addrs: Vec<SocketAddr> = Vec::new();
+                for addr in found {
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+                if addrs.is_empty() {
+                    return Err(failed("the name has no addresses".into()));
+                }
+                let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+                tracing::info!("{name} resolved to {}", list.join(", "));
+                Ok(addrs)
+            }
+        }
+    }
+}
+
+/// The resolver's own words, without the standard library's prefix.
+fn resolver_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    text.strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text)
+        .to_string()
+}
+
+impl FromStr for Endpoint {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Endpoint, ParseError> {
+        if s.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        if let Some((scheme, rest)) = s.split_once("://") {
+            return match scheme.to_ascii_lowercase().as_str() {
+                "tcp" => parse_host_port(rest).map(Endpoint::Tcp),
+                "udp" => Err(ParseError::NotYet("udp://".into())),
+                _ => Err(ParseError::UnknownScheme(format!("{scheme}://"))),
+            };
+        }
+        for local in ["unix:", "unixgram:"] {
+            if s.starts_with(local) {
+                return Err(ParseError::NotYet(local.into()));
+            }
+        }
+        parse_host_port(s).map(Endpoint::Tcp)
+    }
+}
+
+fn parse_host_port(s: &str) -> Result<HostPort, ParseError> {
+    if s.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    if let Some(inner) = s.strip_prefix('[') {
+        let Some((addr, after)) = inner.split_once(']') else {
+            return Err(ParseError::BadIpv6(s.into()));
+        };
+        let ip: Ipv6Addr = addr.parse().map_err(|_| ParseError::BadIpv6(addr.into()))?;
+        let Some(port) = after.strip_prefix(':') else {
+            return Err(ParseError::MissingPort(s.into()));
+        };
+        return Ok(HostPort {
+            host: Host::Ip(IpAddr::V6(ip)),
+            port: parse_port(port)?,
+        });
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(HostPort {
+            host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: parse_port(s)?,
+        });
+    }
+    if s.parse::<Ipv6Addr>().is_ok() {
+        return Err(ParseError::MissingPort(format!("[{s}]")));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(ParseError::MissingPort(s.into()));
+    };
+    if host.contains(':') {
+        return Err(ParseError::UnbracketedIpv6 {
+            input: s.into(),
+            addr: host.into(),
+            port: port.into(),
+        });
+    }
+    let port = parse_port(port)?;
+    let host = if host.is_empty() {
+        Host::Any
+    } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        Host::Ip(IpAddr::V4(ip))
+    } else if is_host_name(host) {
+        Host::Name(host.to_ascii_lowercase())
+    } else {
+        return Err(ParseError::BadHost(host.into()));
+    };
+    Ok(HostPort { host, port })
+}
+
+fn parse_port(s: &str) -> Result<u16, ParseError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::BadPort(s.into()));
+    }
+    s.parse().map_err(|_| ParseError::BadPort(s.into()))
+}
+
+/// RFC 1123 host names, plus `_` which real resolvers accept in labels.
+fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Any => Ok(()),
+            Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}"),
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(hp) => write!(f, "tcp://{hp}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(host: Host, port: u16) -> Endpoint {
+        Endpoint::Tcp(HostPort { host, port })
+    }
+
+    #[test]
+    fn accepted_forms() {
+        let v4 = |a, b, c, d| Host::Ip(IpAddr::V4(Ipv4Addr::new(a, b, c, d)));
+        let cases = [
+            ("tcp://127.0.0.1:65432", tcp(v4(127, 0, 0, 1), 65432)),
+            ("127.0.0.1:0", tcp(v4(127, 0, 0, 1), 0)),
+            (
+                "TCP://localhost:80",
+                tcp(Host::Name("localhost".into()), 80),
+            ),
+            ("Example.COM:1", tcp(Host::Name("example.com".into()), 1)),
+            ("[::1]:9000", tcp(Host::Ip("::1".parse().unwrap()), 9000)),
+            ("tcp://[::]:7", tcp(Host::Ip("::".parse().unwrap()), 7)),
+            (":8000", tcp(Host::Any, 8000)),
+            ("tcp://:8000", tcp(Host::Any, 8000)),
+            ("0.0.0.0:8000", tcp(v4(0, 0, 0, 0), 8000)),
+            ("65432", tcp(v4(127, 0, 0, 1), 65432)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<Endpoint>(), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in [
+            "tcp://127.0.0.1:65432",
+            "tcp://[::1]:9000",
+            "tcp://:8000",
+            "tcp://localhost:0",
+        ] {
+            let ep: Endpoint = text.parse().unwrap();
+            assert_eq!(ep.to_string(), text);
+            assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep);
+        }
+    }
+
+    #[test]
+    fn errors_say_what_was_expected() {
+        let cases = [
+            ("", "empty endpoint"),
+            ("localhost", "`localhost` has no port"),
+            ("127.0.0.1:99999", "`99999` is not a port"),
+            ("127.0.0.1:", "`` is not a port"),
+            ("127.0.0.1:http", "`http` is not a port"),
+            ("::1:80", "needs brackets, as in [::1]:80"),
+            ("::1", "`[::1]` has no port"),
+            ("[::1]", "`[::1]` has no port"),
+            ("[::1", "is not an IPv6 address"),
+            ("[1.2.3.4]:80", "`1.2.3.4` is not an IPv6 address"),
+            ("bad host:80", "`bad host` is not a host name"),
+            ("-x:80", "`-x` is not a host name"),
+            (
+                "udp://127.0.0.1:7",
+                "`udp://` endpoints are not supported yet",
+            ),
+            ("unix:/tmp/s", "`unix:` endpoints are not supported yet"),
+            ("http://x:80", "unknown scheme `http://`"),
+        ];
+        for (text, want) in cases {
+            let err = text.parse::<Endpoint>().unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn wildcard_resolves_by_purpose() {
+        let hp = HostPort {
+            host: Host::Any,
+            port: 5,
+        };
+        let bind = hp.resolve(Purpose::Bind).unwrap();
+        assert!(bind.iter().all(|a| a.ip().is_unspecified()));
+        let connect = hp.resolve(Purpose::Connect).unwrap();
+        assert!(connect.iter().all(|a| a.ip().is_loopback()));
+        assert_eq!(bind.len(), 2);
+    }
+
+    #[test]
+    fn localhost_resolves_to_loopback() {
+        let hp = HostPort {
+            host: Host::Name("localhost".into()),
+            port: 5,
+        };
+        let addrs = hp.resolve(Purpose::Connect).unwrap();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 5));
+    }
+}

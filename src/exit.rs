@@ -1,0 +1,102 @@
+//! The exit codes of the whole tool: one table, the same failure with the same
+//! code in every subcommand.
+//!
+//! Library errors say which row they belong to through [`Classify`]; `main`
+//! walks an error's chain and exits with the first code it finds. The table is
+//! printed in `--help` and reproduced in the README (a test keeps them equal).
+
+/// Why the process ended, as the number it exits with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Everything asked for was done.
+    Success,
+    /// The command ran, but found failures (an echo that differs, errors during a run).
+    Failures,
+    /// The command line was wrong (bad flag, bad endpoint).
+    Usage,
+    /// The peer refused the connection: nothing listens there.
+    Refused,
+    /// A connect or the exchange did not finish in time.
+    TimedOut,
+    /// The host is unreachable, or its name did not resolve.
+    Unreachable,
+    /// A local address could not be bound: in use, permission denied, not available.
+    CannotBind,
+    /// The peer broke the protocol: a malformed, truncated or reset reply.
+    Protocol,
+}
+
+impl ExitCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ExitCode; 8] = [
+        ExitCode::Success,
+        ExitCode::Failures,
+        ExitCode::Usage,
+        ExitCode::Refused,
+        ExitCode::TimedOut,
+        ExitCode::Unreachable,
+        ExitCode::CannotBind,
+        ExitCode::Protocol,
+    ];
+
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::Failures => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Refused => 3,
+            ExitCode::TimedOut => 4,
+            ExitCode::Unreachable => 5,
+            ExitCode::CannotBind => 6,
+            ExitCode::Protocol => 7,
+        }
+    }
+
+    /// One line on what the code means, as `--help` and the README show it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitCode::Success => "success",
+            ExitCode::Failures => {
+                "ran, but found failures (an echo that differs, errors during a run)"
+            }
+            ExitCode::Usage => "usage error (bad flag or endpoint)",
+            ExitCode::Refused => "connection refused",
+            ExitCode::TimedOut => "timed out",
+            ExitCode::Unreachable => "host unreachable or name not resolved",
+            ExitCode::CannotBind => {
+                "cannot bind (address in use, permission denied, not available)"
+            }
+            ExitCode::Protocol => {
+                "the peer broke the protocol (a malformed, truncated or reset reply)"
+            }
+        }
+    }
+
+    /// The table as `--help` prints it: `  N  meaning`, one row per code.
+    pub fn help_table() -> String {
+        let mut out = String::from("Exit codes (the same in every subcommand):\n");
+        for code in ExitCode::ALL {
+            out.push_str(&format!("  {}  {}\n", code.code(), code.meaning()));
+        }
+        out
+    }
+}
+
+/// An error that knows which exit code it stands for.
+pub trait Classify {
+    /// The row of the exit-code table this error belongs to.
+    fn exit_code(&self) -> ExitCode;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_their_position_in_the_table() {
+        for (i, code) in ExitCode::ALL.iter().enumerate() {
+            assert_eq!(usize::from(code.code()), i);
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The `echokit` binary: parse the command line, start logging, run the
+//! subcommand, and turn its outcome into an exit code. The work is in the library.
+
+mod cli;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode as ProcessExit;
+
+use anyhow::Context;
+use clap::{CommandFactory, Parser};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, EchoClientArgs, EchoServerArgs};
+use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
+use echokit::echo::{server, stream};
+use echokit::endpoint::{ParseError, ResolveError};
+use echokit::exit::{Classify, ExitCode};
+use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions};
+use echokit::shutdown::Shutdown;
+use echokit::{Endpoint, os, text};
+
+/// What the guide's client sends.
+const HELLO: &str = "Hello, world";
+
+fn main() -> ProcessExit {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let outcome = match cli.command {
+        Command::EchoServer(args) => echo_server(args),
+        Command::EchoClient(args) => echo_client(args),
+    };
+    let code = match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            classify(&err)
+        }
+    };
+    ProcessExit::from(code.code())
+}
+
+/// The exit code of the first error in the chain that knows its own.
+fn classify(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        let code = if let Some(e) = cause.downcast_ref::<BindError>() {
+            e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<ConnectError>() {
+            e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<ClientError>() {
+            e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<ResolveError>() {
+            e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<ParseError>() {
+            e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
+            e.exit_code()
+        } else {
+            continue;
+        };
+        return code;
+    }
+    ExitCode::Failures
+}
+
+/// Logs go to stderr. Servers log each client at info; clients are quiet on
+/// success unless asked (-v).
+fn init_logging(cli: &Cli) {
+    let base = match cli.command {
+        Command::EchoServer(_) => 2,
+        Command::EchoClient(_) => 1,
+    };
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match base + cli.verbose {
+            0 | 1 => "warn",
+            2 => "info",
+            3 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
+    if let Some(limit) = os::raise_fd_limit() {
+        tracing::debug!("descriptor limit: {limit}");
+    }
+    let options = ListenOptions {
+        backlog: args.backlog,
+        keepalive: args.keepalive,
+        sndbuf: args.sndbuf,
+        rcvbuf: args.rcvbuf,
+    };
+    let endpoints = if args.endpoints.is_empty() {
+        vec![Endpoint::default_tcp()]
+    } else {
+        args.endpoints
+    };
+    let shutdown = Shutdown::new();
+    // Before the first `listening on` line: a script may signal as soon as it reads it.
+    watch_signals(shutdown.clone())?;
+    let mut listeners = Vec::new();
+    for endpoint in &endpoints {
+        listeners.extend(net::listen::bind(endpoint, &options)?);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for listener in &listeners {
+        writeln!(stdout, "listening on {}", listener.endpoint())?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+    let config = server::ServerConfig {
+        threads: args.threads.map(usize::from),
+        grace: args.grace,
+        once: args.once,
+        keepalive: args.keepalive,
+    };
+    let started = std::time::Instant::now();
+    let stats = server::run(listeners, &config, &shutdown)?;
+    let cut = if stats.cut_off > 0 {
+        format!(", {} cut off at the end of the grace period", stats.cut_off)
+    } else {
+        String::new()
+    };
+    println!(
+        "served {} connection{}, echoed {} bytes ({}) in {}{cut}",
+        stats.connections,
+        if stats.connections == 1 { "" } else { "s" },
+        stats.bytes_echoed,
+        text::bytes(stats.bytes_echoed),
+        text::duration(started.elapsed()),
+    );
+    Ok(ExitCode::Success)
+}
+
+/// SIGTERM and a first SIGINT ask for a graceful shutdown; a SIGINT during
+/// it exits at once.
+fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if shutdown.is_requested() {
+                    if signal == SIGINT {
+                        eprintln!("second interrupt: exiting now");
+                        std::process::exit(130);
+                    }
+                    continue;
+                }
+                let name = if signal == SIGINT { "interrupt" } else { "SIGTERM" };
+                tracing::info!("{name}: no longer accepting; open connections may finish (Ctrl-C again to exit now)");
+                shutdown.request();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
+    let target = args.target().unwrap_or_else(|msg| {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit()
+    });
+    let connect = ConnectOptions {
+        timeout: args.connect_timeout,
+        bind: args.bind,
+        source_port: args.source_port,
+    };
+    if target.stream {
+        let (socket, server) = net::connect::connect_endpoint(&target.endpoint, &connect)?;
+        tracing::debug!("streaming stdin to {server}");
+        let report = stream::run(
+            socket,
+            std::io::stdin(),
+            &mut std::io::stdout().lock(),
+            args.timeout,
+        )?;
+        tracing::debug!("sent {} bytes, received {}", report.sent, report.received);
+        return Ok(ExitCode::Success);
+    }
+    let connections = args.connections.map_or(1, |n| n as usize);
+    if connections > 1 {
+        os::raise_fd_limit();
+    }
+    let messages: Vec<Vec<u8>> = if let Some(path) = &args.file {
+        vec![std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?]
+    } else if !args.messages.is_empty() {
+        args.messages
+            .iter()
+            .map(|m| m.clone().into_bytes())
+            .collect()
+    } else if args.connections.is_some() {
+        client::MULTI_MESSAGES
+            .iter()
+            .map(|m| m.as_bytes().to_vec())
+            .collect()
+    } else {
+        vec![HELLO.as_bytes().to_vec()]
+    };
+    let plan = Plan {
+        keep_echo: args.connections.is_none() && args.file.is_none(),
+        verify: args.expect || args.connections.is_some(),
+        messages,
+        connections,
+    };
+    let options = ClientOptions {
+        connect,
+        timeout: args.timeout.unwrap_or(client::DEFAULT_TIMEOUT),
+    };
+    let mut report = client::run(&target.endpoint, &plan, &options)?;
+    if args.connections.is_some() {
+        for conn in &report.connections {
+            println!("{}", conn.line());
+        }
+        println!("{}", report.summary());
+        return Ok(report.exit_code());
+    }
+    let conn = report.connections.remove(0);
+    conn.outcome?;
+    if let Some(path) = &args.file {
+        match conn.first_difference {
+            None => println!(
+                "Received {} bytes, identical to {}",
+                conn.received,
+                path.display()
+            ),
+            Some(at) => println!(
+                "Received {} bytes, differing from {} at byte {at}",
+                conn.received,
+                path.display()
+            ),
+        }
+        return Ok(ExitCode::Success);
+    }
+    let mut echo = conn.echo.as_slice();
+    for message in &plan.messages {
+        let (this, rest) = echo.split_at(message.len().min(echo.len()));
+        println!("Received {}", text::py_bytes_repr(this));
+        echo = rest;
+    }
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,447 @@
+//! Outgoing connections: `connect` with Happy Eyeballs (RFC 8305), an overall
+//! timeout, an optional local address, and errors that name the cause and the
+//! likely fix.
+//!
+//! A name that resolves to several addresses (`localhost` to `::1` and
+//! `127.0.0.1`, say) is tried in the resolver's order with the families
+//! interleaved; the next attempt starts when the previous one fails or after
+//! [`ATTEMPT_DELAY`], whichever comes first, and the first to connect wins.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::endpoint::{Endpoint, Purpose, ResolveError};
+use crate::exit::{Classify, ExitCode};
+
+/// How long one connect may take when no `--connect-timeout` is given. Long
+/// enough for a far host and a retransmitted SYN (the first retry comes after
+/// 1 s, the second after 3 s), short enough that a dropped SYN is reported
+/// before a person gives up on the tool.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// RFC 8305's recommended Connection Attempt Delay: how long an attempt has
+/// before the next address is tried beside it.
+pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// The longest a connect may take, all attempts together.
+    pub timeout: Duration,
+    /// The local address to connect from (`--bind`).
+    pub bind: Option<IpAddr>,
+    /// The local port to connect from (`--source-port`).
+    pub source_port: Option<u16>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> ConnectOptions {
+        ConnectOptions {
+            timeout: DEFAULT_CONNECT_TIMEOUT,
+            bind: None,
+            source_port: None,
+        }
+    }
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A RST answered the SYN (`ECONNREFUSED`).
+    #[error(
+        "connection refused by {target}: nothing is listening there: \
+         is the server running, is the port right, is a firewall in the way?"
+    )]
+    Refused {
+        /// The addresses tried.
+        target: String,
+    },
+    /// Nothing answered in time.
+    #[error(
+        "timed out connecting to {target} after {}: nothing answered \
+         (a firewall dropping packets, a full listen backlog, or a wrong address); \
+         --connect-timeout sets the limit",
+        crate::text::duration(*after)
+    )]
+    TimedOut {
+        /// The addresses tried.
+        target: String,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// No route to the host or network.
+    #[error("host unreachable: {target}: {source} (check the address, the routes and the network)")]
+    Unreachable {
+        /// The addresses tried.
+        target: String,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// The name did not resolve.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The local address or port could not be used.
+    #[error("cannot bind the local address {local}: {source}{}", local_hint(.source))]
+    LocalBind {
+        /// The local address asked for.
+        local: SocketAddr,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// `--bind` names an address family that the target does not have.
+    #[error("{target} has no {family} address to reach from --bind {bind}")]
+    FamilyMismatch {
+        /// The addresses the target resolved to.
+        target: String,
+        /// The local address asked for.
+        bind: IpAddr,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+    },
+    /// Anything else.
+    #[error("cannot connect to {target}: {source}")]
+    Other {
+        /// The addresses tried.
+        target: String,
+        /// The kernel's error.
+        source: io::Error,
+    },
+}
+
+fn local_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => {
+            " (another socket uses that source port: pick another --source-port)"
+        }
+        Some(libc::EADDRNOTAVAIL) => {
+            " (it is not an address of this host, or the ephemeral ports are used up: \
+             see net.ipv4.ip_local_port_range)"
+        }
+        _ => "",
+    }
+}
+
+impl Classify for ConnectError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ConnectError::Refused { .. } => ExitCode::Refused,
+            ConnectError::TimedOut { .. } => ExitCode::TimedOut,
+            ConnectError::Unreachable { .. } | ConnectError::Resolve(_) => ExitCode::Unreachable,
+            ConnectError::LocalBind { .. } => ExitCode::CannotBind,
+            ConnectError::FamilyMismatch { .. } => ExitCode::Usage,
+            ConnectError::Other { .. } => ExitCode::Failures,
+        }
+    }
+}
+
+impl ConnectError {
+    /// Classifies the error of a connect attempt to `target`.
+    pub fn from_io(target: String, source: io::Error) -> ConnectError {
+        match source.raw_os_error() {
+            Some(libc::ECONNREFUSED) | Some(libc::ECONNRESET) => ConnectError::Refused { target },
+            Some(libc::ETIMEDOUT) => ConnectError::TimedOut {
+                target,
+                after: Duration::ZERO,
+            },
+            Some(libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN | libc::ENETDOWN) => {
+                ConnectError::Unreachable { target, source }
+            }
+            _ => ConnectError::Other { target, source },
+        }
+    }
+
+    /// How strongly this error tells what is wrong, to choose one to report
+    /// when every address failed: a refusal proves the host is there.
+    fn weight(&self) -> u8 {
+        match self {
+            ConnectError::Refused { .. } => 4,
+            ConnectError::TimedOut { .. } => 3,
+            ConnectError::LocalBind { .. } => 2,
+            ConnectError::Unreachable { .. } => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// Resolves an endpoint and connects to it.
+pub fn connect_endpoint(
+    endpoint: &Endpoint,
+    opts: &ConnectOptions,
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
+    let Endpoint::Tcp(hp) = endpoint;
+    let addrs = hp.resolve(Purpose::Connect)?;
+    connect(&addrs, opts)
+}
+
+/// Orders addresses as RFC 8305 section 4 asks: the resolver's order, with
+/// the two families interleaved, starting with the family it put first.
+pub fn interleave_families(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return Vec::new();
+    };
+    let (mut lead, mut other): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        addrs.iter().partition(|a| a.is_ipv6() == first.is_ipv6());
+    lead.reverse();
+    other.reverse();
+    let mut out = Vec::with_capacity(addrs.len());
+    while !lead.is_empty() || !other.is_empty() {
+        out.extend(lead.pop());
+        out.extend(other.pop());
+    }
+    out
+}
+
+/// The local address a socket of `addr`'s family binds before connecting,
+/// if the options ask for one.
+pub fn local_addr_for(addr: SocketAddr, opts: &ConnectOptions) -> Option<SocketAddr> {
+    if opts.bind.is_none() && opts.source_port.is_none() {
+        return None;
+    }
+    let port = opts.source_port.unwrap_or(0);
+    let ip = opts.bind.unwrap_or(if addr.is_ipv6() {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    });
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Creates a non-blocking socket, binds it if asked, and starts a connect to
+/// `addr`. The connect completes when the socket becomes writable.
+pub fn start(addr: SocketAddr, opts: &ConnectOptions) -> Result<Socket, ConnectError> {
+    let target = addr.to_string();
+    let fail = |e| ConnectError::from_io(target.clone(), e);
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    // Echo clients send small messages and wait for them: Nagle's algorithm
+    // would hold the second message of a pipeline back for an ACK.
+    socket.set_tcp_nodelay(true).map_err(fail)?;
+    if let Some(local) = local_addr_for(addr, opts) {
+        let bind_fail = |source| ConnectError::LocalBind { local, source };
+        if local.port() != 0 {
+            socket.set_reuse_address(true).map_err(bind_fail)?;
+        }
+        socket.bind(&local.into()).map_err(bind_fail)?;
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => Ok(socket),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(socket),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Err(ConnectError::LocalBind {
+            local: local_addr_for(addr, opts)
+                .unwrap_or_else(|| SocketAddr::new(unspecified(addr), 0)),
+            source: e,
+        }),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn unspecified(addr: SocketAddr) -> IpAddr {
+    if addr.is_ipv6() {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// Whether a started connect has finished: `Ok(true)` connected, `Ok(false)`
+/// still in progress, `Err` failed.
+pub fn finished(socket: &Socket) -> io::Result<bool> {
+    if let Some(e) = socket.take_error()? {
+        return Err(e);
+    }
+    match socket.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Connects to the first of `addrs` that answers, Happy Eyeballs style.
+/// Returns the connected (non-blocking) stream and the address it reached.
+pub fn connect(
+    addrs: &[SocketAddr],
+    opts: &ConnectOptions,
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
+    let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let all = all.join(", ");
+    let ordered: Vec<SocketAddr> = match opts.bind {
+        Some(bind) => addrs
+            .iter()
+            .copied()
+            .filter(|a| a.is_ipv6() == bind.is_ipv6())
+            .collect(),
+        None => interleave_families(addrs),
+    };
+    if let Some(bind) = opts.bind
+        && ordered.is_empty()
+    {
+        return Err(ConnectError::FamilyMismatch {
+            target: all,
+            bind,
+            family: if bind.is_ipv6() { "IPv6" } else { "IPv4" },
+        });
+    }
+    let started = Instant::now();
+    let deadline = started + opts.timeout;
+    let mut poll = Poll::new().map_err(|e| ConnectError::from_io(all.clone(), e))?;
+    let mut events = Events::with_capacity(8);
+    let mut attempts: Vec<Option<Socket>> = Vec::with_capacity(ordered.len());
+    let mut errors: Vec<ConnectError> = Vec::new();
+    let mut next_start = started;
+    loop {
+        let now = Instant::now();
+        let live = attempts.iter().filter(|a| a.is_some()).count();
+        if attempts.len() < ordered.len() && (now >= next_start || live == 0) {
+            let addr = ordered[attempts.len()];
+            tracing::debug!("connecting to {addr}");
+            match start(addr, opts) {
+                Ok(socket) => {
+                    let token = Token(attempts.len());
+                    poll.registry()
+                        .register(
+                            &mut SourceFd(&socket.as_raw_fd()),
+                            token,
+                            Interest::WRITABLE,
+                        )
+                        .map_err(|e| ConnectError::from_io(all.clone(), e))?;
+                    attempts.push(Some(socket));
+                }
+                Err(e) => {
+                    tracing::debug!("{addr}: {e}");
+                    attempts.push(None);
+                    errors.push(e);
+                }
+            }
+            next_start = Instant::now() + ATTEMPT_DELAY;
+            continue;
+        }
+        if live == 0 {
+            return Err(pick_error(errors, &all));
+        }
+        if now >= deadline {
+            return Err(ConnectError::TimedOut {
+                target: all,
+                after: opts.timeout,
+            });
+        }
+        let mut wait = deadline - now;
+        if attempts.len() < ordered.len() {
+            wait = wait.min(next_start.saturating_duration_since(now));
+        }
+        match poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ConnectError::from_io(all, e)),
+        }
+        for event in &events {
+            let i = event.token().0;
+            let Some(socket) = &attempts[i] else { continue };
+            match finished(socket) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let socket = attempts[i].take().expect("checked to be Some just above");
+                    tracing::debug!("connected to {} in {:?}", ordered[i], started.elapsed());
+                    return Ok((socket.into(), ordered[i]));
+                }
+                Err(e) => {
+                    tracing::debug!("{}: {e}", ordered[i]);
+                    errors.push(ConnectError::from_io(ordered[i].to_string(), e));
+                    attempts[i] = None;
+                    // A failure starts the next attempt at once (RFC 8305 section 5).
+                    next_start = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// The error to report when every attempt failed: the most telling one, with
+/// every address tried as its target.
+fn pick_error(errors: Vec<ConnectError>, all: &str) -> ConnectError {
+    let best = errors
+        .into_iter()
+        .enumerate()
+        .max_by_key(|(i, e)| (e.weight(), std::cmp::Reverse(*i)))
+        .map(|(_, e)| e);
+    let target = all.to_string();
+    match best {
+        Some(ConnectError::Refused { .. }) => ConnectError::Refused { target },
+        Some(ConnectError::Unreachable { source, .. }) => {
+            ConnectError::Unreachable { target, source }
+        }
+        Some(ConnectError::Other { source, .. }) => ConnectError::Other { target, source },
+        Some(other) => other,
+        None => ConnectError::Other {
+            target,
+            source: io::Error::new(io::ErrorKind::NotFound, "no address to connect to"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn families_are_interleaved_starting_with_the_first() {
+        let addrs = [
+            a("[::1]:1"),
+            a("[::2]:1"),
+            a("1.0.0.1:1"),
+            a("1.0.0.2:1"),
+            a("1.0.0.3:1"),
+        ];
+        let want = [
+            a("[::1]:1"),
+            a("1.0.0.1:1"),
+            a("[::2]:1"),
+            a("1.0.0.2:1"),
+            a("1.0.0.3:1"),
+        ];
+        assert_eq!(interleave_families(&addrs), want);
+    }
+
+    #[test]
+    fn refused_when_nothing_listens() {
+        // A bound socket that does not listen answers SYNs with RST.
+        let holder = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        holder.bind(&a("127.0.0.1:0").into()).unwrap();
+        let addr = holder.local_addr().unwrap().as_socket().unwrap();
+        let err = connect(&[addr], &ConnectOptions::default()).unwrap_err();
+        assert!(matches!(err, ConnectError::Refused { .. }), "{err:?}");
+        assert_eq!(err.exit_code(), ExitCode::Refused);
+    }
+
+    #[test]
+    fn a_refused_address_falls_through_to_one_that_listens() {
+        let holder = Socket::new(Domain::IPV6, Type::STREAM, None).unwrap();
+        holder.bind(&a("[::1]:0").into()).unwrap();
+        let dead = holder.local_addr().unwrap().as_socket().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let live = listener.local_addr().unwrap();
+        let (_stream, reached) = connect(&[dead, live], &ConnectOptions::default()).unwrap();
+        assert_eq!(reached, live);
+    }
+
+    #[test]
+    fn bind_family_mismatch_is_a_usage_error() {
+        let opts = ConnectOptions {
+            bind: Some("::1".parse().unwrap()),
+            ..ConnectOptions::default()
+        };
+        let err = connect(&[a("127.0.0.1:9")], &opts).unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::Usage, "{err}");
+    }
+}

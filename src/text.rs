@@ -1,0 +1,100 @@
+//! Text for people: bytes shown as Python shows them, sizes and durations.
+//!
+//! The socket guide prints what it receives with Python's `repr` of a
+//! `bytes` object (`Received b'Hello, world'`); echokit prints the same so
+//! that its output can be compared with the guide's line for line.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The bytes as Python's `repr(bytes)` shows them: `b'...'`, printable ASCII
+/// as is, `\t \n \r \\` escaped, anything else as `\xNN`. Like Python, it
+/// quotes with `"` when the bytes hold a `'` and no `"`.
+pub fn py_bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push('b');
+    out.push(char::from(quote));
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if b == quote => {
+                out.push('\\');
+                out.push(char::from(b));
+            }
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push(char::from(quote));
+    out
+}
+
+/// A byte count with a binary unit: `512 B`, `1.5 KiB`, `3.0 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration rounded for people: `850 us`, `12.3 ms`, `4.20 s`.
+pub fn duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.0} us")
+    } else if us < 1e6 {
+        format!("{:.1} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_matches_python() {
+        // Expected values are what CPython 3.11 prints for repr(bytes).
+        let cases: [(&[u8], &str); 7] = [
+            (b"Hello, world", "b'Hello, world'"),
+            (b"", "b''"),
+            (b"it's", "b\"it's\""),
+            (b"it's \"x\"", "b'it\\'s \"x\"'"),
+            (b"a\tb\nc\rd\\", "b'a\\tb\\nc\\rd\\\\'"),
+            (b"\x00\x7f\xff", "b'\\x00\\x7f\\xff'"),
+            ("🐰".as_bytes(), "b'\\xf0\\x9f\\x90\\xb0'"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(py_bytes_repr(input), want);
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(bytes(12), "12 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(duration(Duration::from_micros(850)), "850 us");
+        assert_eq!(duration(Duration::from_micros(12_340)), "12.3 ms");
+        assert_eq!(duration(Duration::from_millis(4200)), "4.20 s");
+    }
+}
