@@ -241,6 +241,17 @@ fn parse_host_port(s: &str) -> Result<HostPort, ParseError> {
         });
     }
     if s.parse::<Ipv6Addr>().is_ok() {
+        // `::1:80` is itself an IPv6 address; the brackets say which was meant.
+        if let Some((addr, port)) = s.rsplit_once(':')
+            && addr.parse::<Ipv6Addr>().is_ok()
+            && parse_port(port).is_ok()
+        {
+            return Err(ParseError::UnbracketedIpv6 {
+                input: s.into(),
+                addr: addr.into(),
+                port: port.into(),
+            });
+        }
         return Err(ParseError::MissingPort(format!("[{s}]")));
     }
     let Some((host, port)) = s.rsplit_once(':') else {
