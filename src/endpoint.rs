@@ -73,7 +73,9 @@ pub enum ParseError {
     #[error("`{0}` is not a port: expected a number from 0 to 65535 (0 picks a free port)")]
     BadPort(String),
     /// An IPv6 address written without brackets, so its colons are ambiguous.
-    #[error("`{input}`: an IPv6 address needs brackets, as in [{addr}]:{port}")]
+    #[error(
+        "`{input}`: an IPv6 address needs brackets: expected [IPv6]:PORT, as in [{addr}]:{port}"
+    )]
     UnbracketedIpv6 {
         /// What was written.
         input: String,
@@ -375,7 +377,10 @@ mod tests {
             ("127.0.0.1:99999", "`99999` is not a port"),
             ("127.0.0.1:", "`` is not a port"),
             ("127.0.0.1:http", "`http` is not a port"),
-            ("::1:80", "needs brackets, as in [::1]:80"),
+            (
+                "::1:80",
+                "needs brackets: expected [IPv6]:PORT, as in [::1]:80",
+            ),
             ("::1", "`[::1]` has no port"),
             ("[::1]", "`[::1]` has no port"),
             ("[::1", "is not an IPv6 address"),

@@ -55,15 +55,27 @@ pub fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A duration rounded for people: `850 us`, `12.3 ms`, `4.20 s`.
+/// A duration rounded for people: `850 us`, `12.3 ms`, `300 ms`, `4.25 s`.
 pub fn duration(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
     if us < 1000.0 {
         format!("{us:.0} us")
     } else if us < 1e6 {
-        format!("{:.1} ms", us / 1e3)
+        format!("{} ms", trim_zeros(format!("{:.1}", us / 1e3)))
     } else {
-        format!("{:.2} s", us / 1e6)
+        format!("{} s", trim_zeros(format!("{:.2}", us / 1e6)))
+    }
+}
+
+/// `300.0` -> `300`, `4.20` -> `4.2`.
+fn trim_zeros(number: String) -> String {
+    if number.contains('.') {
+        number
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        number
     }
 }
 
@@ -95,6 +107,8 @@ mod tests {
         assert_eq!(bytes(3 << 20), "3.0 MiB");
         assert_eq!(duration(Duration::from_micros(850)), "850 us");
         assert_eq!(duration(Duration::from_micros(12_340)), "12.3 ms");
-        assert_eq!(duration(Duration::from_millis(4200)), "4.20 s");
+        assert_eq!(duration(Duration::from_millis(300)), "300 ms");
+        assert_eq!(duration(Duration::from_millis(4200)), "4.2 s");
+        assert_eq!(duration(Duration::from_secs(10)), "10 s");
     }
 }

@@ -264,8 +264,9 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
         plan,
         scratch: vec![0; 64 * 1024],
         server,
-        started,
         deadline: started + opts.timeout,
+        timeout: opts.timeout,
+        connect_timeout: connect_opts.timeout,
     };
     engine.add(Ok(TcpStream::from_std(first)), engine.deadline)?;
     for _ in 1..plan.connections {
@@ -330,8 +331,10 @@ struct Engine<'a> {
     plan: &'a Plan,
     scratch: Vec<u8>,
     server: SocketAddr,
-    started: Instant,
     deadline: Instant,
+    /// The limits, as the errors report them.
+    timeout: Duration,
+    connect_timeout: Duration,
 }
 
 impl Engine<'_> {
@@ -461,7 +464,7 @@ impl Engine<'_> {
                 Phase::Connecting(by) if now >= by || now >= self.deadline => {
                     Err(ClientError::Connect(ConnectError::TimedOut {
                         target: self.server.to_string(),
-                        after: now - self.started,
+                        after: self.connect_timeout.min(self.timeout),
                     }))
                 }
                 Phase::Closing(by) if now >= by => {
@@ -472,7 +475,7 @@ impl Engine<'_> {
                     Ok(())
                 }
                 _ if now >= self.deadline => Err(ClientError::TimedOut {
-                    after: now - self.started,
+                    after: self.timeout,
                     received: conn.received as u64,
                     expected,
                 }),

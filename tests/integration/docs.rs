@@ -1,0 +1,23 @@
+//! The README's promises that a test can hold it to.
+
+use echokit::ExitCode;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
+}
+
+#[test]
+fn the_readme_exit_code_table_is_the_tools() {
+    let readme = readme();
+    for code in ExitCode::ALL {
+        let row = format!("| {} | {} |", code.code(), code.meaning());
+        assert!(readme.contains(&row), "README lacks the row {row:?}");
+    }
+}
+
+#[test]
+fn the_readme_quick_start_is_two_commands() {
+    let readme = readme();
+    assert!(readme.contains("cargo run --release -- echo-server"));
+    assert!(readme.contains("cargo test --release"));
+}

@@ -1,0 +1,9 @@
+//! Integration tests: they run the real `echokit` binary on port 0, read the
+//! bound address from its `listening on` line, and talk to it over loopback.
+//! One test binary, so the suite links once.
+
+mod client;
+mod docs;
+mod interop;
+mod server;
+mod util;

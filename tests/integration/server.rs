@@ -1,0 +1,361 @@
+//! `echokit echo-server` over real sockets: the guide's exchange, many
+//! clients, half-close, back-pressure, shutdown, and every startup error.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use crate::util::{self, LIMIT, Server, client, connect, pattern, read_to_end, text};
+
+#[test]
+fn guide_exchange_and_summary() {
+    let mut server = Server::start(&["127.0.0.1:0"], 1);
+    let out = client(&[&server.addr().to_string()]);
+    assert_eq!(text(&out.stdout), "Received b'Hello, world'\n");
+    assert_eq!(
+        text(&out.stderr),
+        "",
+        "a successful client is silent on stderr"
+    );
+    assert!(out.status.success());
+    let connected = server.stderr_line("connected by 127.0.0.1:");
+    assert!(connected.contains("INFO"), "{connected}");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait().code(), Some(0));
+    let summary = server.rest_of_stdout().join("\n");
+    assert!(
+        summary.contains("served 1 connection, echoed 12 bytes"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn several_endpoints_in_one_process_ipv4_and_ipv6() {
+    let server = Server::start(&["127.0.0.1:0", "tcp://[::1]:0"], 2);
+    assert!(server.addrs[0].is_ipv4() && server.addrs[1].is_ipv6());
+    for addr in &server.addrs {
+        let mut s = connect(*addr);
+        s.write_all(b"both families").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(read_to_end(&mut s), b"both families");
+    }
+}
+
+#[test]
+fn a_host_name_binds_every_address_it_resolves_to_on_one_port() {
+    let server = Server::start(&["localhost:0", "-v"], 1);
+    let resolved = server.stderr_line("localhost resolved to");
+    let count = resolved.matches(", ").count() + 1;
+    let port = server.addr().port();
+    assert_ne!(port, 0);
+    assert!(server.addr().ip().is_loopback());
+    let mut s = connect(server.addr());
+    s.write_all(b"by name").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s), b"by name");
+    // Every address got a listener on the same port (the others' lines follow).
+    let rest = server.stdout_after(count - 1);
+    assert!(rest.iter().all(|a| a.port() == port), "{rest:?}");
+}
+
+#[test]
+fn hundreds_of_concurrent_clients_each_get_their_own_bytes() {
+    const CLIENTS: usize = 300;
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let addr = server.addr();
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let mut s = connect(addr);
+                    // Every client is connected before any sends.
+                    barrier.wait();
+                    let data = pattern(1000 + i, i as u32);
+                    for chunk in data.chunks(100) {
+                        s.write_all(chunk).unwrap();
+                    }
+                    let mut echo = vec![0; data.len()];
+                    s.read_exact(&mut echo).unwrap();
+                    assert!(echo == data, "client {i} got another echo");
+                    s.shutdown(Shutdown::Write).unwrap();
+                    assert_eq!(
+                        read_to_end(&mut s),
+                        b"",
+                        "client {i}: nothing after its echo"
+                    );
+                })
+                .unwrap()
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a client failed");
+    }
+}
+
+/// Sends `data` from a thread, half-closes, and returns everything echoed.
+fn echo_through_half_close(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
+    let mut s = connect(addr);
+    let mut writer = s.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&data).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let echo = read_to_end(&mut s);
+    sender.join().unwrap();
+    echo
+}
+
+#[test]
+fn half_close_returns_every_byte_of_several_mib() {
+    let server = Server::start(&["127.0.0.1:0", "--threads", "2"], 1);
+    for (size, seed) in [(8 << 20, 1), ((3 << 20) + 12_345, 2)] {
+        let data = pattern(size, seed);
+        let echo = echo_through_half_close(server.addr(), data.clone());
+        assert_eq!(echo.len(), data.len());
+        assert!(echo == data, "the echo of {size} bytes differs");
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_is_bounded_and_stalls_nobody() {
+    let server = Server::start(&["127.0.0.1:0", "--threads", "1"], 1);
+    // Warm up: the loop's buffers exist before the baseline is taken.
+    assert_eq!(
+        echo_through_half_close(server.addr(), pattern(200_000, 3)).len(),
+        200_000
+    );
+    let before = server.rss_bytes();
+
+    // The hog writes without reading until its writes stall for 500 ms.
+    let hog = connect(server.addr());
+    hog.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let chunk = pattern(64 * 1024, 4);
+    let mut sent = 0usize;
+    let stalled = loop {
+        match (&hog).write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break true;
+            }
+            Err(e) => panic!("hog write: {e}"),
+        }
+        if sent > 256 << 20 {
+            break false;
+        }
+    };
+    assert!(
+        stalled,
+        "the server read 256 MiB from a client that reads nothing"
+    );
+
+    // Another client is served while the hog is stalled.
+    let data = pattern(100_000, 5);
+    assert!(echo_through_half_close(server.addr(), data.clone()) == data);
+
+    let growth = server.rss_bytes().saturating_sub(before);
+    assert!(
+        growth < 2 << 20,
+        "server memory grew {growth} bytes for a client that pushed {sent} bytes without reading"
+    );
+    // What the hog did send is still echoed, in order, once it reads.
+    hog.shutdown(Shutdown::Write).unwrap();
+    let mut hog = hog;
+    hog.set_read_timeout(Some(LIMIT)).unwrap();
+    let echo = read_to_end(&mut hog);
+    assert_eq!(echo.len(), sent);
+    assert!(echo.chunks(chunk.len()).all(|c| c == &chunk[..c.len()]));
+}
+
+#[test]
+fn sigterm_lets_the_echo_in_flight_finish_then_exits_zero() {
+    let mut server = Server::start(&["127.0.0.1:0"], 1);
+    let data = pattern(4 << 20, 6);
+    let mut s = connect(server.addr());
+    let mut writer = s.try_clone().unwrap();
+    let payload = data.clone();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&payload).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    // The echo has started: the connection is accepted and in flight.
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).unwrap();
+    server.signal(libc::SIGTERM);
+    server.stderr_line("SIGTERM: no longer accepting");
+    let mut echo = first.to_vec();
+    echo.extend(read_to_end(&mut s));
+    sender.join().unwrap();
+    assert!(
+        echo == data,
+        "echo after SIGTERM: {} of {} bytes",
+        echo.len(),
+        data.len()
+    );
+    assert_eq!(server.wait().code(), Some(0));
+    let summary = server.rest_of_stdout().join("\n");
+    assert!(
+        summary.contains(&format!("served 1 connection, echoed {} bytes", data.len())),
+        "{summary}"
+    );
+    // It no longer accepts.
+    assert!(std::net::TcpStream::connect(server.addr()).is_err());
+}
+
+#[test]
+fn the_grace_period_ends_with_an_orderly_close() {
+    let mut server = Server::start(&["127.0.0.1:0", "--grace", "300ms"], 1);
+    let mut idle = connect(server.addr());
+    idle.write_all(b"ping").unwrap();
+    let mut echo = [0u8; 4];
+    idle.read_exact(&mut echo).unwrap();
+    server.signal(libc::SIGTERM);
+    // The client sees EOF, not a reset.
+    assert_eq!(read_to_end(&mut idle), b"");
+    assert_eq!(server.wait().code(), Some(0));
+    let summary = server.rest_of_stdout().join("\n");
+    assert!(
+        summary.contains("1 cut off at the end of the grace period"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_second_interrupt_exits_at_once() {
+    let mut server = Server::start(&["127.0.0.1:0", "--grace", "1h"], 1);
+    let _idle = connect(server.addr());
+    server.stderr_line("connected by");
+    server.signal(libc::SIGINT);
+    server.stderr_line("interrupt: no longer accepting");
+    server.signal(libc::SIGINT);
+    let status = server
+        .wait_for(Duration::from_secs(5))
+        .expect("exit at once on the second SIGINT");
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn once_serves_one_client_then_exits() {
+    let mut server = Server::start(&["127.0.0.1:0", "--once"], 1);
+    let out = client(&[&server.addr().to_string(), "-m", "only one"]);
+    assert_eq!(text(&out.stdout), "Received b'only one'\n");
+    assert_eq!(server.wait().code(), Some(0));
+    assert!(std::net::TcpStream::connect(server.addr()).is_err());
+}
+
+#[test]
+fn address_in_use_fails_loudly_and_names_the_holder() {
+    let first = Server::start(&["127.0.0.1:0"], 1);
+    let mut cmd = util::echokit();
+    cmd.args(["echo-server", &first.addr().to_string()]);
+    let out = util::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(6));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "address in use: {} is already served",
+            first.addr()
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pid {}", first.pid())), "{err}");
+    assert!(err.contains("echokit echo-server"), "{err}");
+    assert_eq!(text(&out.stdout), "", "no listening line for a failed bind");
+}
+
+#[test]
+fn a_privileged_port_is_permission_denied_for_an_unprivileged_user() {
+    let first_free: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    if first_free == 0 {
+        eprintln!(
+            "every port is unprivileged on this host (ip_unprivileged_port_start = 0): nothing to test"
+        );
+        return;
+    }
+    // Copy the binary where an unprivileged user can run it.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("echokit");
+    std::fs::copy(env!("CARGO_BIN_EXE_echokit"), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["echo-server", &format!("127.0.0.1:{}", first_free - 1)]);
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0 {
+        cmd.uid(65534).gid(65534); // nobody
+    }
+    let out = util::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(
+        err.contains(&format!("use a port of {first_free} or above")),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_address_of_another_host_is_not_available() {
+    // 203.0.113.1 is TEST-NET-3 (RFC 5737): no host has it. Binding sends nothing.
+    let mut cmd = util::echokit();
+    cmd.args(["echo-server", "203.0.113.1:0"]);
+    let out = util::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(text(&out.stderr).contains("address not available: 203.0.113.1:0"));
+}
+
+#[test]
+fn a_bad_endpoint_is_a_usage_error_that_says_what_was_expected() {
+    for (arg, says) in [
+        ("localhost", "has no port"),
+        ("127.0.0.1:70000", "is not a port"),
+        ("::1:80", "needs brackets"),
+    ] {
+        let mut cmd = util::echokit();
+        cmd.args(["echo-server", arg]);
+        let out = util::run(cmd, b"");
+        assert_eq!(out.status.code(), Some(2), "{arg}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains("expected"),
+            "{arg}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_backlog_above_somaxconn_is_warned_about() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let backlog = (somaxconn + 1).to_string();
+    let server = Server::start(&["127.0.0.1:0", "--backlog", &backlog], 1);
+    let line = server.stderr_line("somaxconn");
+    assert!(line.contains(&format!("caps it to {somaxconn}")), "{line}");
+}
+
+#[test]
+fn a_listener_blocked_by_a_raw_socket_on_the_port_reports_in_use() {
+    // Not an echokit: any socket holding the port must make the bind fail.
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = util::echokit();
+    cmd.args(["echo-server", &holder.local_addr().unwrap().to_string()]);
+    let out = util::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(text(&out.stderr).contains(&format!("pid {}", std::process::id())));
+}

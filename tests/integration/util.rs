@@ -1,0 +1,260 @@
+//! Running the real binary: a server that has printed its `listening on`
+//! lines, clients with a bounded run time, and small socket helpers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
+
+/// The longest any process or socket operation of a test may take.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// The binary under test.
+pub fn echokit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_echokit"))
+}
+
+/// An `echokit echo-server` (or another server that prints `listening on`
+/// lines), killed when dropped.
+pub struct Server {
+    pub child: Child,
+    /// The bound addresses, from the `listening on` lines.
+    pub addrs: Vec<SocketAddr>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+fn lines_of<R: Read + Send + 'static>(stream: R) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The socket address of a `listening on tcp://ADDR` line.
+pub fn parse_listening(line: &str) -> SocketAddr {
+    let rest = line
+        .strip_prefix("listening on tcp://")
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+    rest.parse().unwrap_or_else(|e| panic!("{rest:?}: {e}"))
+}
+
+impl Server {
+    /// `echokit echo-server ARGS`, once it has printed `listeners` lines.
+    pub fn start(args: &[&str], listeners: usize) -> Server {
+        let mut cmd = echokit();
+        cmd.arg("echo-server").args(args);
+        Server::spawn(cmd, listeners)
+    }
+
+    /// Any command that prints `listening on` lines first.
+    pub fn spawn(mut cmd: Command, listeners: usize) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the server");
+        let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
+        let stdout = lines_of(stdout);
+        let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
+        let mut server = Server {
+            child,
+            addrs: Vec::new(),
+            stdout,
+            stderr,
+        };
+        for _ in 0..listeners {
+            match server.stdout.recv_timeout(LIMIT) {
+                Ok(line) => server.addrs.push(parse_listening(&line)),
+                Err(_) => {
+                    let err: Vec<String> = server.stderr.try_iter().collect();
+                    panic!("server printed no listening line; stderr: {err:#?}");
+                }
+            }
+        }
+        server
+    }
+
+    /// The first bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with a pid this test spawned and has not reaped.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits (bounded) for the server to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        self.wait_for(LIMIT)
+            .expect("the server did not exit in time")
+    }
+
+    /// Waits up to `limit` for the server to exit.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.child.wait_timeout(limit).expect("wait for the server")
+    }
+
+    /// Waits (bounded) for a stderr line that contains `needle`; returns it.
+    pub fn stderr_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no stderr line with {needle:?}"),
+            }
+        }
+    }
+
+    /// The next stdout line (bounded wait).
+    pub fn stdout_line(&self) -> String {
+        self.stdout.recv_timeout(LIMIT).expect("a stdout line")
+    }
+
+    /// The addresses of the next `n` listening lines.
+    pub fn stdout_after(&self, n: usize) -> Vec<SocketAddr> {
+        (0..n)
+            .map(|_| parse_listening(&self.stdout_line()))
+            .collect()
+    }
+
+    /// Every stdout line after the listening lines, once the server has exited.
+    pub fn rest_of_stdout(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stdout.recv_timeout(LIMIT) {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// The server's resident memory, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status");
+        kib * 1024
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion with `stdin` as its input, bounded by [`LIMIT`].
+pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = lines_of_bytes(child.stdout.take().expect("stdout is piped"));
+    let err = lines_of_bytes(child.stderr.take().expect("stderr is piped"));
+    let status = match child.wait_timeout(LIMIT).expect("wait") {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {LIMIT:?}");
+        }
+    };
+    feeder.join().expect("stdin feeder");
+    Output {
+        status,
+        stdout: out.recv_timeout(LIMIT).expect("stdout"),
+        stderr: err.recv_timeout(LIMIT).expect("stderr"),
+    }
+}
+
+fn lines_of_bytes<R: Read + Send + 'static>(mut stream: R) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        let _ = tx.send(all);
+    });
+    rx
+}
+
+/// `echokit echo-client ARGS`, run to completion.
+pub fn client(args: &[&str]) -> Output {
+    let mut cmd = echokit();
+    cmd.arg("echo-client").args(args);
+    run(cmd, b"")
+}
+
+/// Text of an output stream.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A connected client socket with bounded reads and writes.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, LIMIT).expect("connect");
+    stream.set_read_timeout(Some(LIMIT)).expect("read timeout");
+    stream
+        .set_write_timeout(Some(LIMIT))
+        .expect("write timeout");
+    stream
+}
+
+/// Reads until the peer closes, bounded by the socket's read timeout.
+pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).expect("read to end");
+    all
+}
+
+/// Deterministic bytes that are not all alike, so misplaced bytes show.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Whether python3 is there (CI installs it; `.ci/run` says so).
+pub fn python() -> Command {
+    Command::new("python3")
+}
+
+/// The path of a Python peer in `tests/peers/`.
+pub fn peer(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
