@@ -19,5 +19,5 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 (cd "$BENCH" && ./build.sh >/dev/null)
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r); echokit $(git -C "$ROOT" rev-parse --short HEAD)"
 LABEL_A=echokit LABEL_B=c-epoll OUT="${OUT:-$BENCH/results/compare.jsonl}" "$BENCH/compare.sh" \
-    "$ROOT/target/release/echokit echo-server -q tcp://127.0.0.1:{PORT}" \
+    "$ROOT/target/release/echokit echo-server tcp://127.0.0.1:{PORT}" \
     "$BENCH/anchors/c-epoll/echo-epoll {PORT}" "$REPS"

@@ -15,6 +15,6 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r); echokit $(git -C "$ROOT" rev-parse --short HEAD); $N connections"
 for rep in $(seq 1 "$REPS"); do
     echo "## rep $rep"
-    "$BENCH/memory.sh" "$ROOT/target/release/echokit echo-server -q tcp://127.0.0.1:{PORT}" echokit "$N"
+    "$BENCH/memory.sh" "$ROOT/target/release/echokit echo-server tcp://127.0.0.1:{PORT}" echokit "$N"
     "$BENCH/memory.sh" "$BENCH/anchors/c-epoll/echo-epoll {PORT}" c-epoll "$N"
 done
