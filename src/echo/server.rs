@@ -7,13 +7,13 @@
 //! `worker.rs`, one connection's echo in `conn.rs`.
 
 use std::io;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use mio::{Poll, Waker};
 
-use super::worker::{Acceptor, ConnOptions, Peer, Worker, WorkerStats};
+use super::worker::{Acceptor, ConnOptions, Shared, Worker, WorkerStats};
 use crate::exit::{Classify, ExitCode};
 use crate::net::Listener;
 use crate::shutdown::Shutdown;
@@ -89,12 +89,12 @@ pub fn run(
     } else {
         config.threads.unwrap_or_else(default_threads).max(1)
     };
-    let loads: Arc<[AtomicUsize]> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
     let options = ConnOptions {
         keepalive: config.keepalive,
         grace: config.grace,
     };
     let mut polls = Vec::with_capacity(threads);
+    let mut wakers = Vec::with_capacity(threads);
     let mut peers = Vec::with_capacity(threads);
     let mut inboxes = Vec::with_capacity(threads);
     for id in 0..threads {
@@ -102,10 +102,16 @@ pub fn run(
         let waker = Arc::new(Waker::new(poll.registry(), Worker::waker_token())?);
         shutdown.register(Arc::clone(&waker));
         let (tx, rx) = mpsc::channel();
-        peers.push((id != 0).then_some(Peer { tx, waker }));
+        peers.push((id != 0).then_some(tx));
         inboxes.push(rx);
         polls.push(poll);
+        wakers.push(waker);
     }
+    let shared = Arc::new(Shared {
+        loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+        accepting: AtomicBool::new(true),
+        wakers,
+    });
     let mut acceptor = Some(Acceptor {
         listeners: listeners
             .into_iter()
@@ -123,7 +129,7 @@ pub fn run(
             poll,
             acceptor,
             inbox,
-            Arc::clone(&loads),
+            Arc::clone(&shared),
             shutdown.clone(),
             options,
         )?);
@@ -141,8 +147,9 @@ pub fn run(
             })
             .collect();
         let mut results = vec![first.run()];
+        // Loop 0 accepts no more, whichever way it ended.
+        shared.stop_accepting();
         if results[0].is_err() {
-            // Loop 0 accepts; without it the others would wait forever.
             shutdown.request();
         }
         for handle in handles {

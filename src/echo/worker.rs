@@ -20,7 +20,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -58,17 +58,36 @@ pub(crate) struct WorkerStats {
     pub(crate) cut_off: u64,
 }
 
-/// Another loop, as the accepting loop sees it.
-pub(crate) struct Peer {
-    pub(crate) tx: Sender<Handoff>,
-    pub(crate) waker: Arc<Waker>,
+/// What the loops share. Nothing here is touched per message: the loads
+/// change on connect and close, the flag once.
+pub(crate) struct Shared {
+    /// Connections per loop (including those on their way), for placing new ones.
+    pub(crate) loads: Box<[AtomicUsize]>,
+    /// Loop 0 still accepts, so hand-overs may still arrive.
+    pub(crate) accepting: AtomicBool,
+    /// Every loop's waker, by loop id.
+    pub(crate) wakers: Vec<Arc<Waker>>,
+}
+
+impl Shared {
+    /// Loop 0 has accepted its last connection: every hand-over it made is
+    /// in a channel by now, and the other loops may finish once they have
+    /// taken theirs.
+    pub(crate) fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+        for waker in &self.wakers {
+            if let Err(e) = waker.wake() {
+                tracing::warn!("cannot wake an event loop: {e}");
+            }
+        }
+    }
 }
 
 /// The accepting side of loop 0.
 pub(crate) struct Acceptor {
     pub(crate) listeners: Vec<TcpListener>,
-    /// Index = loop id; `None` for loop 0 itself.
-    pub(crate) peers: Vec<Option<Peer>>,
+    /// Where to hand connections to, by loop id; `None` for loop 0 itself.
+    pub(crate) peers: Vec<Option<Sender<Handoff>>>,
     /// Serve one client, then stop accepting (`--once`).
     pub(crate) once: bool,
     /// Accept again at this time (after an error, or with connections left in the queue).
@@ -94,7 +113,7 @@ pub(crate) struct Worker {
     running: Vec<usize>,
     acceptor: Option<Acceptor>,
     inbox: Receiver<Handoff>,
-    loads: Arc<[AtomicUsize]>,
+    shared: Arc<Shared>,
     shutdown: Shutdown,
     options: ConnOptions,
     /// Set when shutdown begins: connections still open then are cut off.
@@ -109,7 +128,7 @@ impl Worker {
         poll: Poll,
         acceptor: Option<Acceptor>,
         inbox: Receiver<Handoff>,
-        loads: Arc<[AtomicUsize]>,
+        shared: Arc<Shared>,
         shutdown: Shutdown,
         options: ConnOptions,
     ) -> io::Result<Worker> {
@@ -123,7 +142,7 @@ impl Worker {
             running: Vec::new(),
             acceptor,
             inbox,
-            loads,
+            shared,
             shutdown,
             options,
             deadline: None,
@@ -192,7 +211,9 @@ impl Worker {
             return Some(Duration::ZERO);
         }
         let retry = self.acceptor.as_ref().and_then(|a| a.retry_at);
-        let wake_at = match (retry, self.deadline) {
+        // A deadline that has passed was acted on: wait for a wake-up instead.
+        let deadline = self.deadline.filter(|&d| d > Instant::now());
+        let wake_at = match (retry, deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }?;
@@ -228,7 +249,7 @@ impl Worker {
     fn close(&mut self, key: usize, ended: Ended) {
         let mut conn = self.conns.remove(key);
         conn.release(&mut self.pool);
-        self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+        self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
         self.stats.bytes_echoed += conn.echoed();
         let peer = conn.peer();
         let took = text::duration(conn.since().elapsed());
@@ -249,7 +270,7 @@ impl Worker {
     fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         if let Err(e) = self.configure(&stream) {
             tracing::debug!("{peer}: {e}; dropped before serving");
-            self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
             return;
         }
         let entry = self.conns.vacant_entry();
@@ -260,7 +281,7 @@ impl Worker {
             .register(&mut stream, token, Interest::READABLE)
         {
             tracing::warn!("{peer}: cannot register with epoll: {e}");
-            self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
             return;
         }
         entry.insert(Conn::new(stream, peer));
@@ -333,29 +354,29 @@ impl Worker {
 
     /// Gives a new connection to the loop with the fewest connections.
     fn place(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let target = (0..self.loads.len())
-            .min_by_key(|&i| (self.loads[i].load(Ordering::Relaxed), i != self.id))
+        let target = (0..self.shared.loads.len())
+            .min_by_key(|&i| (self.shared.loads[i].load(Ordering::Relaxed), i != self.id))
             .unwrap_or(self.id);
-        self.loads[target].fetch_add(1, Ordering::Relaxed);
-        let peer_loop = self
+        self.shared.loads[target].fetch_add(1, Ordering::Relaxed);
+        let tx = self
             .acceptor
             .as_ref()
             .and_then(|a| a.peers.get(target))
             .and_then(Option::as_ref);
-        let Some(peer_loop) = peer_loop else {
+        let Some(tx) = tx else {
             self.adopt(stream, peer);
             return;
         };
-        match peer_loop.tx.send((stream, peer)) {
+        match tx.send((stream, peer)) {
             Ok(()) => {
-                if let Err(e) = peer_loop.waker.wake() {
+                if let Err(e) = self.shared.wakers[target].wake() {
                     tracing::warn!("cannot wake loop {target}: {e}");
                 }
             }
             Err(returned) => {
                 // That loop has already drained and exited: serve it here.
-                self.loads[target].fetch_sub(1, Ordering::Relaxed);
-                self.loads[self.id].fetch_add(1, Ordering::Relaxed);
+                self.shared.loads[target].fetch_sub(1, Ordering::Relaxed);
+                self.shared.loads[self.id].fetch_add(1, Ordering::Relaxed);
                 let (stream, peer) = returned.0;
                 self.adopt(stream, peer);
             }
@@ -375,7 +396,10 @@ impl Worker {
     /// Stops accepting; open connections go on until their clients close or
     /// the grace period ends.
     fn begin_drain(&mut self) {
-        self.close_listeners();
+        if self.acceptor.is_some() {
+            self.close_listeners();
+            self.shared.stop_accepting();
+        }
         self.take_handoffs();
         self.deadline = Some(Instant::now() + self.options.grace);
         if !self.conns.is_empty() {
@@ -389,14 +413,15 @@ impl Worker {
 
     fn is_done(&mut self) -> bool {
         if let Some(deadline) = self.deadline {
-            if self.conns.is_empty() {
-                return true;
+            // Hand-overs can arrive until loop 0 stops accepting; take the last ones.
+            let settled = !self.shared.accepting.load(Ordering::Acquire);
+            if settled {
+                self.take_handoffs();
             }
             if Instant::now() >= deadline {
                 self.cut_off_all();
-                return true;
             }
-            return false;
+            return settled && self.conns.is_empty();
         }
         let once_served = self
             .acceptor
@@ -410,7 +435,7 @@ impl Worker {
             tracing::info!("{}: cut off at the end of the grace period", conn.peer());
             self.stats.bytes_echoed += conn.cut_off(&mut self.pool);
             self.stats.cut_off += 1;
-            self.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

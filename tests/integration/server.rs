@@ -360,3 +360,88 @@ fn a_listener_blocked_by_a_raw_socket_on_the_port_reports_in_use() {
     assert_eq!(out.status.code(), Some(6));
     assert!(text(&out.stderr).contains(&format!("pid {}", std::process::id())));
 }
+
+#[test]
+fn shutdown_with_several_loops_closes_every_connection_in_order() {
+    const CLIENTS: usize = 12;
+    let mut server = Server::start(&["127.0.0.1:0", "--threads", "3", "--grace", "300ms"], 1);
+    let mut clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let mut s = connect(server.addr());
+            let msg = format!("client {i}");
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut echo = vec![0; msg.len()];
+            s.read_exact(&mut echo).unwrap();
+            assert_eq!(echo, msg.as_bytes());
+            s
+        })
+        .collect();
+    server.signal(libc::SIGTERM);
+    for s in &mut clients {
+        assert_eq!(
+            read_to_end(s),
+            b"",
+            "an orderly end of stream for every client"
+        );
+    }
+    assert_eq!(server.wait().code(), Some(0));
+    let summary = server.rest_of_stdout().join("\n");
+    assert!(
+        summary.contains(&format!("served {CLIENTS} connections")),
+        "{summary}"
+    );
+    assert!(summary.contains(&format!("{CLIENTS} cut off")), "{summary}");
+}
+
+/// The kernel's timer for the server side of the connection from `client`
+/// (`tr` in /proc/net/tcp: 0 none, 1 retransmit, 2 keepalive).
+fn server_side_timer(server: SocketAddr, client: SocketAddr) -> u8 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| port(f[1]) == server.port() && port(f[2]) == client.port())
+        .map(|f| f[5].split(':').next().unwrap().parse().unwrap())
+        .expect("the server side of the connection in /proc/net/tcp")
+}
+
+#[test]
+fn keepalive_is_armed_on_accepted_connections_only_when_asked() {
+    for (args, timer) in [
+        (vec!["127.0.0.1:0", "--keepalive", "30s"], 2),
+        (vec!["127.0.0.1:0"], 0),
+    ] {
+        let server = Server::start(&args, 1);
+        let s = connect(server.addr());
+        let local = s.local_addr().unwrap();
+        // Options are set before the server logs the client.
+        server.stderr_line(&format!("connected by {local}"));
+        assert_eq!(server_side_timer(server.addr(), local), timer, "{args:?}");
+    }
+}
+
+#[test]
+fn socket_buffer_sizes_reach_the_accepted_connections() {
+    let server = Server::start(&["127.0.0.1:0", "--rcvbuf", "64K", "--sndbuf", "96K"], 1);
+    let s = connect(server.addr());
+    let local = s.local_addr().unwrap();
+    server.stderr_line(&format!("connected by {local}"));
+    // `ss -m` shows the buffers the kernel allotted: twice what was asked
+    // (socket(7): the kernel doubles SO_RCVBUF and SO_SNDBUF for bookkeeping).
+    let filter = format!(
+        "sport = :{} and dport = :{}",
+        server.addr().port(),
+        local.port()
+    );
+    let out = std::process::Command::new("ss")
+        .args(["-tmnH", "state", "established", &filter])
+        .output()
+        .expect("ss (iproute2) is installed by .ci/run");
+    let out = text(&out.stdout);
+    assert!(
+        out.contains("rb131072") && out.contains("tb196608"),
+        "{out}"
+    );
+}
