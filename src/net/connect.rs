@@ -435,6 +435,52 @@ mod tests {
         assert_eq!(reached, live);
     }
 
+    /// A listener whose accept queue is full: further SYNs are dropped, so a
+    /// connect to it hangs (as to a host behind a dropping firewall).
+    fn black_hole(addr: &str) -> (Socket, Vec<Socket>, SocketAddr) {
+        let listener = Socket::new(Domain::for_address(a(addr)), Type::STREAM, None).unwrap();
+        listener.bind(&a(addr).into()).unwrap();
+        listener.listen(0).unwrap();
+        let at = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut fillers = Vec::new();
+        loop {
+            let s = Socket::new(Domain::for_address(at), Type::STREAM, None).unwrap();
+            if s.connect_timeout(&at.into(), Duration::from_millis(300))
+                .is_err()
+            {
+                return (listener, fillers, at);
+            }
+            fillers.push(s);
+            assert!(fillers.len() < 64, "the accept queue never filled");
+        }
+    }
+
+    #[test]
+    fn a_silent_address_does_not_hold_up_the_next_one() {
+        let (_listener, _fillers, silent) = black_hole("[::1]:0");
+        let live = TcpListener::bind("127.0.0.1:0").unwrap();
+        let live_addr = live.local_addr().unwrap();
+        // The silent attempt would retry its SYN for minutes; the second
+        // address starts after ATTEMPT_DELAY, beside it, and wins.
+        let opts = ConnectOptions {
+            timeout: Duration::from_secs(20),
+            ..ConnectOptions::default()
+        };
+        let (_stream, reached) = connect(&[silent, live_addr], &opts).unwrap();
+        assert_eq!(reached, live_addr);
+    }
+
+    #[test]
+    fn a_silent_address_times_out_at_the_limit() {
+        let (_listener, _fillers, silent) = black_hole("127.0.0.1:0");
+        let opts = ConnectOptions {
+            timeout: Duration::from_millis(300),
+            ..ConnectOptions::default()
+        };
+        let err = connect(&[silent], &opts).unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::TimedOut, "{err}");
+    }
+
     #[test]
     fn bind_family_mismatch_is_a_usage_error() {
         let opts = ConnectOptions {
