@@ -34,16 +34,23 @@ fn the_guides_multiconn_client_with_100_connections_against_echokit() {
     assert!(!stdout.contains("echo differs"));
 }
 
-#[test]
-fn echokits_client_against_the_guides_echo_server() {
+/// The guide's echo server on a free port, and its `HOST:PORT`.
+fn guides_echo_server() -> (Server, String) {
     let mut cmd = python();
     cmd.args([peer("echo_server.py").as_str(), "127.0.0.1", "0"]);
-    let mut server = Server::spawn(cmd, 0);
+    let server = Server::spawn(cmd, 0);
     let line = server.stdout_line();
     let addr = line
         .strip_prefix("listening on ")
         .expect("the peer's first line");
-    let out = util::client(&[addr]);
+    let addr = addr.to_string();
+    (server, addr)
+}
+
+#[test]
+fn echokits_client_against_the_guides_echo_server() {
+    let (mut server, addr) = guides_echo_server();
+    let out = util::client(&[&addr]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Received b'Hello, world'\n");
     // The guide's server serves one client and exits when it closes.
@@ -58,14 +65,7 @@ fn echokits_client_against_the_guides_echo_server() {
 
 #[test]
 fn echokits_client_streams_through_the_guides_echo_server() {
-    let mut cmd = python();
-    cmd.args([peer("echo_server.py").as_str(), "127.0.0.1", "0"]);
-    let mut server = Server::spawn(cmd, 0);
-    let line = server.stdout_line();
-    let addr = line
-        .strip_prefix("listening on ")
-        .expect("the peer's first line")
-        .to_string();
+    let (mut server, addr) = guides_echo_server();
     let data = util::pattern(1 << 20, 21);
     let mut client = Command::new(env!("CARGO_BIN_EXE_echokit"));
     client.args(["echo-client", &addr, "-"]);
