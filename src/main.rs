@@ -64,21 +64,17 @@ fn classify(err: &anyhow::Error) -> ExitCode {
 }
 
 /// Logs go to stderr. Servers log each client at info; clients are quiet on
-/// success unless asked (-v).
+/// success unless asked: -v shows how they connected and what they sent.
 fn init_logging(cli: &Cli) {
-    let base = match cli.command {
-        Command::EchoServer(_) => 2,
-        Command::EchoClient(_) => 1,
+    let quiet_default = match cli.command {
+        Command::EchoServer(_) => "info",
+        Command::EchoClient(_) => "warn",
     };
-    let level = if cli.quiet {
-        "error"
-    } else {
-        match base + cli.verbose {
-            0 | 1 => "warn",
-            2 => "info",
-            3 => "debug",
-            _ => "trace",
-        }
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => quiet_default,
+        (false, 1) => "debug",
+        (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()

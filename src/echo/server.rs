@@ -120,6 +120,7 @@ pub fn run(
         peers,
         once: config.once,
         retry_at: None,
+        last_warning: None,
     });
     let mut workers = Vec::with_capacity(threads);
     for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
@@ -134,7 +135,10 @@ pub fn run(
             options,
         )?);
     }
-    tracing::debug!("serving with {threads} event loop(s)");
+    tracing::info!(
+        "serving with {threads} event loop{}",
+        if threads == 1 { "" } else { "s" }
+    );
     let mut workers = workers.into_iter();
     let first = workers.next().expect("there is at least one loop");
     let results: Vec<io::Result<WorkerStats>> = std::thread::scope(|scope| {

@@ -46,6 +46,9 @@ const ACCEPTS_PER_TURN: usize = 256;
 /// Wait before accepting again after an error such as EMFILE, so a full
 /// descriptor table does not spin the loop at 100% CPU.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// An accept error that persists (a full descriptor table) is logged at most
+/// this often, so it cannot flood the log.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// A connection on its way from the accepting loop to its owner.
 pub(crate) type Handoff = (TcpStream, SocketAddr);
@@ -92,6 +95,8 @@ pub(crate) struct Acceptor {
     pub(crate) once: bool,
     /// Accept again at this time (after an error, or with connections left in the queue).
     pub(crate) retry_at: Option<Instant>,
+    /// When an accept error was last logged: at most one a second.
+    pub(crate) last_warning: Option<Instant>,
 }
 
 /// Options that apply to every accepted connection.
@@ -122,7 +127,6 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: usize,
         poll: Poll,
@@ -330,8 +334,18 @@ impl Worker {
                         tracing::debug!("accept: {e}; skipped");
                     }
                     Err(e) => {
-                        tracing::warn!("accept: {e}; retrying in {}", text::duration(ACCEPT_RETRY));
-                        acceptor.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                        let now = Instant::now();
+                        if acceptor
+                            .last_warning
+                            .is_none_or(|t| now - t >= ACCEPT_WARN_EVERY)
+                        {
+                            tracing::warn!(
+                                "accept: {e}; retrying every {}",
+                                text::duration(ACCEPT_RETRY)
+                            );
+                            acceptor.last_warning = Some(now);
+                        }
+                        acceptor.retry_at = Some(now + ACCEPT_RETRY);
                         break;
                     }
                 }

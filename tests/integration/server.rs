@@ -445,3 +445,20 @@ fn socket_buffer_sizes_reach_the_accepted_connections() {
         "{out}"
     );
 }
+
+#[test]
+fn one_event_loop_per_cpu_the_process_may_run_on() {
+    let mut pinned = std::process::Command::new("taskset");
+    pinned.args([
+        "-c",
+        "0",
+        env!("CARGO_BIN_EXE_echokit"),
+        "echo-server",
+        "127.0.0.1:0",
+    ]);
+    let server = Server::spawn(pinned, 1);
+    server.stderr_line("serving with 1 event loop");
+    drop(server);
+    let server = Server::start(&["127.0.0.1:0", "--threads", "3"], 1);
+    server.stderr_line("serving with 3 event loops");
+}
