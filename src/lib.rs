@@ -14,6 +14,38 @@
 //!
 //! Library entry points take already-bound sockets and a [`shutdown::Shutdown`]
 //! handle and return statistics; they never print. Logs go through `tracing`.
+//!
+//! An echo server in a thread, the guide's exchange, and a clean shutdown:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//! use echokit::echo::server::{self, ServerConfig};
+//! use echokit::net::{listen, ListenOptions};
+//! use echokit::shutdown::Shutdown;
+//!
+//! // Bind first (port 0: the kernel picks one), so the address is known before serving.
+//! let listeners = listen::bind(&"127.0.0.1:0".parse()?, &ListenOptions::default())?;
+//! let addr = listeners[0].local_addr();
+//! let shutdown = Shutdown::new();
+//! let server = {
+//!     let shutdown = shutdown.clone();
+//!     std::thread::spawn(move || server::run(listeners, &ServerConfig::default(), &shutdown))
+//! };
+//!
+//! let mut client = std::net::TcpStream::connect(addr)?;
+//! client.set_read_timeout(Some(Duration::from_secs(10)))?;
+//! client.write_all(b"Hello, world")?;
+//! client.shutdown(std::net::Shutdown::Write)?; // half-close: the echo, then EOF
+//! let mut echo = Vec::new();
+//! client.read_to_end(&mut echo)?;
+//! assert_eq!(echo, b"Hello, world");
+//!
+//! shutdown.request();
+//! let stats = server.join().expect("the server thread does not panic")?;
+//! assert_eq!((stats.connections, stats.bytes_echoed), (1, 12));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod echo;
 pub mod endpoint;
