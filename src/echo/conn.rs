@@ -14,8 +14,10 @@
 //! - A read shorter than the buffer means the socket's receive queue was
 //!   empty at that instant (TCP stream semantics), and any later arrival
 //!   raises a new edge, so the read that would only return `EAGAIN` is
-//!   skipped, unless the peer has closed its side, in which case reading goes
-//!   on until the end of stream is seen.
+//!   skipped. Two exceptions read on until `EAGAIN`: the peer has closed its
+//!   side (the end of stream must be seen), and urgent data is pending (a
+//!   read stops at TCP's urgent mark with more bytes queued behind it).
+//!   Listeners set `SO_OOBINLINE`, so urgent bytes are echoed in their place.
 //! - Half-close: at end of stream the pending echo is sent first, then the
 //!   write side is shut down (FIN), so the client gets every byte and then EOF.
 //! - A connection reads at most [`READ_BUDGET`] buffers per turn, so a bulk
@@ -33,6 +35,10 @@ use super::buffer::{BufPool, Pending};
 /// Reads per turn before a busy connection yields to the others: 16 x 64 KiB
 /// is 1 MiB, a few hundred microseconds of copying.
 pub(crate) const READ_BUDGET: usize = 16;
+
+/// What a connection waits for while it is read from: data and end of
+/// stream (EPOLLIN, EPOLLRDHUP), and urgent data (EPOLLPRI).
+pub(crate) const READ_INTEREST: Interest = Interest::READABLE.add(Interest::PRIORITY);
 
 /// What the loop lends a connection while it runs.
 pub(crate) struct Io<'a> {
@@ -108,8 +114,8 @@ impl Conn {
     }
 
     /// Echoes what can be echoed now. `peer_closed` tells that the event
-    /// carried EPOLLRDHUP or EPOLLHUP.
-    pub(crate) fn drive(&mut self, io: &mut Io<'_>, peer_closed: bool) -> Progress {
+    /// carried EPOLLRDHUP or EPOLLHUP, `urgent` that it carried EPOLLPRI.
+    pub(crate) fn drive(&mut self, io: &mut Io<'_>, peer_closed: bool, urgent: bool) -> Progress {
         self.peer_closed |= peer_closed;
         if let Err(e) = self.flush(io) {
             return Progress::Close(Ended::Failed(e));
@@ -146,7 +152,7 @@ impl Conn {
                 }
                 return Progress::Wait;
             }
-            if n < io.scratch.len() && !self.peer_closed {
+            if n < io.scratch.len() && !self.peer_closed && !urgent {
                 return Progress::Wait;
             }
         }
@@ -166,7 +172,7 @@ impl Conn {
             let pending = self.pending.take().expect("matched as Some above");
             io.pool.give(pending.into_buf());
             io.registry
-                .reregister(&mut self.stream, io.token, Interest::READABLE)?;
+                .reregister(&mut self.stream, io.token, READ_INTEREST)?;
         }
         Ok(())
     }

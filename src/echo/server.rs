@@ -150,12 +150,17 @@ pub fn run(
                     .spawn_scoped(scope, move || worker.run())
             })
             .collect();
-        let mut results = vec![first.run()];
-        // Loop 0 accepts no more, whichever way it ended.
-        shared.stop_accepting();
-        if results[0].is_err() {
+        let first_result = {
+            let _ended = LoopZeroEnded {
+                shared: &shared,
+                shutdown,
+            };
+            first.run()
+        };
+        if first_result.is_err() {
             shutdown.request();
         }
+        let mut results = vec![first_result];
         for handle in handles {
             match handle {
                 Ok(handle) => results.push(
@@ -179,4 +184,20 @@ pub fn run(
         stats.cut_off += s.cut_off;
     }
     Ok(stats)
+}
+
+/// When loop 0 ends, however it ends (a panic included), it accepts no more:
+/// the other loops may finish, and after a failure they are asked to.
+struct LoopZeroEnded<'a> {
+    shared: &'a Shared,
+    shutdown: &'a Shutdown,
+}
+
+impl Drop for LoopZeroEnded<'_> {
+    fn drop(&mut self) {
+        self.shared.stop_accepting();
+        if std::thread::panicking() {
+            self.shutdown.request();
+        }
+    }
 }

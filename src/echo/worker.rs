@@ -29,7 +29,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::buffer::{BUF_SIZE, BufPool};
-use super::conn::{Conn, Ended, Io, Progress};
+use super::conn::{Conn, Ended, Io, Progress, READ_INTEREST};
 use crate::shutdown::Shutdown;
 use crate::text;
 
@@ -113,8 +113,9 @@ pub(crate) struct Worker {
     conns: Slab<Conn>,
     scratch: Box<[u8]>,
     pool: BufPool,
-    /// Connections to drive again this turn (their read budget ran out).
-    ready: Vec<usize>,
+    /// Connections to drive again (their read budget ran out).
+    ready: ReadyList,
+    /// The ready list being driven this turn.
     running: Vec<usize>,
     acceptor: Option<Acceptor>,
     inbox: Receiver<Handoff>,
@@ -142,7 +143,7 @@ impl Worker {
             conns: Slab::new(),
             scratch: vec![0; BUF_SIZE].into_boxed_slice(),
             pool: BufPool::new(),
-            ready: Vec::new(),
+            ready: ReadyList::default(),
             running: Vec::new(),
             acceptor,
             inbox,
@@ -185,7 +186,10 @@ impl Worker {
                 match event.token() {
                     WAKER => self.take_handoffs(),
                     Token(t) if t > LISTENER_BASE - self.listener_count() => self.accept(),
-                    Token(key) => self.drive(key, event.is_read_closed() || event.is_error()),
+                    Token(key) => {
+                        let peer_closed = event.is_read_closed() || event.is_error();
+                        self.drive(key, peer_closed, event.is_priority());
+                    }
                 }
             }
             self.drive_ready();
@@ -224,7 +228,7 @@ impl Worker {
         Some(wake_at.saturating_duration_since(Instant::now()))
     }
 
-    fn drive(&mut self, key: usize, peer_closed: bool) {
+    fn drive(&mut self, key: usize, peer_closed: bool, urgent: bool) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -234,7 +238,7 @@ impl Worker {
             registry: self.poll.registry(),
             token: Token(key),
         };
-        match conn.drive(&mut io, peer_closed) {
+        match conn.drive(&mut io, peer_closed, urgent) {
             Progress::Wait => {}
             Progress::Yield => self.ready.push(key),
             Progress::Close(ended) => self.close(key, ended),
@@ -242,10 +246,10 @@ impl Worker {
     }
 
     fn drive_ready(&mut self) {
-        std::mem::swap(&mut self.ready, &mut self.running);
+        self.ready.take_into(&mut self.running);
         for i in 0..self.running.len() {
             let key = self.running[i];
-            self.drive(key, false);
+            self.drive(key, false, false);
         }
         self.running.clear();
     }
@@ -282,7 +286,7 @@ impl Worker {
         if let Err(e) = self
             .poll
             .registry()
-            .register(&mut stream, token, Interest::READABLE)
+            .register(&mut stream, token, READ_INTEREST)
         {
             tracing::warn!("{peer}: cannot register with epoll: {e}");
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
@@ -320,6 +324,9 @@ impl Worker {
         let mut accepted = Vec::new();
         let mut stop = false;
         for listener in &acceptor.listeners {
+            // Edge-triggered: a listener not drained to EAGAIN will not be
+            // reported again, so one that used its whole turn is retried next turn.
+            let mut drained = false;
             for _ in 0..ACCEPTS_PER_TURN {
                 match listener.accept() {
                     Ok(conn) => {
@@ -329,7 +336,10 @@ impl Worker {
                             break;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
                     Err(e) if is_transient_accept_error(&e) => {
                         tracing::debug!("accept: {e}; skipped");
                     }
@@ -346,16 +356,16 @@ impl Worker {
                             acceptor.last_warning = Some(now);
                         }
                         acceptor.retry_at = Some(now + ACCEPT_RETRY);
+                        drained = true;
                         break;
                     }
                 }
             }
-            if accepted.len() >= ACCEPTS_PER_TURN && acceptor.retry_at.is_none() {
-                // More may be queued, and edge-triggered epoll will not say so again.
-                acceptor.retry_at = Some(Instant::now());
-            }
             if stop {
                 break;
+            }
+            if !drained && acceptor.retry_at.is_none() {
+                acceptor.retry_at = Some(Instant::now());
             }
         }
         if stop {
@@ -454,6 +464,39 @@ impl Worker {
     }
 }
 
+/// Connections to drive again next turn, each listed once however often it
+/// yields or gets events, so that a busy connection gets one read budget per turn.
+#[derive(Debug, Default)]
+struct ReadyList {
+    keys: Vec<usize>,
+    /// Indexed by connection key: listed now.
+    listed: Vec<bool>,
+}
+
+impl ReadyList {
+    fn push(&mut self, key: usize) {
+        if key >= self.listed.len() {
+            self.listed.resize(key + 1, false);
+        }
+        if !self.listed[key] {
+            self.listed[key] = true;
+            self.keys.push(key);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Moves the list into `into` (empty) and clears it.
+    fn take_into(&mut self, into: &mut Vec<usize>) {
+        std::mem::swap(&mut self.keys, into);
+        for &key in into.iter() {
+            self.listed[key] = false;
+        }
+    }
+}
+
 /// Accept errors that concern one connection, not the listener: the client
 /// gave up before `accept` (ECONNABORTED), a firewall rule (EPERM), a
 /// protocol error on that connection, or a signal.
@@ -469,4 +512,26 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
                 | libc::EHOSTDOWN
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_listed_once_per_turn() {
+        let mut ready = ReadyList::default();
+        ready.push(3);
+        ready.push(3);
+        ready.push(1);
+        let mut running = Vec::new();
+        ready.take_into(&mut running);
+        assert_eq!(running, [3, 1]);
+        assert!(ready.is_empty());
+        // Listed again after it was taken.
+        ready.push(3);
+        let mut next = Vec::new();
+        ready.take_into(&mut next);
+        assert_eq!(next, [3]);
+    }
 }

@@ -192,6 +192,9 @@ pub fn bind_addr(addr: SocketAddr, opts: &ListenOptions) -> Result<Listener, Bin
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
+    // TCP urgent data stays in the byte stream (and so is echoed in its
+    // place) instead of being set apart; accepted sockets inherit this.
+    socket.set_out_of_band_inline(true).map_err(fail)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true).map_err(fail)?;
     }

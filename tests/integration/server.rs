@@ -462,3 +462,21 @@ fn one_event_loop_per_cpu_the_process_may_run_on() {
     let server = Server::start(&["127.0.0.1:0", "--threads", "3"], 1);
     server.stderr_line("serving with 3 event loops");
 }
+
+#[test]
+fn urgent_data_is_echoed_in_order_and_does_not_stall_the_stream() {
+    // A read stops at TCP's urgent mark, so a read shorter than the buffer
+    // does not always mean the socket is drained (telnet's Synch sends urgent data).
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let mut s = connect(server.addr());
+    s.write_all(b"hello").unwrap();
+    socket2::SockRef::from(&s).send_out_of_band(b"X").unwrap();
+    s.write_all(b"world").unwrap();
+    let mut echo = [0u8; 11];
+    s.read_exact(&mut echo)
+        .expect("the rest of the stream after the urgent mark");
+    assert_eq!(
+        &echo, b"helloXworld",
+        "every byte, the urgent one in its place"
+    );
+}
