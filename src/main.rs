@@ -9,6 +9,7 @@ use std::process::ExitCode as ProcessExit;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use signal_hook::consts::{SIGINT, SIGTERM};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, EchoClientArgs, EchoServerArgs};
@@ -23,13 +24,19 @@ use echokit::{Endpoint, os, text};
 /// What the guide's client sends.
 const HELLO: &str = "Hello, world";
 
+/// Log lines held while stderr cannot take them; past this they are
+/// dropped rather than stall an event loop (about 1 MB of lines).
+const LOG_LINES_BUFFERED: usize = 10_000;
+
 fn main() -> ProcessExit {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let log_guard = init_logging(&cli);
     let outcome = match cli.command {
         Command::EchoServer(args) => echo_server(args),
         Command::EchoClient(args) => echo_client(args),
     };
+    // Flush the logs before the last word.
+    drop(log_guard);
     let code = match outcome {
         Ok(code) => code,
         Err(err) => {
@@ -65,7 +72,10 @@ fn classify(err: &anyhow::Error) -> ExitCode {
 
 /// Logs go to stderr. Servers log each client at info; clients are quiet on
 /// success unless asked: -v shows how they connected and what they sent.
-fn init_logging(cli: &Cli) {
+///
+/// A thread writes them, so an event loop never waits on a slow terminal or
+/// a pipe nobody reads; when stderr stays blocked, lines are dropped.
+fn init_logging(cli: &Cli) -> WorkerGuard {
     let quiet_default = match cli.command {
         Command::EchoServer(_) => "info",
         Command::EchoClient(_) => "warn",
@@ -77,12 +87,18 @@ fn init_logging(cli: &Cli) {
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_LINES_BUFFERED)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+    guard
 }
 
 fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {

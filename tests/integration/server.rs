@@ -480,3 +480,35 @@ fn urgent_data_is_echoed_in_order_and_does_not_stall_the_stream() {
         "every byte, the urgent one in its place"
     );
 }
+
+#[test]
+fn a_stderr_nobody_reads_does_not_stall_the_echo() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    // stderr is a pipe that is never read: once its 64 KiB fill up, a
+    // blocking log write would stop the event loop.
+    let mut child = util::echokit()
+        .args(["echo-server", "127.0.0.1:0", "--threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _unread_stderr = child.stderr.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = util::parse_listening(line.trim_end());
+    // Each connection logs a line of about 70 bytes: 3,000 of them overflow the pipe.
+    for _ in 0..3000 {
+        drop(connect(addr));
+    }
+    let mut s = connect(addr);
+    s.write_all(b"still echoing").unwrap();
+    let mut echo = [0u8; 13];
+    let result = s.read_exact(&mut echo);
+    let _ = child.kill();
+    let _ = child.wait();
+    result.expect("an echo while stderr is full");
+    assert_eq!(&echo, b"still echoing");
+}
