@@ -178,6 +178,12 @@ impl EchoClientArgs {
                 "`-` streams stdin: it does not go with --message, --file or --connections".into(),
             );
         }
+        if let (Some(port), Some(n @ 2..)) = (self.source_port, self.connections) {
+            return Err(format!(
+                "--source-port {port} can carry one connection to a server, not {n}: \
+                 leave it out with --connections, or use --bind for the address alone"
+            ));
+        }
         Ok(ClientTarget { endpoint, stream })
     }
 }

@@ -8,6 +8,7 @@
 //! | [`net`]      | listening sockets and outgoing connections, with their errors     |
 //! | [`echo`]     | the echo server (event loops) and the echo clients                |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
+//! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
 //! | [`os`]       | what only the OS tells: kernel limits, who holds a port           |
 //! | [`text`]     | bytes as Python prints them, sizes and durations                  |
@@ -47,6 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod deadline;
 pub mod echo;
 pub mod endpoint;
 pub mod exit;

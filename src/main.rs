@@ -5,6 +5,7 @@ mod cli;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode as ProcessExit;
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -123,34 +124,42 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
     for endpoint in &endpoints {
         listeners.extend(net::listen::bind(endpoint, &options)?);
     }
-    let mut stdout = std::io::stdout().lock();
     for listener in &listeners {
-        writeln!(stdout, "listening on {}", listener.endpoint())?;
+        say(format_args!("listening on {}", listener.endpoint()))?;
     }
-    stdout.flush()?;
-    drop(stdout);
     let config = server::ServerConfig {
         threads: args.threads.map(usize::from),
         grace: args.grace,
         once: args.once,
         keepalive: args.keepalive,
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let stats = server::run(listeners, &config, &shutdown)?;
     let cut = if stats.cut_off > 0 {
         format!(", {} cut off at the end of the grace period", stats.cut_off)
     } else {
         String::new()
     };
-    println!(
+    say(format_args!(
         "served {} connection{}, echoed {} bytes ({}) in {}{cut}",
         stats.connections,
         if stats.connections == 1 { "" } else { "s" },
         stats.bytes_echoed,
         text::bytes(stats.bytes_echoed),
         text::duration(started.elapsed()),
-    );
+    ))?;
     Ok(ExitCode::Success)
+}
+
+/// Writes a line of results to stdout, flushed so a script sees it at once.
+/// A reader that went away (`| head`) is no failure: the rest of the output
+/// is dropped and the exit code stands.
+fn say(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write to stdout"),
+    }
 }
 
 /// SIGTERM and a first SIGINT ask for a graceful shutdown; a SIGINT during
@@ -169,8 +178,12 @@ fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
                     }
                     continue;
                 }
-                let name = if signal == SIGINT { "interrupt" } else { "SIGTERM" };
-                tracing::info!("{name}: no longer accepting; open connections may finish (Ctrl-C again to exit now)");
+                let name = if signal == SIGINT {
+                    "interrupt"
+                } else {
+                    "SIGTERM"
+                };
+                tracing::info!("{name}: shutting down gracefully (Ctrl-C again to exit at once)");
                 shutdown.request();
             }
         })
@@ -190,13 +203,22 @@ fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
         source_port: args.source_port,
     };
     if target.stream {
+        // --timeout bounds the whole run, the connect included.
+        let started = Instant::now();
+        let connect = ConnectOptions {
+            timeout: args
+                .timeout
+                .map_or(connect.timeout, |t| t.min(connect.timeout)),
+            ..connect
+        };
         let (socket, server) = net::connect::connect_endpoint(&target.endpoint, &connect)?;
         tracing::debug!("streaming stdin to {server}");
+        let left = args.timeout.map(|t| t.saturating_sub(started.elapsed()));
         let report = stream::run(
             socket,
             std::io::stdin(),
             &mut std::io::stdout().lock(),
-            args.timeout,
+            left,
         )?;
         tracing::debug!("sent {} bytes, received {}", report.sent, report.received);
         return Ok(ExitCode::Success);
@@ -233,32 +255,32 @@ fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
     let mut report = client::run(&target.endpoint, &plan, &options)?;
     if args.connections.is_some() {
         for conn in &report.connections {
-            println!("{}", conn.line());
+            say(conn.line())?;
         }
-        println!("{}", report.summary());
+        say(report.summary())?;
         return Ok(report.exit_code());
     }
     let conn = report.connections.remove(0);
     conn.outcome?;
     if let Some(path) = &args.file {
         match conn.first_difference {
-            None => println!(
+            None => say(format_args!(
                 "Received {} bytes, identical to {}",
                 conn.received,
                 path.display()
-            ),
-            Some(at) => println!(
+            ))?,
+            Some(at) => say(format_args!(
                 "Received {} bytes, differing from {} at byte {at}",
                 conn.received,
                 path.display()
-            ),
+            ))?,
         }
         return Ok(ExitCode::Success);
     }
     let mut echo = conn.echo.as_slice();
     for message in &plan.messages {
         let (this, rest) = echo.split_at(message.len().min(echo.len()));
-        println!("Received {}", text::py_bytes_repr(this));
+        say(format_args!("Received {}", text::py_bytes_repr(this)))?;
         echo = rest;
     }
     Ok(ExitCode::Success)

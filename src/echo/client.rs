@@ -126,6 +126,10 @@ pub enum ClientError {
         /// Offset of the first differing byte.
         offset: u64,
     },
+    /// The network between client and server failed during the exchange
+    /// (retransmissions timed out, the route went away).
+    #[error("the network path to the server failed during the exchange: {0}")]
+    PathFailed(io::Error),
     /// Any other socket or local error.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -140,6 +144,10 @@ impl Classify for ClientError {
             | ClientError::ClosedEarly { .. }
             | ClientError::Reset { .. }
             | ClientError::Surplus { .. } => ExitCode::Protocol,
+            ClientError::PathFailed(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                ExitCode::TimedOut
+            }
+            ClientError::PathFailed(_) => ExitCode::Unreachable,
             ClientError::Mismatch { .. } | ClientError::Io(_) => ExitCode::Failures,
         }
     }
@@ -148,7 +156,15 @@ impl Classify for ClientError {
 impl ClientError {
     fn from_exchange(e: io::Error, received: u64, expected: u64) -> ClientError {
         match e.raw_os_error() {
-            Some(libc::ECONNRESET | libc::EPIPE) => ClientError::Reset { received, expected },
+            Some(libc::ECONNRESET) => ClientError::Reset { received, expected },
+            Some(libc::EPIPE) => ClientError::Truncated { received, expected },
+            Some(
+                libc::ETIMEDOUT
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::ENETDOWN,
+            ) => ClientError::PathFailed(e),
             _ => ClientError::Io(e),
         }
     }
@@ -264,14 +280,14 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
         plan,
         scratch: vec![0; 64 * 1024],
         server,
-        deadline: started + opts.timeout,
+        deadline: crate::deadline::after(started, opts.timeout),
         timeout: opts.timeout,
         connect_timeout: connect_opts.timeout,
     };
     engine.add(Ok(TcpStream::from_std(first)), engine.deadline)?;
     for _ in 1..plan.connections {
         let socket = connect::start(server, &connect_opts).map(|s| TcpStream::from_std(s.into()));
-        engine.add(socket, Instant::now() + connect_opts.timeout)?;
+        engine.add(socket, crate::deadline::from_now(connect_opts.timeout))?;
     }
     engine.run()?;
     let connections = engine
@@ -304,6 +320,8 @@ struct ClientConn {
     received: usize,
     echo: Vec<u8>,
     first_difference: Option<u64>,
+    /// Bytes that came after the whole echo.
+    surplus: u64,
     local: Option<SocketAddr>,
     finished_at: Option<Instant>,
     outcome: Result<(), ClientError>,
@@ -353,6 +371,7 @@ impl Engine<'_> {
             received: 0,
             echo: Vec::new(),
             first_difference: None,
+            surplus: 0,
             local: None,
             finished_at: None,
             outcome: Ok(()),
@@ -445,6 +464,9 @@ impl Engine<'_> {
         conn.phase = Phase::Done;
         conn.finished_at = Some(Instant::now());
         conn.outcome = match (outcome, conn.first_difference) {
+            (Ok(()), _) if conn.surplus > 0 => Err(ClientError::Surplus {
+                extra: conn.surplus,
+            }),
             (Ok(()), Some(offset)) if self.plan.verify => Err(ClientError::Mismatch { offset }),
             (outcome, _) => outcome,
         };
@@ -467,7 +489,7 @@ impl Engine<'_> {
                         after: self.connect_timeout.min(self.timeout),
                     }))
                 }
-                Phase::Closing(by) if now >= by => {
+                Phase::Closing(by) if now >= by || now >= self.deadline => {
                     tracing::debug!(
                         "connection {}: no FIN from the server after ours; closing",
                         i + 1
@@ -557,7 +579,9 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
             }
             Ok(n) => {
                 if let Phase::Closing(_) = conn.phase {
-                    return Err(ClientError::Surplus { extra: n as u64 });
+                    // Counted to the end; `finish` reports it.
+                    conn.surplus += n as u64;
+                    continue;
                 }
                 let got = &scratch[..n];
                 let want = &expected[conn.received..conn.received + n];

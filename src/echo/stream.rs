@@ -9,8 +9,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::buffer::BUF_SIZE;
 use super::client::ClientError;
@@ -22,6 +24,17 @@ pub struct StreamReport {
     pub sent: u64,
     /// Bytes echoed and written to the output.
     pub received: u64,
+}
+
+/// How the sending side ended.
+enum Sent {
+    /// The input ended and all of it was sent.
+    All,
+    /// The input could not be read.
+    InputFailed(io::Error),
+    /// The socket refused more bytes: the server closed or reset (the
+    /// reading side reports how).
+    SocketFailed,
 }
 
 /// Streams `input` through the connection into `output` until the server
@@ -37,30 +50,36 @@ where
     W: Write,
 {
     stream.set_nonblocking(false)?;
-    let deadline = timeout.map(|t| (Instant::now() + t, t));
+    let deadline = timeout.map(|t| (crate::deadline::from_now(t), t));
     let writer = stream.try_clone()?;
+    let sent = Arc::new(AtomicU64::new(0));
     let (done_tx, done_rx) = mpsc::channel();
     // Not a scoped thread: when the server ends the run first, this thread may
     // still be blocked reading a terminal, and the process must not wait for it.
+    let counter = Arc::clone(&sent);
     std::thread::Builder::new()
         .name("stdin-to-socket".into())
         .spawn(move || {
-            let result = send_all(input, &writer);
-            let sent_all = result.is_ok();
-            // Report before the FIN: the server closes only after it, so the
-            // count is there when the echo ends.
+            let result = send_all(input, &writer, &counter);
+            // Tell the outcome before the FIN: the server closes only after
+            // it, so the outcome is known when the echo ends.
+            let how = match &result {
+                Sent::All => Shutdown::Write,
+                // Nothing more will be sent or wanted: wake the reader.
+                Sent::InputFailed(_) | Sent::SocketFailed => Shutdown::Both,
+            };
             let _ = done_tx.send(result);
-            if sent_all && let Err(e) = writer.shutdown(Shutdown::Write) {
-                tracing::debug!("half-close: {e}");
+            if let Err(e) = writer.shutdown(how) {
+                tracing::debug!("shutdown: {e}");
             }
         })?;
     let mut report = StreamReport::default();
     let mut buf = vec![0; BUF_SIZE];
     loop {
         if let Some((at, limit)) = deadline {
-            let left = at.saturating_duration_since(Instant::now());
+            let left = at.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                return Err(timed_out(limit, &report, &done_rx));
+                return Err(timed_out(limit, &report, &sent));
             }
             stream.set_read_timeout(Some(left))?;
         }
@@ -71,27 +90,21 @@ where
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
+                ) && deadline.is_some() =>
             {
-                if let Some((_, limit)) = deadline {
-                    return Err(timed_out(limit, &report, &done_rx));
-                }
-                return Err(e.into());
+                return Err(timed_out(
+                    deadline.map_or(Duration::ZERO, |d| d.1),
+                    &report,
+                    &sent,
+                ));
             }
-            Err(e) => {
-                let sent = done_rx
-                    .try_recv()
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or(report.received);
-                return Err(match e.raw_os_error() {
-                    Some(libc::ECONNRESET) => ClientError::Reset {
-                        received: report.received,
-                        expected: sent,
-                    },
-                    _ => e.into(),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
+                return Err(ClientError::Reset {
+                    received: report.received,
+                    expected: sent.load(Ordering::Acquire),
                 });
             }
+            Err(e) => return Err(e.into()),
         };
         if n == 0 {
             break;
@@ -106,72 +119,50 @@ where
             return Err(e.into());
         }
     }
-    // The server closed. Did the whole input go out, and come back?
+    // The stream ended. Did the whole input go out, and come back?
+    report.sent = sent.load(Ordering::Acquire);
     match done_rx.try_recv() {
-        Ok(Ok(sent)) => {
-            report.sent = sent;
-            if report.received < sent {
-                return Err(ClientError::Truncated {
-                    received: report.received,
-                    expected: sent,
-                });
-            }
-            if report.received > sent {
-                return Err(ClientError::Surplus {
-                    extra: report.received - sent,
-                });
-            }
-            Ok(report)
-        }
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ClientError::ClosedEarly {
+        Ok(Sent::All) if report.received < report.sent => Err(ClientError::Truncated {
+            received: report.received,
+            expected: report.sent,
+        }),
+        Ok(Sent::All) if report.received > report.sent => Err(ClientError::Surplus {
+            extra: report.received - report.sent,
+        }),
+        Ok(Sent::All) => Ok(report),
+        Ok(Sent::InputFailed(e)) => Err(ClientError::Io(io::Error::new(
+            e.kind(),
+            format!("reading the input: {e}"),
+        ))),
+        // The server closed while input was still being read or sent.
+        Ok(Sent::SocketFailed) | Err(_) => Err(ClientError::ClosedEarly {
             received: report.received,
         }),
     }
 }
 
-/// Copies the input to the socket. Returns the bytes sent.
-fn send_all<R: Read>(mut input: R, mut socket: &TcpStream) -> Result<u64, ClientError> {
+/// Copies the input to the socket, counting what was sent.
+fn send_all<R: Read>(mut input: R, mut socket: &TcpStream, sent: &AtomicU64) -> Sent {
     let mut buf = vec![0; BUF_SIZE];
-    let mut sent = 0u64;
     loop {
         let n = match input.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Sent::All,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(ClientError::Io(io::Error::new(
-                    e.kind(),
-                    format!("reading the input: {e}"),
-                )));
-            }
+            Err(e) => return Sent::InputFailed(e),
         };
-        socket
-            .write_all(&buf[..n])
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ECONNRESET | libc::EPIPE) => ClientError::Reset {
-                    received: 0,
-                    expected: sent,
-                },
-                _ => e.into(),
-            })?;
-        sent += n as u64;
+        if let Err(e) = socket.write_all(&buf[..n]) {
+            tracing::debug!("sending: {e}");
+            return Sent::SocketFailed;
+        }
+        sent.fetch_add(n as u64, Ordering::Release);
     }
-    Ok(sent)
 }
 
-fn timed_out(
-    limit: Duration,
-    report: &StreamReport,
-    done: &mpsc::Receiver<Result<u64, ClientError>>,
-) -> ClientError {
-    let expected = match done.try_recv() {
-        Ok(Ok(sent)) => sent,
-        _ => report.received,
-    };
+fn timed_out(limit: Duration, report: &StreamReport, sent: &AtomicU64) -> ClientError {
     ClientError::TimedOut {
         after: limit,
         received: report.received,
-        expected,
+        expected: sent.load(Ordering::Acquire),
     }
 }

@@ -423,9 +423,13 @@ impl Worker {
         if self.acceptor.is_some() {
             self.close_listeners();
             self.shared.stop_accepting();
+            tracing::info!(
+                "stopped accepting; open connections have {} to finish",
+                text::duration(self.options.grace)
+            );
         }
         self.take_handoffs();
-        self.deadline = Some(Instant::now() + self.options.grace);
+        self.deadline = Some(crate::deadline::from_now(self.options.grace));
         if !self.conns.is_empty() {
             tracing::debug!(
                 "loop {}: draining {} connections",

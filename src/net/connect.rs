@@ -289,7 +289,7 @@ pub fn connect(
         });
     }
     let started = Instant::now();
-    let deadline = started + opts.timeout;
+    let deadline = crate::deadline::after(started, opts.timeout);
     let mut poll = Poll::new().map_err(|e| ConnectError::from_io(all.clone(), e))?;
     let mut events = Events::with_capacity(8);
     let mut attempts: Vec<Option<Socket>> = Vec::with_capacity(ordered.len());

@@ -260,11 +260,14 @@ fn a_different_echo_exits_1_with_expect_and_is_printed_without() {
 
 #[test]
 fn bind_and_source_port_choose_the_clients_address() {
-    let port = {
-        // A port that was free a moment ago; the client binds it with SO_REUSEADDR.
-        let probe = TcpListener::bind("127.0.0.2:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    // Hold a port without listening on it: the client can still bind it (both
+    // sockets set SO_REUSEADDR), and no other test can take it meanwhile.
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder.set_reuse_address(true).unwrap();
+    holder
+        .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
     let (addr, peer) = peer(|mut s| {
         let got = take(&mut s, 12);
         s.write_all(&got).unwrap();
@@ -298,4 +301,106 @@ fn misplaced_arguments_are_usage_errors() {
             text(&out.stderr)
         );
     }
+}
+
+#[test]
+fn a_complete_echo_from_a_server_that_never_closes_is_a_success() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (addr, peer) = peer(move |mut s| {
+        let got = take(&mut s, 12);
+        s.write_all(&got).unwrap();
+        // Holds the connection open, past the client's FIN, until the test ends.
+        let _ = done_rx.recv_timeout(LIMIT);
+    });
+    // The deadline comes before the client's wait for the server's FIN ends.
+    let out = client(&[&addr.to_string(), "--timeout", "1s"]);
+    done_tx.send(()).unwrap();
+    peer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Received b'Hello, world'\n");
+}
+
+#[test]
+fn every_surplus_byte_is_counted() {
+    let (addr, peer) = peer(|mut s| {
+        let got = take(&mut s, 12);
+        s.write_all(&got).unwrap();
+        s.write_all(b"extra").unwrap();
+        // Wait for the client's FIN, so the surplus arrives in pieces after it.
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        s.write_all(b"more").unwrap();
+    });
+    let out = client(&[&addr.to_string()]);
+    peer.join().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the server sent 9 more bytes than it was sent"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_input_that_cannot_be_read_ends_the_stream_with_1() {
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = util::echokit();
+    cmd.args(["echo-client", &server.addr().to_string(), "-"]);
+    // A directory opens, but reading it fails (EISDIR).
+    cmd.stdin(std::fs::File::open(dir.path()).unwrap());
+    let out = util::run_with_stdin(cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("reading the input"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_no_failure() {
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let mut child = util::echokit()
+        .args(["echo-client", &server.addr().to_string(), "-c", "50"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Whoever reads the output stops at once (`| head -0`).
+    drop(child.stdout.take());
+    let status = util::wait_bounded(&mut child);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn absurd_durations_mean_no_limit_rather_than_a_crash() {
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let out = client(&[
+        &server.addr().to_string(),
+        "--timeout",
+        "1e19",
+        "--connect-timeout",
+        "1e19",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn one_source_port_cannot_serve_several_connections() {
+    let out = client(&["127.0.0.1:9", "-c", "2", "--source-port", "40000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--source-port"),
+        "{}",
+        text(&out.stderr)
+    );
 }

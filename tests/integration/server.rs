@@ -193,7 +193,10 @@ fn sigterm_lets_the_echo_in_flight_finish_then_exits_zero() {
     let mut first = [0u8; 1];
     s.read_exact(&mut first).unwrap();
     server.signal(libc::SIGTERM);
-    server.stderr_line("SIGTERM: no longer accepting");
+    server.stderr_line("stopped accepting");
+    // The listener is closed while the echo in flight goes on.
+    let refused = std::net::TcpStream::connect(server.addr()).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     let mut echo = first.to_vec();
     echo.extend(read_to_end(&mut s));
     sender.join().unwrap();
@@ -209,8 +212,6 @@ fn sigterm_lets_the_echo_in_flight_finish_then_exits_zero() {
         summary.contains(&format!("served 1 connection, echoed {} bytes", data.len())),
         "{summary}"
     );
-    // It no longer accepts.
-    assert!(std::net::TcpStream::connect(server.addr()).is_err());
 }
 
 #[test]
@@ -237,7 +238,7 @@ fn a_second_interrupt_exits_at_once() {
     let _idle = connect(server.addr());
     server.stderr_line("connected by");
     server.signal(libc::SIGINT);
-    server.stderr_line("interrupt: no longer accepting");
+    server.stderr_line("interrupt: shutting down gracefully");
     server.signal(libc::SIGINT);
     let status = server
         .wait_for(Duration::from_secs(5))
@@ -251,7 +252,6 @@ fn once_serves_one_client_then_exits() {
     let out = client(&[&server.addr().to_string(), "-m", "only one"]);
     assert_eq!(text(&out.stdout), "Received b'only one'\n");
     assert_eq!(server.wait().code(), Some(0));
-    assert!(std::net::TcpStream::connect(server.addr()).is_err());
 }
 
 #[test]
@@ -511,4 +511,43 @@ fn a_stderr_nobody_reads_does_not_stall_the_echo() {
     let _ = child.wait();
     result.expect("an echo while stderr is full");
     assert_eq!(&echo, b"still echoing");
+}
+
+#[test]
+fn a_closed_stdout_does_not_turn_a_clean_shutdown_into_a_crash() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = util::echokit()
+        .args(["echo-server", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // The script read its line and went away: the summary has nowhere to go.
+    drop(stdout);
+    // SAFETY: kill(2) on the child this test spawned.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = util::wait_bounded(&mut child);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn an_absurd_grace_period_still_shuts_down() {
+    let mut server = Server::start(&["127.0.0.1:0", "--grace", "1e19"], 1);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait().code(), Some(0));
 }

@@ -166,6 +166,35 @@ impl Drop for Server {
     }
 }
 
+/// Waits for a child, bounded by [`LIMIT`]; kills it and fails past that.
+pub fn wait_bounded(child: &mut Child) -> ExitStatus {
+    match child.wait_timeout(LIMIT).expect("wait") {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not finish within {LIMIT:?}");
+        }
+    }
+}
+
+/// Runs a command whose stdin is already set, to completion, bounded by [`LIMIT`].
+pub fn run_with_stdin(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = lines_of_bytes(child.stdout.take().expect("stdout is piped"));
+    let err = lines_of_bytes(child.stderr.take().expect("stderr is piped"));
+    let status = wait_bounded(&mut child);
+    Output {
+        status,
+        stdout: out.recv_timeout(LIMIT).expect("stdout"),
+        stderr: err.recv_timeout(LIMIT).expect("stderr"),
+    }
+}
+
 /// Runs a command to completion with `stdin` as its input, bounded by [`LIMIT`].
 pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
     let mut child = cmd
@@ -181,14 +210,7 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
     });
     let out = lines_of_bytes(child.stdout.take().expect("stdout is piped"));
     let err = lines_of_bytes(child.stderr.take().expect("stderr is piped"));
-    let status = match child.wait_timeout(LIMIT).expect("wait") {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {LIMIT:?}");
-        }
-    };
+    let status = wait_bounded(&mut child);
     feeder.join().expect("stdin feeder");
     Output {
         status,
