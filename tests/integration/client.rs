@@ -361,23 +361,10 @@ fn an_input_that_cannot_be_read_ends_the_stream_with_1() {
 #[test]
 fn a_closed_stdout_is_no_failure() {
     let server = Server::start(&["127.0.0.1:0"], 1);
-    let mut child = util::echokit()
-        .args(["echo-client", &server.addr().to_string(), "-c", "50"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = util::spawn_piped(&["echo-client", &server.addr().to_string(), "-c", "50"]);
     // Whoever reads the output stops at once (`| head -0`).
     drop(child.stdout.take());
-    let status = util::wait_bounded(&mut child);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = util::wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(0), "{err}");
 }
 

@@ -484,16 +484,9 @@ fn urgent_data_is_echoed_in_order_and_does_not_stall_the_stream() {
 #[test]
 fn a_stderr_nobody_reads_does_not_stall_the_echo() {
     use std::io::BufRead;
-    use std::process::Stdio;
     // stderr is a pipe that is never read: once its 64 KiB fill up, a
     // blocking log write would stop the event loop.
-    let mut child = util::echokit()
-        .args(["echo-server", "127.0.0.1:0", "--threads", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = util::spawn_piped(&["echo-server", "127.0.0.1:0", "--threads", "1"]);
     let _unread_stderr = child.stderr.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -516,14 +509,7 @@ fn a_stderr_nobody_reads_does_not_stall_the_echo() {
 #[test]
 fn a_closed_stdout_does_not_turn_a_clean_shutdown_into_a_crash() {
     use std::io::BufRead;
-    use std::process::Stdio;
-    let mut child = util::echokit()
-        .args(["echo-server", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = util::spawn_piped(&["echo-server", "127.0.0.1:0"]);
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -534,14 +520,7 @@ fn a_closed_stdout_does_not_turn_a_clean_shutdown_into_a_crash() {
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
         0
     );
-    let status = util::wait_bounded(&mut child);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = util::wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(0), "{err}");
 }
 

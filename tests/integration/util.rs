@@ -178,6 +178,28 @@ pub fn wait_bounded(child: &mut Child) -> ExitStatus {
     }
 }
 
+/// `echokit ARGS` with no stdin and piped stdout and stderr, for tests that
+/// handle the pipes themselves.
+pub fn spawn_piped(args: &[&str]) -> Child {
+    echokit()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echokit")
+}
+
+/// Waits for a child (bounded) and returns its status and what it wrote to stderr.
+pub fn wait_with_stderr(child: &mut Child) -> (ExitStatus, String) {
+    let status = wait_bounded(child);
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut err).expect("read stderr");
+    }
+    (status, err)
+}
+
 /// Runs a command whose stdin is already set, to completion, bounded by [`LIMIT`].
 pub fn run_with_stdin(mut cmd: Command) -> Output {
     let mut child = cmd
