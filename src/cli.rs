@@ -79,7 +79,7 @@ pub struct EchoServerArgs {
     #[arg(long)]
     pub once: bool,
     /// Turn on TCP keepalive, probing after this much idle time (e.g. 60s)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_keepalive)]
     pub keepalive: Option<Duration>,
     /// SO_SNDBUF for each connection, in bytes (K and M suffixes allowed)
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
@@ -198,6 +198,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{s}` is not a duration: expected e.g. 10s, 500ms or 1m30s"))
 }
 
+/// A keepalive idle time: the kernel takes whole seconds from 1 to 32767
+/// (TCP_KEEPIDLE), and would refuse anything else on every connection.
+fn parse_keepalive(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.subsec_nanos() != 0 || !(1..=32767).contains(&d.as_secs()) {
+        return Err(format!(
+            "`{s}` is not a keepalive time: expected whole seconds from 1s to 32767s"
+        ));
+    }
+    Ok(d)
+}
+
 /// Sizes in bytes with an optional `K`/`KiB`/`M`/`MiB` suffix (powers of 1024).
 fn parse_size(s: &str) -> Result<usize, String> {
     let bad = || format!("`{s}` is not a size: expected bytes, e.g. 262144, 256K or 4M");
@@ -239,6 +251,10 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_keepalive("60s"), Ok(Duration::from_secs(60)));
+        for bad in ["0", "500ms", "1e19", "1.5"] {
+            assert!(parse_keepalive(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("256K"), Ok(256 << 10));
         assert_eq!(parse_size("4MiB"), Ok(4 << 20));

@@ -41,11 +41,28 @@ fn main() -> ProcessExit {
     let code = match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             classify(&err)
         }
     };
     ProcessExit::from(code.code())
+}
+
+/// The error and its causes on one line, each cause once: echokit's errors
+/// already quote the kernel's words, which are also their `source`.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// The exit code of the first error in the chain that knows its own.

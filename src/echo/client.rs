@@ -131,7 +131,7 @@ pub enum ClientError {
     #[error("the network path to the server failed during the exchange: {0}")]
     PathFailed(io::Error),
     /// Any other socket or local error.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 

@@ -80,6 +80,9 @@ pub(crate) struct Conn {
     pending: Option<Pending>,
     /// The peer has shut down its write side (EPOLLRDHUP seen); sticky.
     peer_closed: bool,
+    /// Urgent data was reported (EPOLLPRI) and reading has not yet reached
+    /// `EAGAIN` since: a short read may be the urgent mark, not the end.
+    urgent: bool,
     /// End of stream was read.
     eof: bool,
     echoed: u64,
@@ -93,6 +96,7 @@ impl Conn {
             peer,
             pending: None,
             peer_closed: false,
+            urgent: false,
             eof: false,
             echoed: 0,
             since: Instant::now(),
@@ -113,10 +117,15 @@ impl Conn {
         self.since
     }
 
-    /// Echoes what can be echoed now. `peer_closed` tells that the event
-    /// carried EPOLLRDHUP or EPOLLHUP, `urgent` that it carried EPOLLPRI.
-    pub(crate) fn drive(&mut self, io: &mut Io<'_>, peer_closed: bool, urgent: bool) -> Progress {
+    /// Records what an event said, for when the connection is next driven.
+    /// `peer_closed`: the event carried EPOLLRDHUP or EPOLLHUP; `urgent`: EPOLLPRI.
+    pub(crate) fn note(&mut self, peer_closed: bool, urgent: bool) {
         self.peer_closed |= peer_closed;
+        self.urgent |= urgent;
+    }
+
+    /// Echoes what can be echoed now (call [`Conn::note`] first with the event's flags).
+    pub(crate) fn drive(&mut self, io: &mut Io<'_>) -> Progress {
         if let Err(e) = self.flush(io) {
             return Progress::Close(Ended::Failed(e));
         }
@@ -133,7 +142,10 @@ impl Conn {
                     return self.finish();
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.urgent = false;
+                    return Progress::Wait;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Progress::Close(Ended::Failed(e)),
             };
@@ -152,7 +164,7 @@ impl Conn {
                 }
                 return Progress::Wait;
             }
-            if n < io.scratch.len() && !self.peer_closed && !urgent {
+            if n < io.scratch.len() && !self.peer_closed && !self.urgent {
                 return Progress::Wait;
             }
         }

@@ -60,7 +60,7 @@ pub struct ServerStats {
 
 /// The event loops could not run.
 #[derive(Debug, thiserror::Error)]
-#[error("event loop failed: {0}")]
+#[error("event loop failed")]
 pub struct ServerError(#[from] io::Error);
 
 impl Classify for ServerError {

@@ -182,6 +182,9 @@ impl Worker {
                 }
                 return Err(e);
             }
+            // What was listed before this turn's events is driven after them,
+            // once: a connection gets one read budget per turn.
+            self.ready.start_turn(&mut self.running);
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.take_handoffs(),
@@ -232,13 +235,18 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        conn.note(peer_closed, urgent);
+        if self.ready.is_listed(key) {
+            // Its turn comes from the ready list.
+            return;
+        }
         let mut io = Io {
             scratch: &mut self.scratch,
             pool: &mut self.pool,
             registry: self.poll.registry(),
             token: Token(key),
         };
-        match conn.drive(&mut io, peer_closed, urgent) {
+        match conn.drive(&mut io) {
             Progress::Wait => {}
             Progress::Yield => self.ready.push(key),
             Progress::Close(ended) => self.close(key, ended),
@@ -246,9 +254,9 @@ impl Worker {
     }
 
     fn drive_ready(&mut self) {
-        self.ready.take_into(&mut self.running);
         for i in 0..self.running.len() {
             let key = self.running[i];
+            self.ready.unlist(key);
             self.drive(key, false, false);
         }
         self.running.clear();
@@ -277,7 +285,7 @@ impl Worker {
     /// Starts serving a connection on this loop (its load is already counted).
     fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         if let Err(e) = self.configure(&stream) {
-            tracing::debug!("{peer}: {e}; dropped before serving");
+            tracing::warn!("{peer}: cannot set socket options: {e}; dropped before serving");
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
             return;
         }
@@ -468,12 +476,14 @@ impl Worker {
     }
 }
 
-/// Connections to drive again next turn, each listed once however often it
-/// yields or gets events, so that a busy connection gets one read budget per turn.
+/// Connections whose read budget ran out with data left, to drive again.
+/// A connection is listed once however often it yields or gets events, and
+/// stays listed until its turn comes, so a busy connection gets one read
+/// budget per turn of the loop.
 #[derive(Debug, Default)]
 struct ReadyList {
     keys: Vec<usize>,
-    /// Indexed by connection key: listed now.
+    /// Indexed by connection key: listed, and not yet driven.
     listed: Vec<bool>,
 }
 
@@ -492,11 +502,20 @@ impl ReadyList {
         self.keys.is_empty()
     }
 
-    /// Moves the list into `into` (empty) and clears it.
-    fn take_into(&mut self, into: &mut Vec<usize>) {
+    fn is_listed(&self, key: usize) -> bool {
+        self.listed.get(key).copied().unwrap_or(false)
+    }
+
+    /// Moves this turn's keys into `into` (empty); they stay listed until
+    /// [`ReadyList::unlist`], so their events wait for their turn.
+    fn start_turn(&mut self, into: &mut Vec<usize>) {
         std::mem::swap(&mut self.keys, into);
-        for &key in into.iter() {
-            self.listed[key] = false;
+    }
+
+    /// A key's turn has come.
+    fn unlist(&mut self, key: usize) {
+        if let Some(listed) = self.listed.get_mut(key) {
+            *listed = false;
         }
     }
 }
@@ -523,19 +542,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connection_is_listed_once_per_turn() {
+    fn a_connection_is_listed_once_and_waits_for_its_turn() {
         let mut ready = ReadyList::default();
         ready.push(3);
         ready.push(3);
         ready.push(1);
         let mut running = Vec::new();
-        ready.take_into(&mut running);
+        ready.start_turn(&mut running);
         assert_eq!(running, [3, 1]);
         assert!(ready.is_empty());
-        // Listed again after it was taken.
+        // Until its turn, an event finds it listed (and leaves it to the list).
+        assert!(ready.is_listed(3));
+        ready.push(3);
+        assert!(ready.is_empty(), "not listed twice");
+        ready.unlist(3);
+        assert!(!ready.is_listed(3));
+        // Listed again for the next turn once its budget runs out again.
         ready.push(3);
         let mut next = Vec::new();
-        ready.take_into(&mut next);
+        ready.start_turn(&mut next);
         assert_eq!(next, [3]);
     }
 }

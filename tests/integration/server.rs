@@ -530,3 +530,50 @@ fn an_absurd_grace_period_still_shuts_down() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait().code(), Some(0));
 }
+
+#[test]
+fn urgent_data_behind_more_than_a_read_budget_does_not_stall_the_stream() {
+    // The urgent mark lies beyond one turn's read budget (1 MiB): the
+    // connection's next turn must still read past it.
+    let server = Server::start(
+        &[
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--rcvbuf",
+            "16M",
+            "--sndbuf",
+            "16M",
+        ],
+        1,
+    );
+    let before = pattern(2_000_000, 31);
+    let after = pattern(1000, 32);
+    for round in 0..10 {
+        let s = connect(server.addr());
+        let sock = socket2::SockRef::from(&s);
+        sock.set_send_buffer_size(32 << 20).unwrap();
+        sock.set_recv_buffer_size(32 << 20).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let reader = {
+            let mut s = s.try_clone().unwrap();
+            let len = before.len() + 1 + after.len();
+            std::thread::spawn(move || {
+                let mut echo = vec![0; len];
+                s.read_exact(&mut echo).map(|()| echo)
+            })
+        };
+        (&s).write_all(&before).unwrap();
+        sock.send_out_of_band(b"U").unwrap();
+        (&s).write_all(&after).unwrap();
+        let echo = reader
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: the stream stalled: {e}"));
+        assert!(
+            echo[..before.len()] == before[..]
+                && echo[before.len()] == b'U'
+                && echo[before.len() + 1..] == after[..]
+        );
+    }
+}
