@@ -293,7 +293,7 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// Whether python3 is there (CI installs it; `.ci/run` says so).
+/// `python3`, for the guide's programs (`.ci/run` installs it where it is missing).
 pub fn python() -> Command {
     Command::new("python3")
 }
