@@ -41,28 +41,12 @@ fn main() -> ProcessExit {
     let code = match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", describe(&err));
+            // Each error states its own part; `{:#}` adds the causes, once.
+            eprintln!("error: {err:#}");
             classify(&err)
         }
     };
     ProcessExit::from(code.code())
-}
-
-/// The error and its causes on one line, each cause once: echokit's errors
-/// already quote the kernel's words, which are also their `source`.
-fn describe(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
 }
 
 /// The exit code of the first error in the chain that knows its own.
@@ -222,12 +206,7 @@ fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
     if target.stream {
         // --timeout bounds the whole run, the connect included.
         let started = Instant::now();
-        let connect = ConnectOptions {
-            timeout: args
-                .timeout
-                .map_or(connect.timeout, |t| t.min(connect.timeout)),
-            ..connect
-        };
+        let connect = connect.within(args.timeout);
         let (socket, server) = net::connect::connect_endpoint(&target.endpoint, &connect)?;
         tracing::debug!("streaming stdin to {server}");
         let left = args.timeout.map(|t| t.saturating_sub(started.elapsed()));

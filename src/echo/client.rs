@@ -269,8 +269,7 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
     let Endpoint::Tcp(hp) = endpoint;
     let addrs = hp.resolve(Purpose::Connect).map_err(ConnectError::from)?;
     let started = Instant::now();
-    let mut connect_opts = opts.connect.clone();
-    connect_opts.timeout = connect_opts.timeout.min(opts.timeout);
+    let connect_opts = opts.connect.within(Some(opts.timeout));
     let (first, server) = connect::connect(&addrs, &connect_opts)?;
     let expected: Vec<u8> = plan.messages.concat();
     let mut engine = Engine {

@@ -323,25 +323,33 @@ impl Worker {
         }
     }
 
-    /// Accepts what the listeners have queued (loop 0 only).
+    /// Accepts what the listeners have queued (loop 0 only), placing each
+    /// connection as it comes.
     fn accept(&mut self) {
-        let Some(acceptor) = &mut self.acceptor else {
+        let Some(count) = self.acceptor.as_mut().map(|a| {
+            a.retry_at = None;
+            a.listeners.len()
+        }) else {
             return;
         };
-        acceptor.retry_at = None;
-        let mut accepted = Vec::new();
-        let mut stop = false;
-        for listener in &acceptor.listeners {
+        for i in 0..count {
             // Edge-triggered: a listener not drained to EAGAIN will not be
             // reported again, so one that used its whole turn is retried next turn.
             let mut drained = false;
             for _ in 0..ACCEPTS_PER_TURN {
+                let Some(acceptor) = &mut self.acceptor else {
+                    return;
+                };
+                let Some(listener) = acceptor.listeners.get(i) else {
+                    return;
+                };
                 match listener.accept() {
-                    Ok(conn) => {
-                        accepted.push(conn);
-                        if acceptor.once {
-                            stop = true;
-                            break;
+                    Ok((stream, peer)) => {
+                        let once = acceptor.once;
+                        self.place(stream, peer);
+                        if once {
+                            self.close_listeners();
+                            return;
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -369,18 +377,12 @@ impl Worker {
                     }
                 }
             }
-            if stop {
-                break;
-            }
-            if !drained && acceptor.retry_at.is_none() {
+            if let Some(acceptor) = &mut self.acceptor
+                && !drained
+                && acceptor.retry_at.is_none()
+            {
                 acceptor.retry_at = Some(Instant::now());
             }
-        }
-        if stop {
-            self.close_listeners();
-        }
-        for (stream, peer) in accepted {
-            self.place(stream, peer);
         }
     }
 

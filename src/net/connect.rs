@@ -40,6 +40,17 @@ pub struct ConnectOptions {
     pub source_port: Option<u16>,
 }
 
+impl ConnectOptions {
+    /// These options with the connect bounded by `limit` too: a limit on a
+    /// whole exchange covers its connect.
+    pub fn within(&self, limit: Option<Duration>) -> ConnectOptions {
+        ConnectOptions {
+            timeout: limit.map_or(self.timeout, |l| l.min(self.timeout)),
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for ConnectOptions {
     fn default() -> ConnectOptions {
         ConnectOptions {
@@ -76,7 +87,7 @@ pub enum ConnectError {
         after: Duration,
     },
     /// No route to the host or network.
-    #[error("host unreachable: {target}: {source} (check the address, the routes and the network)")]
+    #[error("host unreachable: {target} (check the address, the routes and the network)")]
     Unreachable {
         /// The addresses tried.
         target: String,
@@ -87,7 +98,7 @@ pub enum ConnectError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     /// The local address or port could not be used.
-    #[error("cannot bind the local address {local}: {source}{}", local_hint(.source))]
+    #[error("cannot bind the local address {local}{}", local_hint(.source))]
     LocalBind {
         /// The local address asked for.
         local: SocketAddr,
@@ -105,7 +116,7 @@ pub enum ConnectError {
         family: &'static str,
     },
     /// Anything else.
-    #[error("cannot connect to {target}: {source}")]
+    #[error("cannot connect to {target}")]
     Other {
         /// The addresses tried.
         target: String,
@@ -314,7 +325,10 @@ pub fn connect(
                     attempts.push(Some(socket));
                 }
                 Err(e) => {
-                    tracing::debug!("{addr}: {e}");
+                    tracing::debug!(
+                        error = &e as &dyn std::error::Error,
+                        "{addr}: attempt failed"
+                    );
                     attempts.push(None);
                     errors.push(e);
                 }

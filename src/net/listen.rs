@@ -111,7 +111,7 @@ pub enum BindError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     /// Anything else the kernel refused.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Other {
         /// The address asked for.
         addr: SocketAddr,

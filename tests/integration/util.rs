@@ -57,13 +57,8 @@ impl Server {
     }
 
     /// Any command that prints `listening on` lines first.
-    pub fn spawn(mut cmd: Command, listeners: usize) -> Server {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the server");
+    pub fn spawn(cmd: Command, listeners: usize) -> Server {
+        let mut child = piped(cmd);
         let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
         let stdout = lines_of(stdout);
         let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
@@ -181,13 +176,18 @@ pub fn wait_bounded(child: &mut Child) -> ExitStatus {
 /// `echokit ARGS` with no stdin and piped stdout and stderr, for tests that
 /// handle the pipes themselves.
 pub fn spawn_piped(args: &[&str]) -> Child {
-    echokit()
-        .args(args)
-        .stdin(Stdio::null())
+    let mut cmd = echokit();
+    cmd.args(args);
+    piped(cmd)
+}
+
+/// Starts a command with no stdin and piped stdout and stderr.
+fn piped(mut cmd: Command) -> Child {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn echokit")
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
 }
 
 /// Waits for a child (bounded) and returns its status and what it wrote to stderr.
