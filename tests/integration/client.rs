@@ -24,6 +24,12 @@ where
     (addr, handle)
 }
 
+/// Asserts that the client said `needle` on stderr, showing all it said if not.
+fn assert_stderr_has(out: &std::process::Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
 /// Reads exactly `n` bytes.
 fn take(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
@@ -121,14 +127,11 @@ fn refused_exits_3_and_says_nothing_listens() {
     let addr = holder.local_addr().unwrap().as_socket().unwrap();
     let out = client(&[&addr.to_string()]);
     assert_eq!(out.status.code(), Some(3));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "connection refused by {addr}: nothing is listening there"
-        )),
-        "{err}"
+    assert_stderr_has(
+        &out,
+        &format!("connection refused by {addr}: nothing is listening there"),
     );
-    assert!(err.contains("is the server running"), "{err}");
+    assert_stderr_has(&out, "is the server running");
     assert_eq!(text(&out.stdout), "");
 }
 
@@ -154,12 +157,11 @@ fn a_connect_that_gets_no_answer_times_out_with_4() {
     assert!(hung);
     let out = client(&[&addr.to_string(), "--connect-timeout", "300ms"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains(&format!("timed out connecting to {addr} after 300 ms")),
-        "{err}"
+    assert_stderr_has(
+        &out,
+        &format!("timed out connecting to {addr} after 300 ms"),
     );
-    assert!(err.contains("--connect-timeout"), "{err}");
+    assert_stderr_has(&out, "--connect-timeout");
 }
 
 #[test]
@@ -172,11 +174,7 @@ fn an_echo_that_never_comes_times_out_with_4() {
     });
     let out = client(&[&addr.to_string(), "--timeout", "300ms"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("timed out after 300 ms: 0 of 12 bytes echoed"),
-        "{err}"
-    );
+    assert_stderr_has(&out, "timed out after 300 ms: 0 of 12 bytes echoed");
     peer.join().unwrap();
 }
 
@@ -185,7 +183,7 @@ fn a_name_that_does_not_resolve_exits_5() {
     // .invalid never resolves (RFC 6761).
     let out = client(&["no-such-host.invalid:65432", "--connect-timeout", "5s"]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("cannot resolve `no-such-host.invalid`"));
+    assert_stderr_has(&out, "cannot resolve `no-such-host.invalid`");
 }
 
 #[test]
@@ -196,8 +194,9 @@ fn a_truncated_echo_exits_7() {
     });
     let out = client(&[&addr.to_string()]);
     assert_eq!(out.status.code(), Some(7));
-    assert!(
-        text(&out.stderr).contains("the server closed the connection after echoing 5 of 12 bytes")
+    assert_stderr_has(
+        &out,
+        "the server closed the connection after echoing 5 of 12 bytes",
     );
     peer.join().unwrap();
 }
@@ -213,7 +212,7 @@ fn a_reset_exits_7() {
     });
     let out = client(&[&addr.to_string()]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("connection reset by the server after 0 of 12 bytes"));
+    assert_stderr_has(&out, "connection reset by the server after 0 of 12 bytes");
     peer.join().unwrap();
 }
 
@@ -226,7 +225,7 @@ fn surplus_bytes_exit_7() {
     });
     let out = client(&[&addr.to_string()]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("the server sent 5 more bytes than it was sent"));
+    assert_stderr_has(&out, "the server sent 5 more bytes than it was sent");
     peer.join().unwrap();
 }
 
@@ -248,9 +247,7 @@ fn a_different_echo_exits_1_with_expect_and_is_printed_without() {
         peer.join().unwrap();
         if expect {
             assert_eq!(out.status.code(), Some(1));
-            assert!(
-                text(&out.stderr).contains("the echo differs from what was sent, first at byte 1")
-            );
+            assert_stderr_has(&out, "the echo differs from what was sent, first at byte 1");
         } else {
             assert_eq!(out.status.code(), Some(0));
             assert_eq!(text(&out.stdout), "Received b'HELLO, WORLD'\n");
@@ -334,11 +331,7 @@ fn every_surplus_byte_is_counted() {
     let out = client(&[&addr.to_string()]);
     peer.join().unwrap();
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("the server sent 9 more bytes than it was sent"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, "the server sent 9 more bytes than it was sent");
 }
 
 #[test]
@@ -351,11 +344,7 @@ fn an_input_that_cannot_be_read_ends_the_stream_with_1() {
     cmd.stdin(std::fs::File::open(dir.path()).unwrap());
     let out = util::run_with_stdin(cmd);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("reading the input"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, "reading the input");
 }
 
 #[test]
@@ -385,9 +374,5 @@ fn absurd_durations_mean_no_limit_rather_than_a_crash() {
 fn one_source_port_cannot_serve_several_connections() {
     let out = client(&["127.0.0.1:9", "-c", "2", "--source-port", "40000"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("--source-port"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, "--source-port");
 }

@@ -23,8 +23,7 @@ fn guide_exchange_and_summary() {
     let connected = server.stderr_line("connected by 127.0.0.1:");
     assert!(connected.contains("INFO"), "{connected}");
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait().code(), Some(0));
-    let summary = server.rest_of_stdout().join("\n");
+    let summary = server.summary_after_clean_exit();
     assert!(
         summary.contains("served 1 connection, echoed 12 bytes"),
         "{summary}"
@@ -206,8 +205,7 @@ fn sigterm_lets_the_echo_in_flight_finish_then_exits_zero() {
         echo.len(),
         data.len()
     );
-    assert_eq!(server.wait().code(), Some(0));
-    let summary = server.rest_of_stdout().join("\n");
+    let summary = server.summary_after_clean_exit();
     assert!(
         summary.contains(&format!("served 1 connection, echoed {} bytes", data.len())),
         "{summary}"
@@ -224,8 +222,7 @@ fn the_grace_period_ends_with_an_orderly_close() {
     server.signal(libc::SIGTERM);
     // The client sees EOF, not a reset.
     assert_eq!(read_to_end(&mut idle), b"");
-    assert_eq!(server.wait().code(), Some(0));
-    let summary = server.rest_of_stdout().join("\n");
+    let summary = server.summary_after_clean_exit();
     assert!(
         summary.contains("1 cut off at the end of the grace period"),
         "{summary}"
@@ -384,8 +381,7 @@ fn shutdown_with_several_loops_closes_every_connection_in_order() {
             "an orderly end of stream for every client"
         );
     }
-    assert_eq!(server.wait().code(), Some(0));
-    let summary = server.rest_of_stdout().join("\n");
+    let summary = server.summary_after_clean_exit();
     assert!(
         summary.contains(&format!("served {CLIENTS} connections")),
         "{summary}"

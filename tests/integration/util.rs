@@ -132,6 +132,13 @@ impl Server {
             .collect()
     }
 
+    /// Waits for the server to exit, checks it exited 0, and returns what it
+    /// printed after its listening lines (the summary).
+    pub fn summary_after_clean_exit(&mut self) -> String {
+        assert_eq!(self.wait().code(), Some(0), "the server exits 0");
+        self.rest_of_stdout().join("\n")
+    }
+
     /// Every stdout line after the listening lines, once the server has exited.
     pub fn rest_of_stdout(&self) -> Vec<String> {
         let mut lines = Vec::new();
