@@ -9,7 +9,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use echokit::Endpoint;
+use echokit::echo::datagram_client::{DEFAULT_REPLY_TIMEOUT, DEFAULT_RETRIES};
 use echokit::echo::server::DEFAULT_GRACE;
+use echokit::endpoint::SocketType;
 use echokit::exit::ExitCode;
 use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
 use echokit::net::listen::DEFAULT_BACKLOG;
@@ -33,7 +35,8 @@ pub struct Cli {
 fn exit_help() -> String {
     format!(
         "{}\nEndpoints: tcp://HOST:PORT, HOST:PORT, [IPv6]:PORT, :PORT (every interface) or PORT \
-         (127.0.0.1:PORT). Port 0 picks a free port.",
+         (127.0.0.1:PORT); udp://HOST:PORT; unix:PATH and unixgram:PATH (Unix stream and datagram \
+         sockets), unix:@NAME (Linux abstract names). Port 0 picks a free port.",
         ExitCode::help_table()
     )
 }
@@ -87,6 +90,33 @@ pub struct EchoServerArgs {
     /// SO_RCVBUF for each connection, in bytes (K and M suffixes allowed)
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub rcvbuf: Option<usize>,
+    /// Permissions of a Unix socket file, in octal (0600: only its owner may connect)
+    #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "0600")]
+    pub mode: u32,
+    /// UDP answers per second to each source address; 0 for no limit
+    /// [default: 1000 for sources off this host, none on loopback; a value
+    /// given here applies to loopback too]
+    #[arg(long, value_name = "PPS")]
+    pub udp_rate_per_source: Option<u32>,
+    /// UDP answers per second to all sources together; 0 for no limit
+    #[arg(long, value_name = "PPS", default_value_t = 0)]
+    pub udp_rate_total: u32,
+}
+
+impl EchoServerArgs {
+    /// Checks what clap cannot: flags that need a kind of endpoint.
+    pub fn check(&self, endpoints: &[Endpoint]) -> Result<(), String> {
+        if self.once
+            && !endpoints
+                .iter()
+                .any(|e| e.socket_type() == SocketType::Stream)
+        {
+            return Err(
+                "--once serves one connection: it needs a stream endpoint (tcp:// or unix:)".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A positional argument of `echo-client`: an endpoint, or `-` for stdin.
@@ -142,6 +172,19 @@ pub struct EchoClientArgs {
     /// The local port to connect from (firewall rules are often per port)
     #[arg(long, value_name = "PORT")]
     pub source_port: Option<u16>,
+    /// Datagrams: how long to wait for each echo before sending again [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub reply_timeout: Option<Duration>,
+    /// Datagrams: how many times to send a datagram again when its echo does not come [default: 2]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Datagrams: send a numbered series of N datagrams and report loss and
+    /// round-trip times, as ping does
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64))]
+    pub count: Option<u64>,
+    /// Datagrams: the time between two datagrams of a --count series [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "count")]
+    pub interval: Option<Duration>,
 }
 
 /// What `echo-client`'s positional arguments ask for.
@@ -178,6 +221,38 @@ impl EchoClientArgs {
                 "`-` streams stdin: it does not go with --message, --file or --connections".into(),
             );
         }
+        match endpoint.socket_type() {
+            SocketType::Stream => {
+                let datagram_only = [
+                    ("--reply-timeout", self.reply_timeout.is_some()),
+                    ("--retries", self.retries.is_some()),
+                    ("--count", self.count.is_some()),
+                ];
+                if let Some((flag, _)) = datagram_only.iter().find(|(_, given)| *given) {
+                    return Err(format!(
+                        "{flag} is for datagrams: it needs a udp:// or unixgram: endpoint, not {endpoint}"
+                    ));
+                }
+            }
+            SocketType::Datagram => {
+                if self.count.is_some() && (stream || self.connections.is_some()) {
+                    return Err(
+                        "--count sends one series: it does not go with `-` or --connections".into(),
+                    );
+                }
+                if self.count.is_some() && self.retries.is_some() {
+                    return Err(
+                        "--count measures loss, which --retries would hide: use one or the other"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if endpoint.local_name().is_some() && (self.bind.is_some() || self.source_port.is_some()) {
+            return Err(format!(
+                "--bind and --source-port are for IP endpoints; {endpoint} is a Unix socket"
+            ));
+        }
         if let (Some(port), Some(n @ 2..)) = (self.source_port, self.connections) {
             return Err(format!(
                 "--source-port {port} can carry one connection to a server, not {n}: \
@@ -185,6 +260,35 @@ impl EchoClientArgs {
             ));
         }
         Ok(ClientTarget { endpoint, stream })
+    }
+}
+
+/// The datagram client's waiting rules, with their defaults.
+impl EchoClientArgs {
+    /// How long each datagram waits for its echo.
+    pub fn reply_timeout(&self) -> Duration {
+        self.reply_timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT)
+    }
+
+    /// Tries after the first.
+    pub fn retries(&self) -> u32 {
+        self.retries.unwrap_or(DEFAULT_RETRIES)
+    }
+
+    /// The time between datagrams of a series.
+    pub fn interval(&self) -> Duration {
+        self.interval.unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// A file mode in octal, as chmod takes it: `600`, `0600`, `0o660`.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "`{s}` is not a mode: expected octal permissions such as 0600 or 0660"
+        )),
     }
 }
 
@@ -230,6 +334,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use echokit::echo::limit::DEFAULT_PER_SOURCE;
 
     #[test]
     fn cli_is_well_formed() {
@@ -238,11 +343,14 @@ mod tests {
 
     #[test]
     fn help_texts_state_the_real_defaults() {
-        // The --timeout help says 30s in words, not from the constant.
+        // These help texts say the defaults in words, not from the constants.
         assert_eq!(
             echokit::echo::client::DEFAULT_TIMEOUT,
             Duration::from_secs(30)
         );
+        assert_eq!(DEFAULT_REPLY_TIMEOUT, Duration::from_secs(1));
+        assert_eq!(DEFAULT_RETRIES, 2);
+        assert_eq!(DEFAULT_PER_SOURCE, 1000);
     }
 
     #[test]
@@ -259,5 +367,9 @@ mod tests {
         assert_eq!(parse_size("256K"), Ok(256 << 10));
         assert_eq!(parse_size("4MiB"), Ok(4 << 20));
         assert!(parse_size("4 parsecs").is_err());
+        assert_eq!(parse_mode("0600"), Ok(0o600));
+        assert_eq!(parse_mode("660"), Ok(0o660));
+        assert!(parse_mode("0800").is_err());
+        assert!(parse_mode("01777").is_err());
     }
 }

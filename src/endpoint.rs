@@ -7,21 +7,26 @@
 //! | `[IPv6]:PORT`              | an IPv6 literal, in brackets as in URLs              |
 //! | `:PORT`, `tcp://:PORT`     | every interface, IPv4 and IPv6                       |
 //! | `PORT`                     | `127.0.0.1:PORT`, the socket guide's loopback host   |
+//! | `udp://HOST:PORT`          | UDP, with the same HOST and PORT forms               |
+//! | `unix:PATH`                | a Unix stream socket at a file path                  |
+//! | `unixgram:PATH`            | a Unix datagram socket at a file path                |
+//! | `unix:@NAME`, `unixgram:@NAME` | Linux's abstract namespace: no file              |
 //!
 //! HOST is an IP address, a host name (resolved through `getaddrinfo`, so
 //! `/etc/hosts` and DNS both count) or empty for every interface. `0.0.0.0` is
 //! every IPv4 interface and `[::]` every IPv6 one. Port 0 asks the kernel for
 //! a free port; the `listening on` line then shows the real one.
 //!
-//! `udp://HOST:PORT`, `unix:PATH` and friends are reserved for the datagram
-//! and local-socket transports: they parse to a clear "not supported yet"
-//! error rather than being taken for host names.
+//! A Unix socket path may be relative; it and an abstract name must fit the
+//! kernel's `sun_path` ([`LOCAL_NAME_MAX`] bytes), which is checked here so
+//! that the error comes before any socket is made.
 //!
 //! This module does no I/O except name resolution in [`HostPort::resolve`].
 
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::exit::{Classify, ExitCode};
@@ -30,13 +35,43 @@ use crate::exit::{Classify, ExitCode};
 pub const DEFAULT: &str = "tcp://127.0.0.1:65432";
 
 /// What the error messages show as the accepted forms.
-const EXPECTED: &str = "expected tcp://HOST:PORT, HOST:PORT, [IPv6]:PORT, :PORT or PORT";
+const EXPECTED: &str = "expected tcp://HOST:PORT, HOST:PORT, [IPv6]:PORT, :PORT, PORT, \
+                        udp://HOST:PORT, unix:PATH, unixgram:PATH or unix:@NAME";
+
+/// The longest Unix socket path or abstract name, in bytes: `sun_path` holds
+/// 108, and a path needs its terminating NUL, an abstract name its leading one.
+pub const LOCAL_NAME_MAX: usize = 107;
 
 /// An address the toolkit listens on or connects to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// A TCP stream socket (`SOCK_STREAM` over `AF_INET` or `AF_INET6`).
     Tcp(HostPort),
+    /// A UDP socket (`SOCK_DGRAM` over `AF_INET` or `AF_INET6`).
+    Udp(HostPort),
+    /// A Unix stream socket (`SOCK_STREAM` over `AF_UNIX`).
+    Unix(LocalName),
+    /// A Unix datagram socket (`SOCK_DGRAM` over `AF_UNIX`).
+    UnixGram(LocalName),
+}
+
+/// Where a Unix socket lives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LocalName {
+    /// A socket file in the file system (written as it is).
+    Path(PathBuf),
+    /// A name in Linux's abstract namespace (written `@NAME`): no file, gone
+    /// with the last socket that holds it.
+    Abstract(String),
+}
+
+/// The two socket types, as the guide names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketType {
+    /// `SOCK_STREAM`: a connection carrying a byte stream (TCP, `unix:`).
+    Stream,
+    /// `SOCK_DGRAM`: messages with their boundaries (UDP, `unixgram:`).
+    Datagram,
 }
 
 /// A host and a port, before or after resolution.
@@ -90,12 +125,28 @@ pub enum ParseError {
     /// A host that is neither an IP address nor a valid host name.
     #[error("`{0}` is not a host name or IP address: expected letters, digits, '-' and '.'")]
     BadHost(String),
-    /// A transport echokit knows of but does not speak yet.
-    #[error("`{0}` endpoints are not supported yet: {EXPECTED}")]
-    NotYet(String),
     /// A scheme echokit does not know.
     #[error("unknown scheme `{0}`: {EXPECTED}")]
     UnknownScheme(String),
+    /// `unix:` or `unixgram:` with nothing after it.
+    #[error("`{0}` needs a path or an abstract name, as in {0}/tmp/echo.sock or {0}@echo")]
+    EmptyLocal(String),
+    /// A Unix socket path or abstract name too long for `sun_path`.
+    #[error(
+        "`{name}` is {len} bytes: a Unix socket {what} may have at most {LOCAL_NAME_MAX} \
+         (the kernel's sun_path); use a shorter one, e.g. in /tmp or /run"
+    )]
+    LocalTooLong {
+        /// What was written.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+        /// "path" or "abstract name".
+        what: &'static str,
+    },
+    /// A Unix socket path with a NUL byte, which the kernel cannot take.
+    #[error("`{0}` contains a NUL byte, which no Unix socket path may hold")]
+    LocalNul(String),
 }
 
 impl Classify for ParseError {
@@ -123,10 +174,46 @@ impl Classify for ResolveError {
 impl Endpoint {
     /// The TCP endpoint of a socket address, as `listening on` lines print it.
     pub fn tcp(addr: SocketAddr) -> Endpoint {
-        Endpoint::Tcp(HostPort {
-            host: Host::Ip(addr.ip()),
-            port: addr.port(),
-        })
+        Endpoint::Tcp(HostPort::of(addr))
+    }
+
+    /// The UDP endpoint of a socket address.
+    pub fn udp(addr: SocketAddr) -> Endpoint {
+        Endpoint::Udp(HostPort::of(addr))
+    }
+
+    /// Stream or datagram.
+    pub fn socket_type(&self) -> SocketType {
+        match self {
+            Endpoint::Tcp(_) | Endpoint::Unix(_) => SocketType::Stream,
+            Endpoint::Udp(_) | Endpoint::UnixGram(_) => SocketType::Datagram,
+        }
+    }
+
+    /// The host and port of an IP endpoint; `None` for a Unix one.
+    pub fn host_port(&self) -> Option<&HostPort> {
+        match self {
+            Endpoint::Tcp(hp) | Endpoint::Udp(hp) => Some(hp),
+            Endpoint::Unix(_) | Endpoint::UnixGram(_) => None,
+        }
+    }
+
+    /// Where a Unix endpoint lives; `None` for an IP one.
+    pub fn local_name(&self) -> Option<&LocalName> {
+        match self {
+            Endpoint::Unix(name) | Endpoint::UnixGram(name) => Some(name),
+            Endpoint::Tcp(_) | Endpoint::Udp(_) => None,
+        }
+    }
+
+    /// The same address with `addr` (a resolved or bound address) in place
+    /// of the host and port; a Unix endpoint stays as it is.
+    pub fn with_addr(&self, addr: SocketAddr) -> Endpoint {
+        match self {
+            Endpoint::Tcp(_) => Endpoint::tcp(addr),
+            Endpoint::Udp(_) => Endpoint::udp(addr),
+            other => other.clone(),
+        }
     }
 
     /// The guide's `tcp://127.0.0.1:65432`.
@@ -146,6 +233,22 @@ pub enum Purpose {
 }
 
 impl HostPort {
+    /// The host and port of a socket address.
+    pub fn of(addr: SocketAddr) -> HostPort {
+        HostPort {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
+        }
+    }
+
+    /// The socket address, when the host is an IP address.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match self.host {
+            Host::Ip(ip) => Some(SocketAddr::new(ip, self.port)),
+            Host::Any | Host::Name(_) => None,
+        }
+    }
+
     /// Resolves to socket addresses, in the resolver's order (RFC 6724), without
     /// duplicates. An empty host gives both wildcards to bind, and both
     /// loopbacks to connect to.
@@ -206,17 +309,43 @@ impl FromStr for Endpoint {
         if let Some((scheme, rest)) = s.split_once("://") {
             return match scheme.to_ascii_lowercase().as_str() {
                 "tcp" => parse_host_port(rest).map(Endpoint::Tcp),
-                "udp" => Err(ParseError::NotYet("udp://".into())),
+                "udp" => parse_host_port(rest).map(Endpoint::Udp),
                 _ => Err(ParseError::UnknownScheme(format!("{scheme}://"))),
             };
         }
-        for local in ["unix:", "unixgram:"] {
-            if s.starts_with(local) {
-                return Err(ParseError::NotYet(local.into()));
-            }
+        if let Some(rest) = s.strip_prefix("unix:") {
+            return parse_local("unix:", rest).map(Endpoint::Unix);
+        }
+        if let Some(rest) = s.strip_prefix("unixgram:") {
+            return parse_local("unixgram:", rest).map(Endpoint::UnixGram);
         }
         parse_host_port(s).map(Endpoint::Tcp)
     }
+}
+
+fn parse_local(scheme: &str, rest: &str) -> Result<LocalName, ParseError> {
+    let (name, what) = match rest.strip_prefix('@') {
+        Some(name) => (LocalName::Abstract(name.into()), "abstract name"),
+        None => (LocalName::Path(rest.into()), "path"),
+    };
+    let len = match &name {
+        LocalName::Abstract(n) => n.len(),
+        LocalName::Path(_) => rest.len(),
+    };
+    if len == 0 {
+        return Err(ParseError::EmptyLocal(scheme.into()));
+    }
+    if rest.contains('\0') {
+        return Err(ParseError::LocalNul(format!("{scheme}{rest}")));
+    }
+    if len > LOCAL_NAME_MAX {
+        return Err(ParseError::LocalTooLong {
+            name: format!("{scheme}{rest}"),
+            len,
+            what,
+        });
+    }
+    Ok(name)
 }
 
 fn parse_host_port(s: &str) -> Result<HostPort, ParseError> {
@@ -316,10 +445,22 @@ impl fmt::Display for HostPort {
     }
 }
 
+impl fmt::Display for LocalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocalName::Path(path) => write!(f, "{}", path.display()),
+            LocalName::Abstract(name) => write!(f, "@{name}"),
+        }
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Tcp(hp) => write!(f, "tcp://{hp}"),
+            Endpoint::Udp(hp) => write!(f, "udp://{hp}"),
+            Endpoint::Unix(name) => write!(f, "unix:{name}"),
+            Endpoint::UnixGram(name) => write!(f, "unixgram:{name}"),
         }
     }
 }
@@ -349,6 +490,25 @@ mod tests {
             ("tcp://:8000", tcp(Host::Any, 8000)),
             ("0.0.0.0:8000", tcp(v4(0, 0, 0, 0), 8000)),
             ("65432", tcp(v4(127, 0, 0, 1), 65432)),
+            (
+                "udp://127.0.0.1:7",
+                Endpoint::Udp(HostPort {
+                    host: v4(127, 0, 0, 1),
+                    port: 7,
+                }),
+            ),
+            (
+                "unix:/run/echo.sock",
+                Endpoint::Unix(LocalName::Path("/run/echo.sock".into())),
+            ),
+            (
+                "unix:x.sock",
+                Endpoint::Unix(LocalName::Path("x.sock".into())),
+            ),
+            (
+                "unixgram:@echo",
+                Endpoint::UnixGram(LocalName::Abstract("echo".into())),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(text.parse::<Endpoint>(), Ok(want), "{text}");
@@ -362,6 +522,12 @@ mod tests {
             "tcp://[::1]:9000",
             "tcp://:8000",
             "tcp://localhost:0",
+            "udp://[::1]:7",
+            "udp://:7",
+            "unix:/tmp/echo.sock",
+            "unix:@echo",
+            "unixgram:rel/x.sock",
+            "unixgram:@e",
         ] {
             let ep: Endpoint = text.parse().unwrap();
             assert_eq!(ep.to_string(), text);
@@ -387,17 +553,39 @@ mod tests {
             ("[1.2.3.4]:80", "`1.2.3.4` is not an IPv6 address"),
             ("bad host:80", "`bad host` is not a host name"),
             ("-x:80", "`-x` is not a host name"),
-            (
-                "udp://127.0.0.1:7",
-                "`udp://` endpoints are not supported yet",
-            ),
-            ("unix:/tmp/s", "`unix:` endpoints are not supported yet"),
+            ("udp://127.0.0.1", "`127.0.0.1` has no port"),
+            ("unix:", "`unix:` needs a path or an abstract name"),
+            ("unixgram:@", "`unixgram:` needs a path"),
             ("http://x:80", "unknown scheme `http://`"),
         ];
         for (text, want) in cases {
             let err = text.parse::<Endpoint>().unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn unix_names_must_fit_sun_path() {
+        let longest = format!("unix:/{}", "x".repeat(LOCAL_NAME_MAX - 1));
+        assert!(longest.parse::<Endpoint>().is_ok());
+        let err = format!("unix:/{}", "x".repeat(LOCAL_NAME_MAX))
+            .parse::<Endpoint>()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::LocalTooLong {
+                name: format!("unix:/{}", "x".repeat(LOCAL_NAME_MAX)),
+                len: LOCAL_NAME_MAX + 1,
+                what: "path"
+            }
+        );
+        assert!(err.to_string().contains("at most 107"), "{err}");
+        let abstract_ok = format!("unixgram:@{}", "a".repeat(LOCAL_NAME_MAX));
+        assert!(abstract_ok.parse::<Endpoint>().is_ok());
+        let err = format!("unix:@{}", "a".repeat(LOCAL_NAME_MAX + 1))
+            .parse::<Endpoint>()
+            .unwrap_err();
+        assert!(err.to_string().contains("abstract name"), "{err}");
     }
 
     #[test]

@@ -13,10 +13,12 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, EchoClientArgs, EchoServerArgs};
+use cli::{Cli, ClientTarget, Command, EchoClientArgs, EchoServerArgs};
 use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
+use echokit::echo::datagram_client::{self, DatagramClient, DatagramOptions};
+use echokit::echo::limit::RateLimits;
 use echokit::echo::{server, stream};
-use echokit::endpoint::{ParseError, ResolveError};
+use echokit::endpoint::{ParseError, ResolveError, SocketType};
 use echokit::exit::{Classify, ExitCode};
 use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions};
 use echokit::shutdown::Shutdown;
@@ -112,11 +114,27 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
         keepalive: args.keepalive,
         sndbuf: args.sndbuf,
         rcvbuf: args.rcvbuf,
+        mode: args.mode,
     };
     let endpoints = if args.endpoints.is_empty() {
         vec![Endpoint::default_tcp()]
     } else {
-        args.endpoints
+        args.endpoints.clone()
+    };
+    if let Err(msg) = args.check(&endpoints) {
+        usage_error(msg);
+    }
+    let udp_limits = match args.udp_rate_per_source {
+        // Asked for: it applies to every source, loopback included.
+        Some(pps) => RateLimits {
+            per_source: pps,
+            total: args.udp_rate_total,
+            exempt_loopback: false,
+        },
+        None => RateLimits {
+            total: args.udp_rate_total,
+            ..RateLimits::default()
+        },
     };
     let shutdown = Shutdown::new();
     // Before the first `listening on` line: a script may signal as soon as it reads it.
@@ -133,7 +151,11 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
         grace: args.grace,
         once: args.once,
         keepalive: args.keepalive,
+        udp_limits,
     };
+    let has_datagrams = listeners
+        .iter()
+        .any(|l| l.socket_type() == SocketType::Datagram);
     let started = Instant::now();
     let stats = server::run(listeners, &config, &shutdown)?;
     let cut = if stats.cut_off > 0 {
@@ -141,8 +163,18 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         String::new()
     };
+    let datagrams = if has_datagrams {
+        format!(
+            " and {} datagram{} ({} dropped)",
+            stats.datagrams,
+            if stats.datagrams == 1 { "" } else { "s" },
+            stats.dropped
+        )
+    } else {
+        String::new()
+    };
     say(format_args!(
-        "served {} connection{}, echoed {} bytes ({}) in {}{cut}",
+        "served {} connection{}{datagrams}, echoed {} bytes ({}) in {}{cut}",
         stats.connections,
         if stats.connections == 1 { "" } else { "s" },
         stats.bytes_echoed,
@@ -192,22 +224,47 @@ fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Exits with clap's usage error (exit 2) and this message.
+fn usage_error(msg: String) -> ! {
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, msg)
+        .exit()
+}
+
+/// What the client sends in message mode.
+fn messages(args: &EchoClientArgs) -> anyhow::Result<Vec<Vec<u8>>> {
+    Ok(if let Some(path) = &args.file {
+        vec![std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?]
+    } else if !args.messages.is_empty() {
+        args.messages
+            .iter()
+            .map(|m| m.clone().into_bytes())
+            .collect()
+    } else if args.connections.is_some() {
+        client::MULTI_MESSAGES
+            .iter()
+            .map(|m| m.as_bytes().to_vec())
+            .collect()
+    } else {
+        vec![HELLO.as_bytes().to_vec()]
+    })
+}
+
 fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
-    let target = args.target().unwrap_or_else(|msg| {
-        Cli::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, msg)
-            .exit()
-    });
+    let target = args.target().unwrap_or_else(|msg| usage_error(msg));
     let connect = ConnectOptions {
         timeout: args.connect_timeout,
         bind: args.bind,
         source_port: args.source_port,
     };
+    if target.endpoint.socket_type() == SocketType::Datagram {
+        return datagram_echo_client(&args, &target, &connect);
+    }
     if target.stream {
         // --timeout bounds the whole run, the connect included.
         let started = Instant::now();
         let connect = connect.within(args.timeout);
-        let (socket, server) = net::connect::connect_endpoint(&target.endpoint, &connect)?;
+        let (socket, server) = net::connect::connect_stream(&target.endpoint, &connect)?;
         tracing::debug!("streaming stdin to {server}");
         let left = args.timeout.map(|t| t.saturating_sub(started.elapsed()));
         let report = stream::run(
@@ -223,21 +280,7 @@ fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
     if connections > 1 {
         os::raise_fd_limit();
     }
-    let messages: Vec<Vec<u8>> = if let Some(path) = &args.file {
-        vec![std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?]
-    } else if !args.messages.is_empty() {
-        args.messages
-            .iter()
-            .map(|m| m.clone().into_bytes())
-            .collect()
-    } else if args.connections.is_some() {
-        client::MULTI_MESSAGES
-            .iter()
-            .map(|m| m.as_bytes().to_vec())
-            .collect()
-    } else {
-        vec![HELLO.as_bytes().to_vec()]
-    };
+    let messages = messages(&args)?;
     let plan = Plan {
         keep_echo: args.connections.is_none() && args.file.is_none(),
         verify: args.expect || args.connections.is_some(),
@@ -258,26 +301,128 @@ fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
     }
     let conn = report.connections.remove(0);
     conn.outcome?;
+    print_echo(
+        &args,
+        &plan.messages,
+        conn.received,
+        conn.first_difference,
+        &conn.echo,
+    )
+}
+
+/// Prints a one-connection echo: `Received b'...'` per message, or how a
+/// file's echo compares.
+fn print_echo(
+    args: &EchoClientArgs,
+    messages: &[Vec<u8>],
+    received: u64,
+    first_difference: Option<u64>,
+    echo: &[u8],
+) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.file {
-        match conn.first_difference {
+        match first_difference {
             None => say(format_args!(
-                "Received {} bytes, identical to {}",
-                conn.received,
+                "Received {received} bytes, identical to {}",
                 path.display()
             ))?,
             Some(at) => say(format_args!(
-                "Received {} bytes, differing from {} at byte {at}",
-                conn.received,
+                "Received {received} bytes, differing from {} at byte {at}",
                 path.display()
             ))?,
         }
         return Ok(ExitCode::Success);
     }
-    let mut echo = conn.echo.as_slice();
-    for message in &plan.messages {
+    let mut echo = echo;
+    for message in messages {
         let (this, rest) = echo.split_at(message.len().min(echo.len()));
         say(format_args!("Received {}", text::py_bytes_repr(this)))?;
         echo = rest;
     }
     Ok(ExitCode::Success)
+}
+
+/// The client over UDP or a Unix datagram socket.
+fn datagram_echo_client(
+    args: &EchoClientArgs,
+    target: &ClientTarget,
+    connect: &ConnectOptions,
+) -> anyhow::Result<ExitCode> {
+    let opts = DatagramOptions {
+        reply_timeout: args.reply_timeout(),
+        retries: args.retries(),
+    };
+    let messages = messages(args)?;
+    if let Some(n) = args.connections {
+        let plan = Plan {
+            messages,
+            connections: n as usize,
+            keep_echo: false,
+            verify: true,
+        };
+        let report = datagram_client::run_many(&target.endpoint, &plan, connect, &opts)?;
+        for conn in &report.connections {
+            say(conn.line())?;
+        }
+        say(report.summary())?;
+        return Ok(report.exit_code());
+    }
+    let mut client = DatagramClient::connect(&target.endpoint, connect)?;
+    if target.stream {
+        let report = datagram_client::stream(
+            &mut client,
+            std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &opts,
+        )?;
+        tracing::debug!("sent {} bytes, received {}", report.sent, report.received);
+        return Ok(ExitCode::Success);
+    }
+    if let Some(count) = args.count {
+        let server = client.server().clone();
+        let message = messages.concat();
+        say(format_args!(
+            "ECHO {server}: {count} datagram{} of {}+ bytes",
+            if count == 1 { "" } else { "s" },
+            message.len()
+        ))?;
+        let mut printed = Ok(());
+        let report = client.series(
+            &message,
+            count,
+            args.interval(),
+            opts.reply_timeout,
+            |reply| {
+                if printed.is_ok() {
+                    printed = say(format_args!(
+                        "{} bytes from {server}: seq={} time={:.3} ms",
+                        reply.bytes,
+                        reply.seq,
+                        reply.rtt.as_secs_f64() * 1000.0
+                    ));
+                }
+            },
+        )?;
+        printed?;
+        say(report.summary(&server))?;
+        return Ok(report.exit_code());
+    }
+    let mut echo = Vec::new();
+    for message in &messages {
+        let reply = client.exchange(message, &opts)?;
+        tracing::debug!(
+            "echo of {} bytes in {} ({} tr{})",
+            reply.bytes.len(),
+            text::duration(reply.rtt),
+            reply.tries,
+            if reply.tries == 1 { "y" } else { "ies" }
+        );
+        echo.extend_from_slice(&reply.bytes);
+    }
+    if client.stale > 0 {
+        tracing::info!(
+            "{} late echo(es) of earlier datagrams ignored",
+            client.stale
+        );
+    }
+    print_echo(args, &messages, echo.len() as u64, None, &echo)
 }

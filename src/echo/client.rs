@@ -10,17 +10,20 @@
 //! side and waits briefly for the server's FIN, so that surplus bytes are
 //! caught and the server sees an orderly close.
 //!
-//! The first connection is made with Happy Eyeballs over every address the
-//! endpoint resolves to; the others go to the address that answered.
+//! The first TCP connection is made with Happy Eyeballs over every address
+//! the endpoint resolves to; the others go to the address that answered.
+//! Unix stream sockets go through the same engine.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use socket2::Socket;
 
-use crate::endpoint::{Endpoint, Purpose};
+use crate::endpoint::{Endpoint, HostPort};
 use crate::exit::{Classify, ExitCode};
 use crate::net::connect::{self, ConnectError, ConnectOptions};
 use crate::text;
@@ -126,6 +129,40 @@ pub enum ClientError {
         /// Offset of the first differing byte.
         offset: u64,
     },
+    /// No echo of a datagram came back, however often it was sent.
+    #[error(
+        "no echo from {target} after {tries} tr{}, {} each: the datagram or its echo was lost \
+         (a firewall dropping it, a rate limit, or nothing listening and no ICMP error to say so); \
+         --retries and --reply-timeout set the limits",
+        if *tries == 1 { "y" } else { "ies" },
+        text::duration(*wait)
+    )]
+    Lost {
+        /// Where the datagrams went.
+        target: String,
+        /// Sends made.
+        tries: u32,
+        /// How long each waited.
+        wait: Duration,
+    },
+    /// Answers came, but none was the datagram sent.
+    #[error("{answers} answer(s) came back, but none was the datagram sent")]
+    DatagramMismatch {
+        /// Answers that matched nothing sent.
+        answers: u64,
+    },
+    /// A message too large for one datagram.
+    #[error(
+        "a message of {len} bytes does not fit in one datagram to {target}: at most {max} bytes"
+    )]
+    TooBig {
+        /// The message's size (0 when the kernel refused it without saying).
+        len: usize,
+        /// The largest datagram.
+        max: usize,
+        /// Where it was to go.
+        target: String,
+    },
     /// The network between client and server failed during the exchange
     /// (retransmissions timed out, the route went away).
     #[error("the network path to the server failed during the exchange: {0}")]
@@ -139,7 +176,9 @@ impl Classify for ClientError {
     fn exit_code(&self) -> ExitCode {
         match self {
             ClientError::Connect(e) => e.exit_code(),
-            ClientError::TimedOut { .. } => ExitCode::TimedOut,
+            ClientError::TimedOut { .. } | ClientError::Lost { .. } => ExitCode::TimedOut,
+            ClientError::TooBig { .. } => ExitCode::Usage,
+            ClientError::DatagramMismatch { .. } => ExitCode::Protocol,
             ClientError::Truncated { .. }
             | ClientError::ClosedEarly { .. }
             | ClientError::Reset { .. }
@@ -194,8 +233,8 @@ pub struct ConnReport {
 /// How a run went.
 #[derive(Debug)]
 pub struct Report {
-    /// The address the connections went to.
-    pub server: SocketAddr,
+    /// Where the connections went.
+    pub server: Endpoint,
     /// One per connection, by id.
     pub connections: Vec<ConnReport>,
     /// The whole run.
@@ -263,14 +302,13 @@ impl ConnReport {
     }
 }
 
-/// Runs the plan against an endpoint. Fails as a whole only when the first
-/// connection cannot be made; later failures are in the report.
+/// Runs the plan against a stream endpoint (TCP or Unix). Fails as a whole
+/// only when the first connection cannot be made; later failures are in the
+/// report.
 pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Report, ClientError> {
-    let Endpoint::Tcp(hp) = endpoint;
-    let addrs = hp.resolve(Purpose::Connect).map_err(ConnectError::from)?;
     let started = Instant::now();
     let connect_opts = opts.connect.within(Some(opts.timeout));
-    let (first, server) = connect::connect(&addrs, &connect_opts)?;
+    let (first, server) = connect::connect_stream(endpoint, &connect_opts)?;
     let expected: Vec<u8> = plan.messages.concat();
     let mut engine = Engine {
         poll: Poll::new()?,
@@ -278,14 +316,18 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
         expected: &expected,
         plan,
         scratch: vec![0; 64 * 1024],
-        server,
+        server: server.clone(),
         deadline: crate::deadline::after(started, opts.timeout),
         timeout: opts.timeout,
         connect_timeout: connect_opts.timeout,
     };
-    engine.add(Ok(TcpStream::from_std(first)), engine.deadline)?;
+    engine.add(Ok(first), engine.deadline)?;
     for _ in 1..plan.connections {
-        let socket = connect::start(server, &connect_opts).map(|s| TcpStream::from_std(s.into()));
+        // The others go where the first one went.
+        let socket = match server.host_port().and_then(HostPort::addr) {
+            Some(addr) => connect::start(addr, &connect_opts),
+            None => connect::connect_local(&server, connect_opts.timeout),
+        };
         engine.add(socket, crate::deadline::from_now(connect_opts.timeout))?;
     }
     engine.run()?;
@@ -313,7 +355,7 @@ enum Phase {
 }
 
 struct ClientConn {
-    stream: Option<TcpStream>,
+    stream: Option<Socket>,
     phase: Phase,
     sent: usize,
     received: usize,
@@ -347,7 +389,7 @@ struct Engine<'a> {
     expected: &'a [u8],
     plan: &'a Plan,
     scratch: Vec<u8>,
-    server: SocketAddr,
+    server: Endpoint,
     deadline: Instant,
     /// The limits, as the errors report them.
     timeout: Duration,
@@ -357,11 +399,7 @@ struct Engine<'a> {
 impl Engine<'_> {
     /// Adds a connection: connected (the first) or connecting (the others,
     /// until `connect_by`), or failed at once.
-    fn add(
-        &mut self,
-        stream: Result<TcpStream, ConnectError>,
-        connect_by: Instant,
-    ) -> io::Result<()> {
+    fn add(&mut self, stream: Result<Socket, ConnectError>, connect_by: Instant) -> io::Result<()> {
         let token = Token(self.conns.len());
         let mut conn = ClientConn {
             stream: None,
@@ -376,9 +414,9 @@ impl Engine<'_> {
             outcome: Ok(()),
         };
         match stream {
-            Ok(mut stream) => {
+            Ok(stream) => {
                 self.poll.registry().register(
-                    &mut stream,
+                    &mut SourceFd(&stream.as_raw_fd()),
                     token,
                     Interest::READABLE | Interest::WRITABLE,
                 )?;
@@ -442,7 +480,7 @@ impl Engine<'_> {
             plan: self.plan,
             registry: self.poll.registry(),
             token: Token(i),
-            server: self.server,
+            server: &self.server,
         };
         let result = advance(conn, &ctx, &mut self.scratch);
         match result {
@@ -469,8 +507,11 @@ impl Engine<'_> {
             (Ok(()), Some(offset)) if self.plan.verify => Err(ClientError::Mismatch { offset }),
             (outcome, _) => outcome,
         };
-        if let Some(mut stream) = conn.stream.take() {
-            let _ = self.poll.registry().deregister(&mut stream);
+        if let Some(stream) = conn.stream.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&stream.as_raw_fd()));
         }
     }
 
@@ -515,7 +556,7 @@ struct Ctx<'a> {
     plan: &'a Plan,
     registry: &'a mio::Registry,
     token: Token,
-    server: SocketAddr,
+    server: &'a Endpoint,
 }
 
 /// One connection's state machine. `Ok(true)` when it is done.
@@ -526,18 +567,17 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
     };
     let total = expected.len() as u64;
     if let Phase::Connecting(_) = conn.phase {
-        let socket = socket2::SockRef::from(&*stream);
-        match connect::finished(&socket) {
+        match connect::finished(stream) {
             Ok(false) => return Ok(false),
             Ok(true) => {
-                conn.local = stream.local_addr().ok();
+                conn.local = local_ip(stream);
                 conn.phase = Phase::Exchanging;
             }
             Err(e) => return Err(ConnectError::from_io(ctx.server.to_string(), e).into()),
         }
     }
     if conn.local.is_none() {
-        conn.local = stream.local_addr().ok();
+        conn.local = local_ip(stream);
     }
     if matches!(conn.phase, Phase::Exchanging) && conn.sent < expected.len() {
         while conn.sent < expected.len() {
@@ -549,8 +589,11 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
             }
         }
         if conn.sent == expected.len() {
-            ctx.registry
-                .reregister(stream, ctx.token, Interest::READABLE)?;
+            ctx.registry.reregister(
+                &mut SourceFd(&stream.as_raw_fd()),
+                ctx.token,
+                Interest::READABLE,
+            )?;
         }
     }
     loop {
@@ -605,6 +648,11 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
             Err(e) => return Err(ClientError::from_exchange(e, conn.received as u64, total)),
         }
     }
+}
+
+/// The client's own IP address and port; `None` for a Unix socket.
+fn local_ip(socket: &Socket) -> Option<SocketAddr> {
+    socket.local_addr().ok()?.as_socket()
 }
 
 fn ignore_not_connected(e: io::Error) -> io::Result<()> {

@@ -24,13 +24,16 @@
 //!   sender cannot starve the loop's other connections.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use socket2::Socket;
 
 use super::buffer::{BufPool, Pending};
+use crate::net::Peer;
 
 /// Reads per turn before a busy connection yields to the others: 16 x 64 KiB
 /// is 1 MiB, a few hundred microseconds of copying.
@@ -72,11 +75,12 @@ pub(crate) enum Ended {
     Failed(io::Error),
 }
 
-/// A client connection and its echo state.
+/// A client connection and its echo state: TCP or Unix stream, the same
+/// code (both are byte streams with half-close).
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Socket,
+    peer: Peer,
     pending: Option<Pending>,
     /// The peer has shut down its write side (EPOLLRDHUP seen); sticky.
     peer_closed: bool,
@@ -90,7 +94,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+    pub(crate) fn new(stream: Socket, peer: Peer) -> Conn {
         Conn {
             stream,
             peer,
@@ -103,7 +107,7 @@ impl Conn {
         }
     }
 
-    pub(crate) fn peer(&self) -> SocketAddr {
+    pub(crate) fn peer(&self) -> Peer {
         self.peer
     }
 
@@ -156,10 +160,7 @@ impl Conn {
             self.echoed += written as u64;
             if written < n {
                 self.pending = Some(Pending::new(io.pool.take(), &io.scratch[written..n]));
-                if let Err(e) =
-                    io.registry
-                        .reregister(&mut self.stream, io.token, Interest::WRITABLE)
-                {
+                if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
                     return Progress::Close(Ended::Failed(e));
                 }
                 return Progress::Wait;
@@ -183,8 +184,7 @@ impl Conn {
         if pending.is_empty() {
             let pending = self.pending.take().expect("matched as Some above");
             io.pool.give(pending.into_buf());
-            io.registry
-                .reregister(&mut self.stream, io.token, READ_INTEREST)?;
+            reregister(&self.stream, io, READ_INTEREST)?;
         }
         Ok(())
     }
@@ -222,10 +222,15 @@ impl Conn {
     }
 }
 
+fn reregister(stream: &Socket, io: &Io<'_>, interest: Interest) -> io::Result<()> {
+    io.registry
+        .reregister(&mut SourceFd(&stream.as_raw_fd()), io.token, interest)
+}
+
 /// Writes as much of `buf` as the socket takes now. A short write means the
 /// send buffer is full, so it stops there rather than make a write that
 /// would only return `EAGAIN`.
-fn write_some(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+fn write_some(stream: &Socket, buf: &[u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match (&*stream).write(&buf[done..]) {

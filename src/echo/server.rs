@@ -1,10 +1,11 @@
 //! The echo server: RFC 862's service, the socket guide's first program.
 //!
 //! [`run`] takes listeners that are already bound (so a caller, or a test,
-//! knows the real port before serving) and a [`Shutdown`] handle, starts one
-//! event loop per CPU the process may run on, and returns what was served
-//! once shutdown has drained the loops. The loops themselves are in
-//! `worker.rs`, one connection's echo in `conn.rs`.
+//! knows the real port before serving) and a [`Shutdown`] handle, and
+//! returns what was served once shutdown has drained the loops. Stream
+//! listeners (TCP, Unix) share one event loop per CPU the process may run
+//! on (`worker.rs`, one connection's echo in `conn.rs`); each datagram
+//! socket (UDP, Unix datagram) has a loop of its own (`datagram.rs`).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -13,7 +14,10 @@ use std::time::Duration;
 
 use mio::{Poll, Waker};
 
+use super::datagram::{DatagramLoop, DatagramStats};
+use super::limit::RateLimits;
 use super::worker::{Acceptor, ConnOptions, Shared, Worker, WorkerStats};
+use crate::endpoint::SocketType;
 use crate::exit::{Classify, ExitCode};
 use crate::net::Listener;
 use crate::shutdown::Shutdown;
@@ -34,6 +38,8 @@ pub struct ServerConfig {
     pub once: bool,
     /// TCP keepalive idle time for accepted connections.
     pub keepalive: Option<Duration>,
+    /// Who gets answers on UDP sockets, how often.
+    pub udp_limits: RateLimits,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +49,7 @@ impl Default for ServerConfig {
             grace: DEFAULT_GRACE,
             once: false,
             keepalive: None,
+            udp_limits: RateLimits::default(),
         }
     }
 }
@@ -52,10 +59,14 @@ impl Default for ServerConfig {
 pub struct ServerStats {
     /// Connections accepted and served.
     pub connections: u64,
-    /// Bytes sent back.
+    /// Bytes sent back, over connections and in datagrams.
     pub bytes_echoed: u64,
     /// Connections still open at the end of the grace period, then closed.
     pub cut_off: u64,
+    /// Datagrams echoed.
+    pub datagrams: u64,
+    /// Datagrams not answered (refused, over a rate, or not sendable).
+    pub dropped: u64,
 }
 
 /// The event loops could not run.
@@ -79,6 +90,51 @@ pub fn default_threads() -> usize {
 /// connections have finished or the grace period has ended (or, with
 /// `once`, until the first client leaves).
 pub fn run(
+    listeners: Vec<Listener>,
+    config: &ServerConfig,
+    shutdown: &Shutdown,
+) -> Result<ServerStats, ServerError> {
+    let (streams, datagrams): (Vec<Listener>, Vec<Listener>) = listeners
+        .into_iter()
+        .partition(|l| l.socket_type() == SocketType::Stream);
+    let loops = datagrams
+        .into_iter()
+        .map(|l| DatagramLoop::new(l, config.udp_limits, shutdown.clone()))
+        .collect::<io::Result<Vec<_>>>()?;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = loops
+            .into_iter()
+            .enumerate()
+            .map(|(i, dgram)| {
+                std::thread::Builder::new()
+                    .name(format!("datagram-loop-{i}"))
+                    .spawn_scoped(scope, move || dgram.run())
+            })
+            .collect();
+        let streamed = if streams.is_empty() {
+            Ok(ServerStats::default())
+        } else {
+            run_streams(streams, config, shutdown)
+        };
+        if streamed.is_err() {
+            shutdown.request();
+        }
+        let mut stats = streamed?;
+        for handle in handles {
+            let handle = handle.inspect_err(|_| shutdown.request())?;
+            let d: DatagramStats = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a datagram loop panicked")))?;
+            stats.datagrams += d.datagrams;
+            stats.bytes_echoed += d.bytes;
+            stats.dropped += d.dropped;
+        }
+        Ok(stats)
+    })
+}
+
+/// Serves stream listeners on the event loops.
+fn run_streams(
     listeners: Vec<Listener>,
     config: &ServerConfig,
     shutdown: &Shutdown,
@@ -113,10 +169,7 @@ pub fn run(
         wakers,
     });
     let mut acceptor = Some(Acceptor {
-        listeners: listeners
-            .into_iter()
-            .map(|l| mio::net::TcpListener::from_std(l.into_std()))
-            .collect(),
+        listeners,
         peers,
         once: config.once,
         retry_at: None,

@@ -8,11 +8,13 @@
 //! must come back as went out.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use socket2::Socket;
 
 use super::buffer::BUF_SIZE;
 use super::client::ClientError;
@@ -37,10 +39,11 @@ enum Sent {
     SocketFailed,
 }
 
-/// Streams `input` through the connection into `output` until the server
-/// closes after the input's end. `timeout` bounds the whole run.
+/// Streams `input` through the connection (TCP or Unix stream) into
+/// `output` until the server closes after the input's end. `timeout` bounds
+/// the whole run.
 pub fn run<R, W>(
-    stream: TcpStream,
+    stream: Socket,
     input: R,
     output: &mut W,
     timeout: Option<Duration>,
@@ -142,7 +145,7 @@ where
 }
 
 /// Copies the input to the socket, counting what was sent.
-fn send_all<R: Read>(mut input: R, mut socket: &TcpStream, sent: &AtomicU64) -> Sent {
+fn send_all<R: Read>(mut input: R, mut socket: &Socket, sent: &AtomicU64) -> Sent {
     let mut buf = vec![0; BUF_SIZE];
     loop {
         let n = match input.read(&mut buf) {

@@ -18,18 +18,20 @@
 //! per-loop connection count that changes only on connect and close.
 
 use std::io;
-use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
+use socket2::Socket;
 
 use super::buffer::{BUF_SIZE, BufPool};
 use super::conn::{Conn, Ended, Io, Progress, READ_INTEREST};
+use crate::net::{Listener, Peer};
 use crate::shutdown::Shutdown;
 use crate::text;
 
@@ -51,7 +53,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// A connection on its way from the accepting loop to its owner.
-pub(crate) type Handoff = (TcpStream, SocketAddr);
+pub(crate) type Handoff = (Socket, Peer);
 
 /// What a loop counts, summed into the server's statistics at exit.
 #[derive(Clone, Copy, Debug, Default)]
@@ -88,7 +90,9 @@ impl Shared {
 
 /// The accepting side of loop 0.
 pub(crate) struct Acceptor {
-    pub(crate) listeners: Vec<TcpListener>,
+    /// Stream listeners (TCP and Unix); a Unix one removes its socket file
+    /// when it is dropped.
+    pub(crate) listeners: Vec<Listener>,
     /// Where to hand connections to, by loop id; `None` for loop 0 itself.
     pub(crate) peers: Vec<Option<Sender<Handoff>>>,
     /// Serve one client, then stop accepting (`--once`).
@@ -154,9 +158,9 @@ impl Worker {
             stats: WorkerStats::default(),
         };
         if let Some(acceptor) = &mut worker.acceptor {
-            for (i, listener) in acceptor.listeners.iter_mut().enumerate() {
+            for (i, listener) in acceptor.listeners.iter().enumerate() {
                 worker.poll.registry().register(
-                    listener,
+                    &mut SourceFd(&listener.socket().as_raw_fd()),
                     Token(LISTENER_BASE - i),
                     Interest::READABLE,
                 )?;
@@ -283,18 +287,18 @@ impl Worker {
     }
 
     /// Starts serving a connection on this loop (its load is already counted).
-    fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        if let Err(e) = self.configure(&stream) {
+    fn adopt(&mut self, stream: Socket, peer: Peer) {
+        if let Err(e) = self.configure(&stream, peer) {
             tracing::warn!("{peer}: cannot set socket options: {e}; dropped before serving");
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
             return;
         }
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, token, READ_INTEREST)
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&stream.as_raw_fd()), token, READ_INTEREST)
         {
             tracing::warn!("{peer}: cannot register with epoll: {e}");
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
@@ -305,14 +309,18 @@ impl Worker {
         tracing::info!("connected by {peer}");
     }
 
-    fn configure(&self, stream: &TcpStream) -> io::Result<()> {
+    fn configure(&self, stream: &Socket, peer: Peer) -> io::Result<()> {
+        if let Peer::Local(_) = peer {
+            // A Unix stream has no Nagle and no keepalive.
+            return Ok(());
+        }
         // Echo replies are small and latency-bound: without TCP_NODELAY,
         // Nagle's algorithm holds a partial segment until the client ACKs the
         // previous one, and bulk echo loses a third of its throughput.
-        stream.set_nodelay(true)?;
+        stream.set_tcp_nodelay(true)?;
         if let Some(idle) = self.options.keepalive {
             let keepalive = socket2::TcpKeepalive::new().with_time(idle);
-            socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+            stream.set_tcp_keepalive(&keepalive)?;
         }
         Ok(())
     }
@@ -343,8 +351,13 @@ impl Worker {
                 let Some(listener) = acceptor.listeners.get(i) else {
                     return;
                 };
-                match listener.accept() {
-                    Ok((stream, peer)) => {
+                // Non-blocking from the start: no fcntl per connection.
+                match listener
+                    .socket()
+                    .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                {
+                    Ok((stream, addr)) => {
+                        let peer = Peer::of(&stream, &addr);
                         let once = acceptor.once;
                         self.place(stream, peer);
                         if once {
@@ -387,7 +400,7 @@ impl Worker {
     }
 
     /// Gives a new connection to the loop with the fewest connections.
-    fn place(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn place(&mut self, stream: Socket, peer: Peer) {
         let target = (0..self.shared.loads.len())
             .min_by_key(|&i| (self.shared.loads[i].load(Ordering::Relaxed), i != self.id))
             .unwrap_or(self.id);
@@ -419,9 +432,13 @@ impl Worker {
 
     fn close_listeners(&mut self) {
         if let Some(acceptor) = &mut self.acceptor {
-            for listener in &mut acceptor.listeners {
-                let _ = self.poll.registry().deregister(listener);
+            for listener in &acceptor.listeners {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&listener.socket().as_raw_fd()));
             }
+            // Closes them; a Unix listener removes its socket file.
             acceptor.listeners.clear();
             acceptor.retry_at = None;
         }

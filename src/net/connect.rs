@@ -8,7 +8,7 @@
 //! [`ATTEMPT_DELAY`], whichever comes first, and the first to connect wins.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::endpoint::{Endpoint, Purpose, ResolveError};
+use super::unix;
+use crate::endpoint::{Endpoint, LocalName, Purpose, ResolveError, SocketType};
 use crate::exit::{Classify, ExitCode};
 
 /// How long one connect may take when no `--connect-timeout` is given. Long
@@ -94,6 +95,33 @@ pub enum ConnectError {
         /// The kernel's error.
         source: io::Error,
     },
+    /// No Unix socket answers at the path or name.
+    #[error("nothing listens at {target}: {why}")]
+    NoLocalServer {
+        /// The endpoint tried.
+        target: String,
+        /// What the kernel's answer means.
+        why: &'static str,
+    },
+    /// The Unix socket file's permissions keep this user out.
+    #[error(
+        "permission denied connecting to {target}: the socket file's mode or its directory \
+         keeps this user out (the server sets it with --mode)"
+    )]
+    Denied {
+        /// The endpoint tried.
+        target: String,
+    },
+    /// The socket at the path is of the other type (stream or datagram).
+    #[error("{target} is a {found} socket: use {hint}")]
+    WrongType {
+        /// The endpoint tried.
+        target: String,
+        /// "stream" or "datagram".
+        found: &'static str,
+        /// The endpoint to use instead.
+        hint: String,
+    },
     /// The name did not resolve.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
@@ -141,7 +169,9 @@ fn local_hint(e: &io::Error) -> &'static str {
 impl Classify for ConnectError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            ConnectError::Refused { .. } => ExitCode::Refused,
+            ConnectError::Refused { .. } | ConnectError::NoLocalServer { .. } => ExitCode::Refused,
+            ConnectError::Denied { .. } => ExitCode::Failures,
+            ConnectError::WrongType { .. } => ExitCode::Usage,
             ConnectError::TimedOut { .. } => ExitCode::TimedOut,
             ConnectError::Unreachable { .. } | ConnectError::Resolve(_) => ExitCode::Unreachable,
             ConnectError::LocalBind { .. } => ExitCode::CannotBind,
@@ -171,7 +201,7 @@ impl ConnectError {
     /// when every address failed: a refusal proves the host is there.
     fn weight(&self) -> u8 {
         match self {
-            ConnectError::Refused { .. } => 4,
+            ConnectError::Refused { .. } | ConnectError::NoLocalServer { .. } => 4,
             ConnectError::TimedOut { .. } => 3,
             ConnectError::LocalBind { .. } => 2,
             ConnectError::Unreachable { .. } => 1,
@@ -180,14 +210,101 @@ impl ConnectError {
     }
 }
 
-/// Resolves an endpoint and connects to it.
-pub fn connect_endpoint(
+/// Connects to a stream endpoint: TCP (resolved, with Happy Eyeballs) or a
+/// Unix stream socket. Returns the connected, non-blocking socket and the
+/// endpoint it reached.
+pub fn connect_stream(
     endpoint: &Endpoint,
     opts: &ConnectOptions,
-) -> Result<(TcpStream, SocketAddr), ConnectError> {
-    let Endpoint::Tcp(hp) = endpoint;
-    let addrs = hp.resolve(Purpose::Connect)?;
-    connect(&addrs, opts)
+) -> Result<(Socket, Endpoint), ConnectError> {
+    debug_assert_eq!(endpoint.socket_type(), SocketType::Stream);
+    match endpoint.host_port() {
+        Some(hp) => {
+            let addrs = hp.resolve(Purpose::Connect)?;
+            let (socket, addr) = connect(&addrs, opts)?;
+            Ok((socket, endpoint.with_addr(addr)))
+        }
+        None => Ok((connect_local(endpoint, opts.timeout)?, endpoint.clone())),
+    }
+}
+
+/// Connects a socket to a Unix endpoint (stream or datagram). A Unix
+/// connect does not wait on a network: it succeeds, or fails at once,
+/// or waits for room in a full listen backlog, at most `timeout`.
+pub fn connect_local(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, ConnectError> {
+    let name = endpoint
+        .local_name()
+        .expect("connect_local is called with Unix endpoints only");
+    let fail = |e| local_error(endpoint, name, e);
+    let ty = match endpoint.socket_type() {
+        SocketType::Stream => Type::STREAM,
+        SocketType::Datagram => Type::DGRAM,
+    };
+    let socket = Socket::new(Domain::UNIX, ty, None).map_err(fail)?;
+    connect_local_with(&socket, endpoint, timeout)?;
+    Ok(socket)
+}
+
+/// Connects an existing Unix socket (a datagram client's, bound to its own
+/// path first) to a Unix endpoint; the socket is left non-blocking.
+pub fn connect_local_with(
+    socket: &Socket,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<(), ConnectError> {
+    let name = endpoint
+        .local_name()
+        .expect("connect_local_with is called with Unix endpoints only");
+    let target = endpoint.to_string();
+    let fail = |e| local_error(endpoint, name, e);
+    let addr = unix::sock_addr(name).map_err(fail)?;
+    socket.set_write_timeout(Some(timeout)).map_err(fail)?;
+    match socket.connect(&addr) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return Err(ConnectError::TimedOut {
+                target,
+                after: timeout,
+            });
+        }
+        Err(e) => return Err(fail(e)),
+    }
+    socket.set_write_timeout(None).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    Ok(())
+}
+
+fn local_error(endpoint: &Endpoint, name: &LocalName, e: io::Error) -> ConnectError {
+    let target = endpoint.to_string();
+    let is_file = matches!(name, LocalName::Path(_));
+    match e.raw_os_error() {
+        Some(libc::ENOENT) if is_file => ConnectError::NoLocalServer {
+            target,
+            why: "no such socket file (is the server running, is the path right?)",
+        },
+        Some(libc::ECONNREFUSED) if is_file => ConnectError::NoLocalServer {
+            target,
+            why: "the socket file is there but no server listens on it \
+                  (left behind by a server that stopped?)",
+        },
+        Some(libc::ECONNREFUSED) => ConnectError::NoLocalServer {
+            target,
+            why: "no socket has that abstract name (is the server running?)",
+        },
+        Some(libc::EACCES | libc::EPERM) => ConnectError::Denied { target },
+        Some(libc::EPROTOTYPE) => {
+            let (found, hint) = match endpoint {
+                Endpoint::Unix(n) => ("datagram", format!("unixgram:{n}")),
+                _ => ("stream", format!("unix:{name}")),
+            };
+            ConnectError::WrongType {
+                target,
+                found,
+                hint,
+            }
+        }
+        _ => ConnectError::from_io(target, e),
+    }
 }
 
 /// Orders addresses as RFC 8305 section 4 asks: the resolver's order, with
@@ -275,11 +392,11 @@ pub fn finished(socket: &Socket) -> io::Result<bool> {
 }
 
 /// Connects to the first of `addrs` that answers, Happy Eyeballs style.
-/// Returns the connected (non-blocking) stream and the address it reached.
+/// Returns the connected (non-blocking) socket and the address it reached.
 pub fn connect(
     addrs: &[SocketAddr],
     opts: &ConnectOptions,
-) -> Result<(TcpStream, SocketAddr), ConnectError> {
+) -> Result<(Socket, SocketAddr), ConnectError> {
     let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     let all = all.join(", ");
     let ordered: Vec<SocketAddr> = match opts.bind {
@@ -362,7 +479,7 @@ pub fn connect(
                 Ok(true) => {
                     let socket = attempts[i].take().expect("checked to be Some just above");
                     tracing::debug!("connected to {} in {:?}", ordered[i], started.elapsed());
-                    return Ok((socket.into(), ordered[i]));
+                    return Ok((socket, ordered[i]));
                 }
                 Err(e) => {
                     tracing::debug!("{}: {e}", ordered[i]);

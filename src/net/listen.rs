@@ -1,21 +1,29 @@
 //! Listening sockets: `socket`, `setsockopt`, `bind` and `listen`, with the
-//! options people tune and errors that say what to do.
+//! options people tune and errors that say what to do, for every transport.
 //!
-//! Every listener gets `SO_REUSEADDR` (a restarted server can bind while old
-//! connections sit in TIME_WAIT) and, for IPv6, `IPV6_V6ONLY` (so `[::]:P` and
-//! `0.0.0.0:P` are two sockets that can both be bound). It never gets
-//! `SO_REUSEPORT`: a second server on a served port must fail with "address in
-//! use" rather than silently share it.
+//! Every TCP listener gets `SO_REUSEADDR` (a restarted server can bind while
+//! old connections sit in TIME_WAIT) and, for IPv6, `IPV6_V6ONLY` (so `[::]:P`
+//! and `0.0.0.0:P` are two sockets that can both be bound). No socket gets
+//! `SO_REUSEPORT`, and UDP sockets not even `SO_REUSEADDR` (which on UDP
+//! lets two sockets share a port): a second server on a served port must
+//! fail with "address in use" rather than silently share it.
+//!
+//! A UDP socket bound to a wildcard address asks for each datagram's
+//! destination address (`IP_PKTINFO`, `IPV6_RECVPKTINFO`), so that the echo
+//! leaves from the address the client wrote to. Unix sockets are in
+//! `unix.rs`.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::endpoint::{Endpoint, Purpose, ResolveError};
+use super::unix::{self, SocketFile};
+use crate::endpoint::{Endpoint, Purpose, ResolveError, SocketType};
 use crate::exit::{Classify, ExitCode};
-use crate::os::{self, PortHolder};
+use crate::os::{self, PortHolder, Proto};
 
 /// The `listen()` backlog when none is given. The socket guide's Python calls
 /// `listen()` with its default (128 at most); a server meant for tens of
@@ -39,6 +47,8 @@ pub struct ListenOptions {
     /// `SO_RCVBUF`, inherited by accepted connections (set before `listen` so
     /// that the window scale is negotiated for it).
     pub rcvbuf: Option<usize>,
+    /// Permissions of a Unix socket file.
+    pub mode: u32,
 }
 
 impl Default for ListenOptions {
@@ -48,31 +58,47 @@ impl Default for ListenOptions {
             keepalive: None,
             sndbuf: None,
             rcvbuf: None,
+            mode: unix::DEFAULT_MODE,
         }
     }
 }
 
-/// A bound, listening TCP socket in non-blocking mode.
+/// A bound socket in non-blocking mode, ready to serve: a listening stream
+/// socket (TCP, `unix:`) or a bound datagram socket (UDP, `unixgram:`).
 #[derive(Debug)]
 pub struct Listener {
-    socket: TcpListener,
-    local: SocketAddr,
+    socket: Socket,
+    endpoint: Endpoint,
+    local: Option<SocketAddr>,
+    /// Removed when the listener closes (dropped after the socket).
+    file: Option<SocketFile>,
 }
 
 impl Listener {
-    /// The address the kernel bound, with the real port.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The IP address the kernel bound, with the real port; `None` for a
+    /// Unix socket.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local
     }
 
-    /// The endpoint to print in the `listening on` line.
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint::tcp(self.local)
+    /// The endpoint to print in the `listening on` line, with the real port.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Stream or datagram.
+    pub fn socket_type(&self) -> SocketType {
+        self.endpoint.socket_type()
     }
 
     /// The socket itself.
-    pub fn into_std(self) -> TcpListener {
-        self.socket
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The socket file this listener removes when it closes, if any.
+    pub fn file(&self) -> Option<&SocketFile> {
+        self.file.as_ref()
     }
 }
 
@@ -80,10 +106,10 @@ impl Listener {
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     /// Another socket already listens there (`EADDRINUSE`).
-    #[error("address in use: {addr} is already served{}", held_by(.holders))]
+    #[error("address in use: {at} is already served{}", held_by(.holders))]
     InUse {
-        /// The address asked for.
-        addr: SocketAddr,
+        /// The endpoint asked for.
+        at: Endpoint,
         /// Who holds it, when `/proc` tells.
         holders: Vec<PortHolder>,
     },
@@ -107,14 +133,24 @@ pub enum BindError {
         /// The address asked for.
         addr: SocketAddr,
     },
+    /// A Unix socket path names something that is not a socket.
+    #[error(
+        "{} exists and is not a socket: echokit never removes it; \
+         choose another path, or move the file away",
+        .path.display()
+    )]
+    NotASocket {
+        /// The path asked for.
+        path: PathBuf,
+    },
     /// The host name did not resolve.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     /// Anything else the kernel refused.
-    #[error("cannot listen on {addr}")]
+    #[error("cannot bind {at}")]
     Other {
-        /// The address asked for.
-        addr: SocketAddr,
+        /// The endpoint asked for.
+        at: Endpoint,
         /// The kernel's error.
         source: io::Error,
     },
@@ -138,35 +174,51 @@ impl Classify for BindError {
 }
 
 impl BindError {
-    fn from_io(addr: SocketAddr, source: io::Error) -> BindError {
+    fn from_io(at: Endpoint, addr: SocketAddr, source: io::Error) -> BindError {
+        let proto = match at.socket_type() {
+            SocketType::Stream => Proto::Tcp,
+            SocketType::Datagram => Proto::Udp,
+        };
         match source.raw_os_error() {
             Some(libc::EADDRINUSE) => BindError::InUse {
-                addr,
-                holders: os::tcp_port_holders(addr),
+                at,
+                holders: os::port_holders(proto, addr),
             },
             Some(libc::EACCES) | Some(libc::EPERM) => BindError::Permission {
                 addr,
                 first_free: os::unprivileged_port_start(),
             },
             Some(libc::EADDRNOTAVAIL) => BindError::NotAvailable { addr },
-            _ => BindError::Other { addr, source },
+            _ => BindError::Other { at, source },
         }
     }
 }
 
-/// Binds and listens on every address an endpoint stands for: one socket per
-/// address a host name resolves to, all on the same port when port 0 asks
-/// the kernel to pick one.
+/// Binds (and, for a stream socket, listens on) every address an endpoint
+/// stands for: one socket per address a host name resolves to, all on the
+/// same port when port 0 asks the kernel to pick one; one socket for a Unix
+/// endpoint.
 pub fn bind(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Vec<Listener>, BindError> {
-    let Endpoint::Tcp(hp) = endpoint;
+    let Some(hp) = endpoint.host_port() else {
+        let (socket, file) = unix::bind(endpoint, opts)?;
+        return Ok(vec![Listener {
+            socket,
+            endpoint: endpoint.clone(),
+            local: None,
+            file,
+        }]);
+    };
     let addrs = hp.resolve(Purpose::Bind)?;
-    warn_if_backlog_capped(opts.backlog);
+    if endpoint.socket_type() == SocketType::Stream {
+        warn_if_backlog_capped(opts.backlog);
+    }
+    let bind_one = |addr| bind_addr(&endpoint.with_addr(addr), addr, opts);
     if hp.port != 0 || addrs.len() == 1 {
-        return addrs.iter().map(|&addr| bind_addr(addr, opts)).collect();
+        return addrs.iter().map(|&addr| bind_one(addr)).collect();
     }
     let mut last_err = None;
     for _ in 0..SAME_PORT_TRIES {
-        match bind_same_port(&addrs, opts) {
+        match bind_same_port(&addrs, &bind_one) {
             Ok(listeners) => return Ok(listeners),
             Err(e @ BindError::InUse { .. }) => last_err = Some(e),
             Err(e) => return Err(e),
@@ -176,25 +228,35 @@ pub fn bind(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Vec<Listener>, 
 }
 
 /// Binds the first address on a kernel-picked port, the others on that port.
-fn bind_same_port(addrs: &[SocketAddr], opts: &ListenOptions) -> Result<Vec<Listener>, BindError> {
-    let first = bind_addr(addrs[0], opts)?;
-    let port = first.local.port();
+fn bind_same_port(
+    addrs: &[SocketAddr],
+    bind_one: &dyn Fn(SocketAddr) -> Result<Listener, BindError>,
+) -> Result<Vec<Listener>, BindError> {
+    let first = bind_one(addrs[0])?;
+    let port = first.local.map_or(0, |a| a.port());
     let mut listeners = vec![first];
     for addr in &addrs[1..] {
-        listeners.push(bind_addr(SocketAddr::new(addr.ip(), port), opts)?);
+        listeners.push(bind_one(SocketAddr::new(addr.ip(), port))?);
     }
     Ok(listeners)
 }
 
-/// One listening socket on one address.
-pub fn bind_addr(addr: SocketAddr, opts: &ListenOptions) -> Result<Listener, BindError> {
-    let fail = |e| BindError::from_io(addr, e);
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    // TCP urgent data stays in the byte stream (and so is echoed in its
-    // place) instead of being set apart; accepted sockets inherit this.
-    socket.set_out_of_band_inline(true).map_err(fail)?;
+/// One socket on one IP address, of the endpoint's transport.
+fn bind_addr(at: &Endpoint, addr: SocketAddr, opts: &ListenOptions) -> Result<Listener, BindError> {
+    let fail = |e| BindError::from_io(at.clone(), addr, e);
+    let stream = at.socket_type() == SocketType::Stream;
+    let (ty, proto) = if stream {
+        (Type::STREAM, Protocol::TCP)
+    } else {
+        (Type::DGRAM, Protocol::UDP)
+    };
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto)).map_err(fail)?;
+    if stream {
+        socket.set_reuse_address(true).map_err(fail)?;
+        // TCP urgent data stays in the byte stream (and so is echoed in its
+        // place) instead of being set apart; accepted sockets inherit this.
+        socket.set_out_of_band_inline(true).map_err(fail)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true).map_err(fail)?;
     }
@@ -204,14 +266,40 @@ pub fn bind_addr(addr: SocketAddr, opts: &ListenOptions) -> Result<Listener, Bin
     if let Some(size) = opts.rcvbuf {
         socket.set_recv_buffer_size(size).map_err(fail)?;
     }
+    if !stream && addr.ip().is_unspecified() {
+        ask_destination_address(&socket, addr).map_err(fail)?;
+    }
     socket.set_nonblocking(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
-    let backlog = i32::try_from(opts.backlog).unwrap_or(i32::MAX);
-    socket.listen(backlog).map_err(fail)?;
-    let socket: TcpListener = socket.into();
-    let local = socket.local_addr().map_err(fail)?;
-    tracing::debug!("bound {local} with backlog {}", opts.backlog);
-    Ok(Listener { socket, local })
+    if stream {
+        let backlog = i32::try_from(opts.backlog).unwrap_or(i32::MAX);
+        socket.listen(backlog).map_err(fail)?;
+    }
+    let local = socket
+        .local_addr()
+        .map_err(fail)?
+        .as_socket()
+        .ok_or_else(|| fail(io::Error::other("the bound address is not an IP address")))?;
+    let endpoint = at.with_addr(local);
+    tracing::debug!("bound {endpoint}");
+    Ok(Listener {
+        socket,
+        endpoint,
+        local: Some(local),
+        file: None,
+    })
+}
+
+/// Each datagram comes with the address it was sent to (`IP_PKTINFO`,
+/// `IPV6_RECVPKTINFO`), so a wildcard socket can answer from it.
+fn ask_destination_address(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let done = if addr.is_ipv6() {
+        setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true)
+    } else {
+        setsockopt(socket, sockopt::Ipv4PacketInfo, &true)
+    };
+    done.map_err(io::Error::from)
 }
 
 fn warn_if_backlog_capped(backlog: u32) {
@@ -228,36 +316,50 @@ fn warn_if_backlog_capped(backlog: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn bind1(endpoint: &str) -> Result<Listener, BindError> {
+        let mut listeners = bind(&endpoint.parse().unwrap(), &ListenOptions::default())?;
+        assert_eq!(listeners.len(), 1);
+        Ok(listeners.remove(0))
+    }
 
     #[test]
     fn ipv6_listeners_are_v6_only_and_reuse_addresses() {
-        let v6 = bind_addr(
-            SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
-            &ListenOptions::default(),
-        )
-        .unwrap();
-        let sock = socket2::SockRef::from(&v6.socket);
-        assert!(sock.only_v6().unwrap());
-        assert!(sock.reuse_address().unwrap());
-        assert!(!sock.reuse_port().unwrap());
+        let v6 = bind1("[::1]:0").unwrap();
+        assert!(v6.socket.only_v6().unwrap());
+        assert!(v6.socket.reuse_address().unwrap());
+        assert!(!v6.socket.reuse_port().unwrap());
+    }
+
+    #[test]
+    fn udp_sockets_share_no_port() {
+        let udp = bind1("udp://127.0.0.1:0").unwrap();
+        assert!(!udp.socket.reuse_address().unwrap());
+        assert!(!udp.socket.reuse_port().unwrap());
+        assert_eq!(udp.socket_type(), SocketType::Datagram);
+        let again = format!("udp://{}", udp.local_addr().unwrap());
+        let err = bind1(&again).unwrap_err();
+        assert!(matches!(err, BindError::InUse { .. }), "{err:?}");
     }
 
     #[test]
     fn second_bind_on_a_served_port_is_address_in_use_naming_this_process() {
-        let first = bind_addr(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            &ListenOptions::default(),
-        )
-        .unwrap();
-        let err = bind_addr(first.local_addr(), &ListenOptions::default()).unwrap_err();
-        let BindError::InUse { holders, .. } = &err else {
-            panic!("expected InUse, got {err:?}");
-        };
-        assert!(
-            holders.iter().any(|h| h.pid == std::process::id()),
-            "{holders:?}"
-        );
-        assert_eq!(err.exit_code(), ExitCode::CannotBind);
+        for scheme in ["tcp", "udp"] {
+            let first = bind1(&format!("{scheme}://127.0.0.1:0")).unwrap();
+            let err = bind1(&first.endpoint().to_string()).unwrap_err();
+            let BindError::InUse { holders, .. } = &err else {
+                panic!("expected InUse, got {err:?}");
+            };
+            assert!(
+                holders.iter().any(|h| h.pid == std::process::id()),
+                "{scheme}: {holders:?}"
+            );
+            assert_eq!(err.exit_code(), ExitCode::CannotBind);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("address in use: {scheme}://127.0.0.1:")),
+                "{err}"
+            );
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! `linux.rs` and the fallbacks below keep the rest of echokit portable.
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::path::Path;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -19,6 +21,30 @@ pub struct PortHolder {
 impl std::fmt::Display for PortHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "pid {} ({})", self.pid, self.command)
+    }
+}
+
+/// The IP transports whose bound ports `/proc` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// TCP: listening sockets count.
+    Tcp,
+    /// UDP: every bound socket counts.
+    Udp,
+}
+
+/// Who is at the other end of a Unix socket, as the kernel recorded at connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's process id.
+    pub pid: u32,
+    /// The peer's user id.
+    pub uid: u32,
+}
+
+impl std::fmt::Display for PeerCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} (uid {})", self.pid, self.uid)
     }
 }
 
@@ -39,16 +65,40 @@ pub fn unprivileged_port_start() -> u32 {
     return 1024;
 }
 
-/// The processes whose TCP listening socket conflicts with binding `addr`:
-/// the same port, on the same address or a wildcard. Empty when nothing is
-/// visible (another user's processes hide their descriptors).
-pub fn tcp_port_holders(addr: SocketAddr) -> Vec<PortHolder> {
+/// The processes whose socket conflicts with binding `addr`: a TCP
+/// listener or a bound UDP socket on the same port, on the same address or a
+/// wildcard. Empty when nothing is visible (another user's processes hide
+/// their descriptors).
+pub fn port_holders(proto: Proto, addr: SocketAddr) -> Vec<PortHolder> {
     #[cfg(target_os = "linux")]
-    return linux::tcp_port_holders(addr);
+    return linux::port_holders(proto, addr);
     #[cfg(not(target_os = "linux"))]
     return {
-        let _ = addr;
+        let _ = (proto, addr);
         Vec::new()
+    };
+}
+
+/// The processes holding the Unix socket bound at `name`: a path, or `@NAME`
+/// for an abstract name.
+pub fn unix_holders(name: &Path) -> Vec<PortHolder> {
+    #[cfg(target_os = "linux")]
+    return linux::unix_holders(name);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = name;
+        Vec::new()
+    };
+}
+
+/// The process and user at the other end of a connected Unix socket.
+pub fn peer_credentials(socket: &impl AsFd) -> Option<PeerCredentials> {
+    #[cfg(target_os = "linux")]
+    return linux::peer_credentials(socket);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = socket;
+        None
     };
 }
 

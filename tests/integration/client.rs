@@ -76,7 +76,7 @@ fn many_connections_each_report_and_a_summary() {
         assert!(line.ends_with("echo ok"), "{line}");
     }
     assert!(lines[200].starts_with(&format!(
-        "200 connections to {}: 200 ok, 0 failed; 8.6 KiB echoed",
+        "200 connections to tcp://{}: 200 ok, 0 failed; 8.6 KiB echoed",
         server.addr()
     )));
 }

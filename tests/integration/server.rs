@@ -261,7 +261,7 @@ fn address_in_use_fails_loudly_and_names_the_holder() {
     let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
-            "address in use: {} is already served",
+            "address in use: tcp://{} is already served",
             first.addr()
         )),
         "{err}"
