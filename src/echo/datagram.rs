@@ -298,7 +298,10 @@ impl DatagramLoop {
         } else {
             // Unix sockets take `UnixAddr`, which keeps the address length.
             self.receive_as::<UnixAddr>(|a| {
-                if a.path().is_some() || a.as_abstract().is_some() {
+                // An unbound sender's address is empty, or only a family;
+                // nix asserts on such an address, so it is not looked into.
+                let named = a.len() as usize > std::mem::offset_of!(libc::sockaddr_un, sun_path);
+                if named && (a.path().is_some() || a.as_abstract().is_some()) {
                     Source::Unix(*a)
                 } else {
                     Source::Unknown

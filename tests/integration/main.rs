@@ -3,7 +3,9 @@
 //! One test binary, so the suite links once.
 
 mod client;
+mod datagram;
 mod docs;
 mod interop;
 mod server;
+mod unix;
 mod util;

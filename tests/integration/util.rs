@@ -21,8 +21,10 @@ pub fn echokit() -> Command {
 /// lines), killed when dropped.
 pub struct Server {
     pub child: Child,
-    /// The bound addresses, from the `listening on` lines.
+    /// The bound IP addresses (TCP and UDP), from the `listening on` lines.
     pub addrs: Vec<SocketAddr>,
+    /// Every endpoint of the `listening on` lines, as printed.
+    pub endpoints: Vec<String>,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
 }
@@ -40,10 +42,11 @@ fn lines_of<R: Read + Send + 'static>(stream: R) -> Receiver<String> {
     rx
 }
 
-/// The socket address of a `listening on tcp://ADDR` line.
+/// The socket address of a `listening on tcp://ADDR` (or `udp://ADDR`) line.
 pub fn parse_listening(line: &str) -> SocketAddr {
     let rest = line
         .strip_prefix("listening on tcp://")
+        .or_else(|| line.strip_prefix("listening on udp://"))
         .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
     rest.parse().unwrap_or_else(|e| panic!("{rest:?}: {e}"))
 }
@@ -65,12 +68,21 @@ impl Server {
         let mut server = Server {
             child,
             addrs: Vec::new(),
+            endpoints: Vec::new(),
             stdout,
             stderr,
         };
         for _ in 0..listeners {
             match server.stdout.recv_timeout(LIMIT) {
-                Ok(line) => server.addrs.push(parse_listening(&line)),
+                Ok(line) => {
+                    let endpoint = line
+                        .strip_prefix("listening on ")
+                        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+                    if !endpoint.starts_with("unix") {
+                        server.addrs.push(parse_listening(&line));
+                    }
+                    server.endpoints.push(endpoint.to_string());
+                }
                 Err(_) => {
                     let err: Vec<String> = server.stderr.try_iter().collect();
                     panic!("server printed no listening line; stderr: {err:#?}");

@@ -1,0 +1,368 @@
+//! The datagram echo over UDP (IPv4 and IPv6) and Unix datagram sockets:
+//! whole datagrams of every size, the loop-port refusal, the rate limits,
+//! answers from the address asked, and the datagram client.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::util::{self, LIMIT, Server, pattern, peer, python, text};
+
+/// The largest UDP payloads: 65,535 less the headers.
+const UDP_MAX_V4: usize = 65_507;
+const UDP_MAX_V6: usize = 65_527;
+
+fn udp_socket(at: &str) -> UdpSocket {
+    let socket = UdpSocket::bind(at).expect("bind a client socket");
+    socket.set_read_timeout(Some(LIMIT)).expect("read timeout");
+    socket
+}
+
+#[test]
+fn a_python_sendto_recvfrom_client_gets_every_size_back_over_ipv4_and_ipv6() {
+    let server = Server::start(&["udp://127.0.0.1:0", "udp://[::1]:0"], 2);
+    for (addr, max) in [(server.addrs[0], UDP_MAX_V4), (server.addrs[1], UDP_MAX_V6)] {
+        let sizes: Vec<String> = [0, 1, 1472, 1473, 9000, max]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut cmd = python();
+        cmd.args([peer("datagram_client.py").as_str(), "udp"])
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .args(&sizes);
+        let out = util::run(cmd, b"");
+        assert!(
+            out.status.success(),
+            "{addr}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let want: String = sizes.iter().map(|s| format!("ok {s}\n")).collect();
+        assert_eq!(text(&out.stdout), want, "{addr}");
+    }
+}
+
+#[test]
+fn many_peers_share_one_socket_and_each_gets_its_own_echo() {
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    let peers: Vec<UdpSocket> = (0..20).map(|_| udp_socket("127.0.0.1:0")).collect();
+    for (i, peer) in peers.iter().enumerate() {
+        peer.send_to(&pattern(100 + i, i as u32), server.addr())
+            .unwrap();
+    }
+    let mut buf = vec![0; 2048];
+    for (i, peer) in peers.iter().enumerate() {
+        let (n, from) = peer.recv_from(&mut buf).expect("an echo");
+        assert_eq!(from, server.addr());
+        assert_eq!(&buf[..n], pattern(100 + i, i as u32).as_slice());
+    }
+}
+
+#[test]
+fn the_client_sends_files_of_every_size_as_one_datagram() {
+    let server = Server::start(&["udp://127.0.0.1:0", "udp://[::1]:0"], 2);
+    let dir = tempfile::tempdir().unwrap();
+    for (endpoint, max) in [
+        (&server.endpoints[0], UDP_MAX_V4),
+        (&server.endpoints[1], UDP_MAX_V6),
+    ] {
+        for size in [0, 1, 1472, max] {
+            let path = dir.path().join(format!("m{size}"));
+            std::fs::write(&path, pattern(size, 3)).unwrap();
+            let out = util::client(&[endpoint, "--file", path.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{endpoint} {size}: {}",
+                text(&out.stderr)
+            );
+            assert_eq!(
+                text(&out.stdout),
+                format!("Received {size} bytes, identical to {}\n", path.display())
+            );
+        }
+        // One byte more does not fit one datagram: a usage error, nothing sent.
+        let path = dir.path().join("too-big");
+        std::fs::write(&path, pattern(max + 1, 3)).unwrap();
+        let out = util::client(&[endpoint, "--file", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("at most {max} bytes")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn datagrams_from_loop_ports_7_and_19_get_no_answer() {
+    // Binding ports below 1024 needs root, as CI runs; the rule is about
+    // these very ports, so no other port can stand in for them.
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    let echo_port = UdpSocket::bind("127.0.0.1:7").expect("bind 127.0.0.1:7 (needs root)");
+    let chargen_port = UdpSocket::bind("127.0.0.1:19").expect("bind 127.0.0.1:19 (needs root)");
+    echo_port.send_to(b"from 7", server.addr()).unwrap();
+    chargen_port.send_to(b"from 19", server.addr()).unwrap();
+    // The server answers in order: once a later datagram's echo is back, an
+    // answer to the earlier ones would be queued already.
+    let ordinary = udp_socket("127.0.0.1:0");
+    ordinary.send_to(b"after", server.addr()).unwrap();
+    let mut buf = [0; 64];
+    let (n, _) = ordinary
+        .recv_from(&mut buf)
+        .expect("the ordinary datagram is answered");
+    assert_eq!(&buf[..n], b"after");
+    for socket in [&echo_port, &chargen_port] {
+        socket.set_nonblocking(true).unwrap();
+        let got = socket.recv_from(&mut buf);
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            "a loop port got an answer: {got:?}"
+        );
+    }
+    let line = server.stderr_line("dropped");
+    assert!(line.contains("2 from a loop port"), "{line}");
+}
+
+#[test]
+fn a_flood_from_one_source_is_held_to_its_rate_while_another_source_is_served() {
+    let server = Server::start(&["udp://127.0.0.1:0", "--udp-rate-per-source", "100"], 1);
+    let flooder = udp_socket("127.0.0.1:0");
+    let started = Instant::now();
+    let mut sent = 0;
+    // Half a second of flood, in bursts the server's receive buffer holds.
+    while started.elapsed() < Duration::from_millis(500) {
+        for _ in 0..20 {
+            flooder.send_to(b"flood", server.addr()).unwrap();
+            sent += 1;
+        }
+        std::thread::yield_now();
+    }
+    // A second source, after the flood, is served. Its datagram may find
+    // the server's receive queue full of flood and be lost, as any UDP
+    // datagram can: it tries again, as a UDP client does.
+    let other = udp_socket("127.0.0.2:0");
+    other
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0; 64];
+    let n = loop {
+        other.send_to(b"other", server.addr()).unwrap();
+        if let Ok((n, _)) = other.recv_from(&mut buf) {
+            break n;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "the second source was never served"
+        );
+    };
+    assert_eq!(&buf[..n], b"other");
+    let elapsed = started.elapsed().as_secs_f64();
+    // Every answer to the flood is queued by now: count them.
+    flooder.set_nonblocking(true).unwrap();
+    let mut answers = 0;
+    while flooder.recv_from(&mut buf).is_ok() {
+        answers += 1;
+    }
+    // 100 a second, plus a burst of a tenth of a second's worth.
+    let most = (100.0 * elapsed) as u32 + 10 + 2;
+    assert!(sent > 1000, "the flood was too thin to test: {sent}");
+    assert!(
+        (10..=most).contains(&answers),
+        "{answers} answers to {sent} datagrams in {elapsed:.2}s"
+    );
+    let line = server.stderr_line("dropped");
+    assert!(line.contains("over the per-source rate"), "{line}");
+}
+
+#[test]
+fn a_total_rate_holds_every_source_together() {
+    let server = Server::start(&["udp://127.0.0.1:0", "--udp-rate-total", "50"], 1);
+    let sockets: Vec<UdpSocket> = (0..4).map(|_| udp_socket("127.0.0.1:0")).collect();
+    let started = Instant::now();
+    for _ in 0..100 {
+        for s in &sockets {
+            s.send_to(b"x", server.addr()).unwrap();
+        }
+    }
+    let last = udp_socket("127.0.0.1:0");
+    // The total applies to this one too: try until it gets through.
+    let mut buf = [0; 8];
+    last.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let through = loop {
+        last.send_to(b"last", server.addr()).unwrap();
+        if let Ok((n, _)) = last.recv_from(&mut buf) {
+            break n;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "the total rate never let one through"
+        );
+    };
+    assert_eq!(through, 4);
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut answers = 0;
+    for s in &sockets {
+        s.set_nonblocking(true).unwrap();
+        while s.recv_from(&mut buf).is_ok() {
+            answers += 1;
+        }
+    }
+    let most = (50.0 * elapsed) as u32 + 5 + 2;
+    assert!(answers <= most, "{answers} answers in {elapsed:.2}s");
+}
+
+#[test]
+fn a_wildcard_socket_answers_from_the_address_the_datagram_was_sent_to() {
+    let server = Server::start(&["udp://0.0.0.0:0"], 1);
+    let port = server.addr().port();
+    // 127.0.0.2 is this host's too (all of 127/8 is loopback); without
+    // IP_PKTINFO the answer would leave from 127.0.0.1.
+    let to = SocketAddr::from(([127, 0, 0, 2], port));
+    let client = udp_socket("127.0.0.1:0");
+    client.send_to(b"which address?", to).unwrap();
+    let mut buf = [0; 64];
+    let (n, from) = client.recv_from(&mut buf).expect("an echo");
+    assert_eq!(&buf[..n], b"which address?");
+    assert_eq!(from, to);
+    // And the client, whose socket is connected to 127.0.0.2, accepts it.
+    let out = util::client(&[&format!("udp://{to}")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Received b'Hello, world'\n");
+}
+
+#[test]
+fn a_count_series_reports_loss_and_round_trips_like_ping() {
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    let out = util::client(&[&server.endpoints[0], "--count", "5", "--interval", "10ms"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1 + 5 + 3, "{stdout}");
+    for seq in 1..=5 {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!(": seq={seq} time="))),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("5 sent, 5 received, 0.0% lost, 0 duplicated, 0 mismatched"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rtt min/avg/max = "), "{stdout}");
+}
+
+#[test]
+fn a_silent_port_is_lost_after_the_retries_and_a_closed_one_is_refused() {
+    // Bound and never read: datagrams vanish without an ICMP error.
+    let silent = udp_socket("127.0.0.1:0");
+    let endpoint = format!("udp://{}", silent.local_addr().unwrap());
+    let started = Instant::now();
+    let out = util::client(&[&endpoint, "--reply-timeout", "100ms", "--retries", "2"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no echo from udp://127.0.0.1:"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("after 3 tries, 100 ms each"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // The three tries are all there.
+    let mut buf = [0; 64];
+    for _ in 0..3 {
+        let (n, _) = silent.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"Hello, world");
+    }
+    // Closed: the kernel answers with ICMP port unreachable.
+    drop(silent);
+    let out = util::client(&[&endpoint, "--reply-timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("connection refused"));
+}
+
+#[test]
+fn unix_datagrams_are_echoed_to_the_senders_path_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
+    assert_eq!(server.endpoints[0], format!("unixgram:{}", path.display()));
+    let client_path = dir.path().join("client.sock");
+    let mut cmd = python();
+    cmd.args([peer("datagram_client.py").as_str(), "unixgram"])
+        .arg(&path)
+        .arg(&client_path)
+        .args(["0", "1", "65507", "100000"]);
+    let out = util::run(cmd, b"");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "ok 0\nok 1\nok 65507\nok 100000\n");
+    // echokit's own client binds a temporary path, and removes it.
+    let out = util::client(&[&server.endpoints[0], "-m", "one", "-m", "two"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Received b'one'\nReceived b'two'\n");
+}
+
+#[test]
+fn an_unbound_unix_sender_is_logged_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
+    let unbound = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    unbound.send_to(b"where to?", &path).unwrap();
+    let line = server.stderr_line("dropped");
+    assert!(line.contains("from an unbound Unix socket"), "{line}");
+    let out = util::client(&[&server.endpoints[0]]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn abstract_unix_datagram_names_need_no_file() {
+    let name = format!("echokit-test-{}", std::process::id());
+    let endpoint = format!("unixgram:@{name}");
+    let server = Server::start(&[&endpoint], 1);
+    assert_eq!(server.endpoints[0], endpoint);
+    let out = util::client(&[&endpoint, "--count", "3", "--interval", "1ms"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("3 sent, 3 received"));
+}
+
+#[test]
+fn one_server_serves_tcp_udp_and_unix_at_once_and_sums_them_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = format!("unix:{}", dir.path().join("s.sock").display());
+    let dgram = format!("unixgram:{}", dir.path().join("d.sock").display());
+    let mut server = Server::start(&["127.0.0.1:0", "udp://127.0.0.1:0", &stream, &dgram], 4);
+    for endpoint in server.endpoints.clone() {
+        let out = util::client(&[&endpoint, "-m", "mixed"]);
+        assert!(out.status.success(), "{endpoint}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "Received b'mixed'\n", "{endpoint}");
+    }
+    server.signal(libc::SIGTERM);
+    let summary = server.summary_after_clean_exit();
+    assert!(
+        summary.starts_with("served 2 connections and 2 datagrams (0 dropped), echoed 20 bytes"),
+        "{summary}"
+    );
+    assert!(!dir.path().join("s.sock").exists());
+    assert!(!dir.path().join("d.sock").exists());
+}
+
+#[test]
+fn the_multi_connection_client_works_over_udp() {
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    let out = util::client(&["-c", "20", &server.endpoints[0]]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("echo ok").count(), 20, "{stdout}");
+    assert!(
+        stdout.contains("20 connections to udp://127.0.0.1:"),
+        "{stdout}"
+    );
+}
