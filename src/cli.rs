@@ -163,7 +163,8 @@ pub struct EchoClientArgs {
     /// The longest a connect may take
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_CONNECT_TIMEOUT).to_string())]
     pub connect_timeout: Duration,
-    /// The longest the whole exchange may take [default: 30s; none when streaming stdin]
+    /// The longest the whole exchange may take over a stream [default: 30s;
+    /// none when streaming stdin]; datagrams use --reply-timeout and --retries
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// The local address to connect from
