@@ -1,11 +1,11 @@
-//! echokit: the socket guide's programs made real. An echo server that holds
-//! tens of thousands of clients, the clients, and tools that show what the
-//! sockets do.
+//! echokit: the socket guide's programs made real. An echo server for TCP,
+//! UDP and Unix sockets that holds tens of thousands of clients, the
+//! clients, and tools that show what the sockets do.
 //!
 //! | module       | role                                                              |
 //! |--------------|-------------------------------------------------------------------|
 //! | [`endpoint`] | the address syntax every command takes and prints                 |
-//! | [`net`]      | listening sockets and outgoing connections, with their errors     |
+//! | [`net`]      | listening sockets, Unix socket files, outgoing connections        |
 //! | [`echo`]     | the echo server (event loops) and the echo clients                |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
@@ -27,7 +27,7 @@
 //!
 //! // Bind first (port 0: the kernel picks one), so the address is known before serving.
 //! let listeners = listen::bind(&"127.0.0.1:0".parse()?, &ListenOptions::default())?;
-//! let addr = listeners[0].local_addr();
+//! let addr = listeners[0].local_addr().expect("a TCP listener has an IP address");
 //! let shutdown = Shutdown::new();
 //! let server = {
 //!     let shutdown = shutdown.clone();
