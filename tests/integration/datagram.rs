@@ -304,9 +304,30 @@ fn unix_datagrams_are_echoed_to_the_senders_path_whole() {
     );
     assert_eq!(text(&out.stdout), "ok 0\nok 1\nok 65507\nok 100000\n");
     // echokit's own client binds a temporary path, and removes it.
-    let out = util::client(&[&server.endpoints[0], "-m", "one", "-m", "two"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = util::echokit();
+    cmd.env("TMPDIR", tmp.path()).args([
+        "echo-client",
+        &server.endpoints[0],
+        "-m",
+        "one",
+        "-m",
+        "two",
+        "-v",
+    ]);
+    let out = util::run(cmd, b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Received b'one'\nReceived b'two'\n");
+    assert!(
+        text(&out.stderr).contains(&format!("bound {}/echokit-", tmp.path().display())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the client's path is removed"
+    );
 }
 
 #[test]
