@@ -97,18 +97,26 @@ pub fn run(
     let (streams, datagrams): (Vec<Listener>, Vec<Listener>) = listeners
         .into_iter()
         .partition(|l| l.socket_type() == SocketType::Stream);
-    let loops = datagrams
-        .into_iter()
-        .map(|l| DatagramLoop::new(l, config.udp_limits, shutdown.clone()))
-        .collect::<io::Result<Vec<_>>>()?;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = loops
+        // Each loop is made on its own thread: its batch headers hold raw
+        // pointers into its buffers, and never leave it.
+        let handles: Vec<_> = datagrams
             .into_iter()
             .enumerate()
-            .map(|(i, dgram)| {
+            .map(|(i, listener)| {
+                let shutdown = shutdown.clone();
+                let limits = config.udp_limits;
                 std::thread::Builder::new()
                     .name(format!("datagram-loop-{i}"))
-                    .spawn_scoped(scope, move || dgram.run())
+                    .spawn_scoped(scope, move || {
+                        let result = DatagramLoop::new(listener, limits, shutdown.clone())
+                            .and_then(|l| l.run());
+                        if result.is_err() {
+                            // The server does not go on without one of its sockets.
+                            shutdown.request();
+                        }
+                        result
+                    })
             })
             .collect();
         let streamed = if streams.is_empty() {
