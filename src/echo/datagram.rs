@@ -1,5 +1,7 @@
 //! The datagram echo: UDP (RFC 862's UDP service) and Unix datagram sockets.
-//! Each datagram goes back to its sender whole, with `recvmsg`/`sendmsg`.
+//! Each datagram goes back to its sender whole. Datagrams are taken and
+//! answered [`BATCH`] at a time (`recvmmsg`, `sendmmsg`): on loopback the
+//! system calls are most of the cost, and batching saves all but one in 32.
 //!
 //! One loop (a thread with its own epoll) per datagram socket: a datagram
 //! socket has no connections to spread over loops, and one owner keeps the
