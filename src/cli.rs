@@ -236,6 +236,12 @@ impl EchoClientArgs {
                 }
             }
             SocketType::Datagram => {
+                if self.reply_timeout.is_some_and(|t| t.is_zero()) {
+                    return Err(
+                        "--reply-timeout must be more than 0: it is how long an echo may take"
+                            .into(),
+                    );
+                }
                 if self.count.is_some() && (stream || self.connections.is_some()) {
                     return Err(
                         "--count sends one series: it does not go with `-` or --connections".into(),

@@ -40,6 +40,10 @@ pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// three tries in all, as DNS clients make.
 pub const DEFAULT_RETRIES: u32 = 2;
 
+/// After a series' last echo, duplicates are waited for twice the slowest
+/// round trip, and at least this long (at most the reply timeout).
+const DUPLICATE_WAIT_MIN: Duration = Duration::from_millis(1);
+
 /// How a datagram waits for its echo.
 #[derive(Clone, Copy, Debug)]
 pub struct DatagramOptions {
@@ -176,8 +180,10 @@ impl DatagramClient {
                     text::duration(opts.reply_timeout)
                 );
             }
-            self.send(payload)?;
+            // Timed before the send: on loopback the echo can be queued
+            // before `send` returns.
             let sent_at = Instant::now();
+            self.send(payload)?;
             let until = crate::deadline::after(sent_at, opts.reply_timeout);
             while let Some(n) = self.receive(until)? {
                 let reply = &self.buf[..n.min(self.buf.len())];
@@ -230,6 +236,8 @@ impl DatagramClient {
         let mut sent_at: Vec<Instant> = Vec::new();
         let mut answered: Vec<bool> = Vec::new();
         let mut payload = Vec::with_capacity(longest);
+        // Once every echo is in, duplicates are waited for a little longer.
+        let mut linger_until: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let next_send =
@@ -238,21 +246,28 @@ impl DatagramClient {
                 payload.clear();
                 payload.extend_from_slice(message);
                 payload.extend_from_slice(format!(" #{}", report.sent + 1).as_bytes());
-                self.send(&payload)?;
+                // Timed before the send: on loopback the echo can be queued
+                // before `send` returns.
                 sent_at.push(Instant::now());
+                self.send(&payload)?;
                 answered.push(false);
                 report.sent += 1;
-                continue;
             }
             let until = if report.sent < count {
-                next_send
+                // Whatever has come back, before the next send is due.
+                crate::deadline::after(started, interval.saturating_mul(report.sent as u32))
+            } else if report.received == count {
+                *linger_until.get_or_insert_with(|| {
+                    let slowest = report.rtts.iter().max().copied().unwrap_or_default();
+                    now + (slowest * 2).max(DUPLICATE_WAIT_MIN).min(reply_timeout)
+                })
             } else {
                 let last = *sent_at
                     .last()
                     .expect("count is at least 1, so one was sent");
                 crate::deadline::after(last, reply_timeout)
             };
-            if report.sent == count && (report.received == count || now >= until) {
+            if report.sent == count && now >= until {
                 break;
             }
             let Some(n) = self.receive(until)? else {

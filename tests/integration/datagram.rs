@@ -387,3 +387,125 @@ fn the_multi_connection_client_works_over_udp() {
         "{stdout}"
     );
 }
+
+/// A UDP peer on loopback that answers each datagram with what `answer`
+/// makes of it (any number of replies), until the returned guard is dropped.
+struct OddServer {
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OddServer {
+    fn start(answer: fn(&[u8]) -> Vec<Vec<u8>>) -> OddServer {
+        let socket = udp_socket("127.0.0.1:0");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0; 65536];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    for reply in answer(&buf[..n]) {
+                        socket.send_to(&reply, from).unwrap();
+                    }
+                }
+            }
+        });
+        OddServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("udp://{}", self.addr)
+    }
+}
+
+impl Drop for OddServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_series_counts_duplicated_echoes_and_still_succeeds() {
+    let twice = OddServer::start(|d| vec![d.to_vec(), d.to_vec()]);
+    let out = util::client(&[&twice.endpoint(), "--count", "3", "--interval", "20ms"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("3 sent, 3 received, 0.0% lost, 3 duplicated, 0 mismatched"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_series_reports_mismatched_answers_and_loss() {
+    // Answers every other datagram, and with the wrong bytes.
+    let garbled = OddServer::start(|d| {
+        if d.ends_with(b"#2") {
+            vec![]
+        } else {
+            vec![d.iter().map(|b| b ^ 0x20).collect()]
+        }
+    });
+    let out = util::client(&[
+        &garbled.endpoint(),
+        "--count",
+        "3",
+        "--interval",
+        "1ms",
+        "--reply-timeout",
+        "200ms",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("3 sent, 0 received, 100.0% lost, 0 duplicated, 2 mismatched"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_wrong_answer_is_not_taken_for_the_echo() {
+    let wrong_then_right = OddServer::start(|d| vec![b"not it".to_vec(), d.to_vec()]);
+    let out = util::client(&[&wrong_then_right.endpoint(), "-m", "hello"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Received b'hello'\n");
+    let only_wrong = OddServer::start(|_| vec![b"not it".to_vec()]);
+    let out = util::client(&[
+        &only_wrong.endpoint(),
+        "-m",
+        "hello",
+        "--reply-timeout",
+        "100ms",
+        "--retries",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("2 answer(s) came back, but none was the datagram sent"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn stdin_streams_over_udp_one_datagram_per_read() {
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    let input = pattern(200_000, 5);
+    let mut cmd = util::echokit();
+    cmd.args(["echo-client", &server.endpoints[0], "-"]);
+    let out = util::run(cmd, &input);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout == input, "the echo differs from the input");
+}
