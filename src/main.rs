@@ -250,6 +250,23 @@ fn messages(args: &EchoClientArgs) -> anyhow::Result<Vec<Vec<u8>>> {
     })
 }
 
+/// A Unix datagram client's own socket file goes when Ctrl-C or SIGTERM
+/// ends the client early (the normal end removes it too).
+fn remove_on_signal(path: std::path::PathBuf) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = std::fs::remove_file(&path);
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
 fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
     let target = args.target().unwrap_or_else(|msg| usage_error(msg));
     let connect = ConnectOptions {
@@ -367,6 +384,9 @@ fn datagram_echo_client(
         return Ok(report.exit_code());
     }
     let mut client = DatagramClient::connect(&target.endpoint, connect)?;
+    if let Some(path) = client.own_path() {
+        remove_on_signal(path.to_path_buf())?;
+    }
     if target.stream {
         let report = datagram_client::stream(
             &mut client,

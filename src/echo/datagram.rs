@@ -25,6 +25,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ use nix::sys::socket::{
 };
 
 use super::limit::{Gate, RateLimits, Refusal};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, LocalName};
 use crate::net::Listener;
 use crate::shutdown::Shutdown;
 use crate::text;
@@ -73,6 +74,9 @@ enum Drop {
     Refused(Refusal),
     /// A Unix datagram from an unbound socket: nowhere to answer.
     Unbound,
+    /// A Unix sender's path that is relative, runs through a symbolic
+    /// link, is not a socket, or is this server's own.
+    UnsafePath,
     /// Larger than this server echoes whole.
     TooBig,
     /// The answer could not be sent (the socket or the peer is full, the
@@ -87,6 +91,10 @@ impl Drop {
             Drop::Unbound => {
                 "from an unbound Unix socket, with no address to answer to \
                  (the client must bind its socket to a path or an abstract name)"
+            }
+            Drop::UnsafePath => {
+                "whose sender's path is relative, not a socket, or runs through a symbolic \
+                 link (echokit answers absolute socket paths without links, and abstract names)"
             }
             Drop::TooBig => "larger than the 256 KiB this server echoes whole (never truncated)",
             Drop::SendFailed => {
@@ -179,18 +187,15 @@ pub(crate) struct DatagramLoop {
     stats: DatagramStats,
 }
 
-/// Message headers for a batch, reused from batch to batch. Unix sockets
-/// take `UnixAddr`, which keeps an address's length (nix's
-/// `SockaddrStorage` loses it for AF_UNIX).
+/// Message headers for sending a batch, reused from batch to batch (those
+/// for receiving are made for each batch: nix leaves each header's address
+/// length as the last datagram in that slot set it, so a reused header
+/// would cut the next sender's address short). Unix sockets take
+/// `UnixAddr`, which keeps an address's length (nix's `SockaddrStorage`
+/// loses it for AF_UNIX).
 enum Headers {
-    Ip {
-        recv: MultiHeaders<SockaddrStorage>,
-        send: MultiHeaders<SockaddrStorage>,
-    },
-    Unix {
-        recv: MultiHeaders<UnixAddr>,
-        send: MultiHeaders<UnixAddr>,
-    },
+    Ip { send: MultiHeaders<SockaddrStorage> },
+    Unix { send: MultiHeaders<UnixAddr> },
 }
 
 /// Where a datagram came from.
@@ -228,17 +233,14 @@ impl DatagramLoop {
         )?;
         let local = listener.local_addr();
         let now = Instant::now();
-        let cmsg = || Some(nix::cmsg_space!(libc::in6_pktinfo));
         // One byte more than the largest datagram would show a truncation.
         let (slot, headers) = if local.is_some() {
             let headers = Headers::Ip {
-                recv: MultiHeaders::preallocate(BATCH, cmsg()),
                 send: MultiHeaders::preallocate(BATCH, None),
             };
             (UDP_MAX_V6 + 1, headers)
         } else {
             let headers = Headers::Unix {
-                recv: MultiHeaders::preallocate(BATCH, None),
                 send: MultiHeaders::preallocate(BATCH, None),
             };
             (UNIX_DATAGRAM_MAX + 1, headers)
@@ -313,6 +315,11 @@ impl DatagramLoop {
                     tracing::debug!("{}: {e}", self.listener.endpoint());
                     continue;
                 }
+                // Short of kernel memory: this batch waits for the next wake-up.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM)) => {
+                    tracing::warn!("{}: receive: {e}", self.listener.endpoint());
+                    return Ok(false);
+                }
                 Err(e) => return Err(e),
             };
             self.answer();
@@ -335,9 +342,11 @@ impl DatagramLoop {
             .collect();
         self.got.clear();
         let flags = MsgFlags::MSG_DONTWAIT;
-        match &mut self.headers {
-            Headers::Ip { recv, .. } => {
-                let msgs = recvmmsg(fd, recv, iovs.iter_mut(), flags, None)?;
+        match &self.headers {
+            Headers::Ip { .. } => {
+                let cmsg = Some(nix::cmsg_space!(libc::in6_pktinfo));
+                let mut recv = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, cmsg);
+                let msgs = recvmmsg(fd, &mut recv, iovs.iter_mut(), flags, None)?;
                 for msg in msgs {
                     let from = match msg.address.as_ref().and_then(ip_of) {
                         Some(ip) => Source::Ip(ip),
@@ -346,8 +355,9 @@ impl DatagramLoop {
                     self.got.push(received(&msg, from));
                 }
             }
-            Headers::Unix { recv, .. } => {
-                let msgs = recvmmsg(fd, recv, iovs.iter_mut(), flags, None)?;
+            Headers::Unix { .. } => {
+                let mut recv = MultiHeaders::<UnixAddr>::preallocate(BATCH, None);
+                let msgs = recvmmsg(fd, &mut recv, iovs.iter_mut(), flags, None)?;
                 for msg in msgs {
                     let from = match msg.address {
                         Some(a) if is_named(&a) => Source::Unix(a),
@@ -393,7 +403,7 @@ impl DatagramLoop {
                 .map(|&i| [IoSlice::new(payload(i))])
                 .collect();
             let refused = match &mut self.headers {
-                Headers::Ip { send, .. } => {
+                Headers::Ip { send } => {
                     let addrs: Vec<Option<SockaddrStorage>> = self
                         .keep
                         .iter()
@@ -404,7 +414,7 @@ impl DatagramLoop {
                         .collect();
                     send_batch(fd, send, &iovs, &addrs)
                 }
-                Headers::Unix { send, .. } => {
+                Headers::Unix { send } => {
                     let addrs: Vec<Option<UnixAddr>> = self
                         .keep
                         .iter()
@@ -437,18 +447,42 @@ impl DatagramLoop {
         }
         match r.from {
             Source::Unknown => Err(Drop::Unbound),
-            Source::Unix(_) => Ok(()),
+            Source::Unix(addr) => self.check_return_path(&addr),
             Source::Ip(source) => {
-                let Some(gate) = &mut self.gate else {
+                let (Some(gate), Some(local)) = (&mut self.gate, self.local) else {
                     return Ok(());
                 };
-                let own = match (r.to, self.local) {
-                    (Some((ip, _)), Some(local)) => Some(SocketAddr::new(ip, local.port())),
-                    (_, local) => local,
-                };
-                gate.check(source, own, now).map_err(Drop::Refused)
+                gate.check(source, local.port(), now).map_err(Drop::Refused)
             }
         }
+    }
+
+    /// Whether a Unix sender's address is safe to send to. The echo is sent
+    /// with this process's rights, so it must reach the sender's own socket
+    /// and nothing else: an abstract name (bound by the sender, and no one
+    /// can redirect it), or an absolute path to a socket file with no
+    /// symbolic link on the way (a sender could otherwise point its path at
+    /// another socket, this server's own included, and have the server
+    /// write to it). A relative path would be taken relative to this
+    /// server's directory, not the sender's.
+    fn check_return_path(&self, addr: &UnixAddr) -> Result<(), Drop> {
+        if let Some(name) = addr.as_abstract() {
+            let own = match self.listener.endpoint().local_name() {
+                Some(LocalName::Abstract(own)) => own.as_bytes() == name,
+                _ => false,
+            };
+            return if own { Err(Drop::UnsafePath) } else { Ok(()) };
+        }
+        let Some(path) = addr.path() else {
+            return Err(Drop::Unbound);
+        };
+        let safe = path.is_absolute()
+            && std::fs::symlink_metadata(path).is_ok_and(|m| {
+                // Not this server's own socket file, by any name (a hard link).
+                m.file_type().is_socket() && self.listener.file().is_none_or(|f| !f.is(&m))
+            })
+            && std::fs::canonicalize(path).is_ok_and(|real| real == path);
+        if safe { Ok(()) } else { Err(Drop::UnsafePath) }
     }
 
     fn drop(&mut self, i: usize, why: Drop) {
@@ -603,9 +637,12 @@ fn ip_of(addr: &SockaddrStorage) -> Option<SocketAddr> {
 fn describe(from: &Source) -> String {
     match from {
         Source::Ip(ip) => ip.to_string(),
+        // A sender chooses its name: control characters are escaped, not logged.
         Source::Unix(u) => match (u.path(), u.as_abstract()) {
-            (Some(path), _) => format!("unixgram:{}", path.display()),
-            (None, Some(name)) => format!("unixgram:@{}", String::from_utf8_lossy(name)),
+            (Some(path), _) => format!("unixgram:{}", path.to_string_lossy().escape_debug()),
+            (None, Some(name)) => {
+                format!("unixgram:@{}", String::from_utf8_lossy(name).escape_debug())
+            }
             (None, None) => "an unbound Unix socket".into(),
         },
         Source::Unknown => "an unbound Unix socket".into(),

@@ -307,9 +307,22 @@ impl DatagramClient {
             match self.socket.send(payload) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    return Err(ClientError::TooBig {
+                        len: payload.len(),
+                        max: self.max,
+                        target: self.server.to_string(),
+                    });
+                }
                 Err(e) => return Err(self.failed(e)),
             }
         }
+    }
+
+    /// The client's own socket file (Unix datagrams), removed when the
+    /// client is dropped; a signal handler may remove it sooner.
+    pub fn own_path(&self) -> Option<&std::path::Path> {
+        self._file.as_ref().map(SocketFile::path)
     }
 
     /// Waits until `until` for a datagram; its length (which may exceed the
@@ -320,8 +333,10 @@ impl DatagramClient {
             let flags = if left.is_zero() {
                 MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT
             } else {
-                // SO_RCVTIMEO: a zero would mean "wait for ever".
-                self.socket.set_read_timeout(Some(left))?;
+                // SO_RCVTIMEO counts whole microseconds, and zero means
+                // "wait for ever": never less than one.
+                self.socket
+                    .set_read_timeout(Some(left.max(Duration::from_micros(1))))?;
                 MsgFlags::MSG_TRUNC
             };
             match nix::sys::socket::recv(self.socket.as_raw_fd(), &mut self.buf, flags) {
@@ -349,11 +364,6 @@ impl DatagramClient {
                     why: "the server's socket closed (did the server stop?)",
                 })
             }
-            Some(libc::EMSGSIZE) => ClientError::TooBig {
-                len: 0,
-                max: self.max,
-                target,
-            },
             _ => ClientError::from(e),
         }
     }

@@ -4,8 +4,11 @@
 //! - A datagram from one of the classic loop ports ([`LOOP_PORTS`]: echo,
 //!   discard, daytime, quote, chargen, and port 0) is never answered: two
 //!   such services answering each other loop for ever (CERT CA-1996-01).
-//! - A datagram from the server's own address and port is never answered
-//!   (a forged source would make it talk to itself).
+//! - A datagram from the port the server serves on is never answered, from
+//!   any address: from one of this host's own addresses (a wildcard socket
+//!   owns the port on all of them) a forged source would make the server
+//!   talk to itself for ever, and from another host it is most likely
+//!   another echo server on the same port, the two of which would loop.
 //! - Each source address gets at most a rate of answers, and all sources
 //!   together another; both use the generic cell rate algorithm (one
 //!   timestamp of state per source), with a burst of a tenth of a second's
@@ -64,8 +67,8 @@ impl Default for RateLimits {
 pub enum Refusal {
     /// It came from one of [`LOOP_PORTS`].
     LoopPort,
-    /// It came from the server's own address and port.
-    OwnAddress,
+    /// It came from the port the server serves on.
+    OwnPort,
     /// Its source is over its rate.
     SourceRate,
     /// All sources together are over the total rate.
@@ -76,7 +79,7 @@ impl Refusal {
     /// Every refusal, in the order reports list them.
     pub const ALL: [Refusal; 4] = [
         Refusal::LoopPort,
-        Refusal::OwnAddress,
+        Refusal::OwnPort,
         Refusal::SourceRate,
         Refusal::TotalRate,
     ];
@@ -85,7 +88,9 @@ impl Refusal {
     pub fn describe(self) -> &'static str {
         match self {
             Refusal::LoopPort => "from a loop port (0, 7, 9, 13, 17, 19)",
-            Refusal::OwnAddress => "from the server's own address",
+            Refusal::OwnPort => {
+                "from the port this server serves on (itself, or another echo server: a loop)"
+            }
             Refusal::SourceRate => "over the per-source rate (--udp-rate-per-source)",
             Refusal::TotalRate => "over the total rate (--udp-rate-total)",
         }
@@ -153,23 +158,20 @@ impl Gate {
         }
     }
 
-    /// Whether a datagram from `source`, sent to `own` (the address and port
-    /// it arrived on), gets an answer.
+    /// Whether a datagram from `source`, sent to the server's port
+    /// `own_port`, gets an answer.
     pub fn check(
         &mut self,
         source: SocketAddr,
-        own: Option<SocketAddr>,
+        own_port: u16,
         now: Instant,
     ) -> Result<(), Refusal> {
         let ip = source.ip().to_canonical();
         if LOOP_PORTS.contains(&source.port()) {
             return Err(Refusal::LoopPort);
         }
-        if let Some(own) = own
-            && own.port() == source.port()
-            && own.ip().to_canonical() == ip
-        {
-            return Err(Refusal::OwnAddress);
+        if source.port() == own_port {
+            return Err(Refusal::OwnPort);
         }
         if let Some(rate) = self.per_source
             && !(self.limits.exempt_loopback && ip.is_loopback())
@@ -220,7 +222,7 @@ mod tests {
         (0..n)
             .filter(|&i| {
                 let now = start + over * i / n;
-                gate.check(addr(source), None, now).is_ok()
+                gate.check(addr(source), 5000, now).is_ok()
             })
             .count() as u32
     }
@@ -231,14 +233,23 @@ mod tests {
         let mut gate = Gate::new(RateLimits::default(), now);
         for port in LOOP_PORTS {
             let from = SocketAddr::new("10.0.0.1".parse().unwrap(), port);
-            assert_eq!(gate.check(from, None, now), Err(Refusal::LoopPort));
+            assert_eq!(gate.check(from, 5000, now), Err(Refusal::LoopPort));
         }
-        assert_eq!(gate.check(addr("10.0.0.1:8"), None, now), Ok(()));
-        let own = addr("127.0.0.1:5000");
-        assert_eq!(gate.check(own, Some(own), now), Err(Refusal::OwnAddress));
-        // An IPv4-mapped source is its IPv4 address.
-        let mapped = addr("[::ffff:127.0.0.1]:5000");
-        assert_eq!(gate.check(mapped, Some(own), now), Err(Refusal::OwnAddress));
+        assert_eq!(gate.check(addr("10.0.0.1:8"), 5000, now), Ok(()));
+        // The server's own port, from its own address, another of this
+        // host's, or another host: never.
+        for from in [
+            "127.0.0.1:5000",
+            "127.0.0.2:5000",
+            "[::ffff:10.0.0.1]:5000",
+            "[2001:db8::1]:5000",
+        ] {
+            assert_eq!(
+                gate.check(addr(from), 5000, now),
+                Err(Refusal::OwnPort),
+                "{from}"
+            );
+        }
     }
 
     #[test]
@@ -261,7 +272,7 @@ mod tests {
         assert!((200..=211).contains(&got), "{got}");
         // Another source is served meanwhile.
         assert_eq!(
-            gate.check(addr("127.0.0.2:4000"), None, start + Duration::from_secs(2)),
+            gate.check(addr("127.0.0.2:4000"), 5000, start + Duration::from_secs(2)),
             Ok(())
         );
     }
@@ -301,7 +312,7 @@ mod tests {
         for i in 0..1000u32 {
             let now = start + Duration::from_secs(1) * i / 1000;
             let source = SocketAddr::new(IpAddr::from([10, 0, (i % 7) as u8, 1]), 4000);
-            if gate.check(source, None, now).is_ok() {
+            if gate.check(source, 5000, now).is_ok() {
                 got += 1;
             }
         }
@@ -319,12 +330,12 @@ mod tests {
         let mut gate = Gate::new(limits, start);
         for i in 0..(MAX_SOURCES as u32 + 1000) {
             let source = SocketAddr::new(IpAddr::from(i.to_be_bytes()), 4000);
-            let _ = gate.check(source, None, start);
+            let _ = gate.check(source, 5000, start);
         }
         assert_eq!(gate.sources(), MAX_SOURCES);
         // A second later every budget is whole again: the table empties.
         let later = start + Duration::from_secs(2);
-        assert_eq!(gate.check(addr("10.9.9.9:4000"), None, later), Ok(()));
+        assert_eq!(gate.check(addr("10.9.9.9:4000"), 5000, later), Ok(()));
         assert_eq!(gate.sources(), 1);
     }
 }

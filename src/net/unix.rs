@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::listen::{BindError, ListenOptions};
+use crate::echo::datagram::UNIX_DATAGRAM_MAX;
 use crate::endpoint::{Endpoint, LocalName, SocketType};
 use crate::os;
 
@@ -47,6 +48,12 @@ impl SocketFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether `meta` describes this very file (the same device and inode),
+    /// under whatever name.
+    pub fn is(&self, meta: &std::fs::Metadata) -> bool {
+        meta.dev() == self.dev && meta.ino() == self.ino
     }
 }
 
@@ -108,6 +115,9 @@ pub(crate) fn bind(
     let addr = sock_addr(name).map_err(other)?;
     let socket = Socket::new(Domain::UNIX, socket_type(ty), None).map_err(other)?;
     socket.set_nonblocking(true).map_err(other)?;
+    if ty == SocketType::Datagram {
+        room_for_largest_datagram(&socket).map_err(other)?;
+    }
     let file = match name {
         LocalName::Abstract(_) => {
             socket
@@ -156,6 +166,15 @@ fn bind_path(
     })
 }
 
+/// The send buffer a Unix datagram socket needs to send the largest datagram
+/// echoed: Linux refuses a datagram larger than `SO_SNDBUF` less 32 bytes,
+/// and the default (208 KiB) is less than [`UNIX_DATAGRAM_MAX`]. The kernel
+/// caps the request at `net.core.wmem_max` and doubles it, which is enough
+/// with the default cap.
+pub fn room_for_largest_datagram(socket: &Socket) -> io::Result<()> {
+    socket.set_send_buffer_size(UNIX_DATAGRAM_MAX + 64)
+}
+
 /// `fchmod` on the socket before `bind`: the mode the file is created with.
 fn set_socket_mode(socket: &Socket, mode: u32) -> io::Result<()> {
     let mode = nix::sys::stat::Mode::from_bits_truncate(mode as nix::libc::mode_t);
@@ -182,6 +201,12 @@ fn replace_if_stale(path: &Path, addr: &SockAddr, endpoint: &Endpoint) -> Result
     }
     let ty = endpoint.socket_type();
     let probe = Socket::new(Domain::UNIX, socket_type(ty), None).map_err(|e| BindError::Other {
+        at: endpoint.clone(),
+        source: e,
+    })?;
+    // Non-blocking: a live server with a full backlog (or a stopped one)
+    // answers EAGAIN at once instead of holding this start-up.
+    probe.set_nonblocking(true).map_err(|e| BindError::Other {
         at: endpoint.clone(),
         source: e,
     })?;
@@ -233,6 +258,7 @@ const CLIENT_MODE: u32 = 0o666;
 /// file is removed when the returned guard is dropped.
 pub fn bind_temp_datagram() -> io::Result<(Socket, SocketFile)> {
     let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+    room_for_largest_datagram(&socket)?;
     set_socket_mode(&socket, CLIENT_MODE)?;
     let mut dirs = vec![std::env::temp_dir()];
     if dirs[0] != Path::new("/tmp") {

@@ -294,7 +294,7 @@ fn unix_datagrams_are_echoed_to_the_senders_path_whole() {
     cmd.args([peer("datagram_client.py").as_str(), "unixgram"])
         .arg(&path)
         .arg(&client_path)
-        .args(["0", "1", "65507", "100000"]);
+        .args(["0", "1", "65507", "100000", "250000"]);
     let out = util::run(cmd, b"");
     assert!(
         out.status.success(),
@@ -302,7 +302,10 @@ fn unix_datagrams_are_echoed_to_the_senders_path_whole() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert_eq!(text(&out.stdout), "ok 0\nok 1\nok 65507\nok 100000\n");
+    assert_eq!(
+        text(&out.stdout),
+        "ok 0\nok 1\nok 65507\nok 100000\nok 250000\n"
+    );
     // echokit's own client binds a temporary path, and removes it.
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = util::echokit();
@@ -508,4 +511,131 @@ fn stdin_streams_over_udp_one_datagram_per_read() {
     let out = util::run(cmd, &input);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out.stdout == input, "the echo differs from the input");
+}
+
+#[test]
+fn a_datagram_from_the_servers_own_port_gets_no_answer() {
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    // Another of this host's addresses, the server's port: as a forged
+    // datagram from the server itself, or another echo server, would be.
+    let same_port = udp_socket(&format!("127.0.0.2:{}", server.addr().port()));
+    same_port.send_to(b"loop?", server.addr()).unwrap();
+    let ordinary = udp_socket("127.0.0.1:0");
+    ordinary.send_to(b"after", server.addr()).unwrap();
+    let mut buf = [0; 64];
+    let (n, _) = ordinary
+        .recv_from(&mut buf)
+        .expect("the ordinary datagram is answered");
+    assert_eq!(&buf[..n], b"after");
+    same_port.set_nonblocking(true).unwrap();
+    assert!(
+        same_port.recv_from(&mut buf).is_err(),
+        "the server answered its own port"
+    );
+    let line = server.stderr_line("dropped");
+    assert!(
+        line.contains("from the port this server serves on"),
+        "{line}"
+    );
+}
+
+/// A Unix datagram socket bound at `path`, with a bounded read.
+fn unix_dgram(path: &std::path::Path) -> std::os::unix::net::UnixDatagram {
+    let s = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s
+}
+
+#[test]
+fn unix_echoes_go_to_each_sender_whatever_came_before_in_the_batch() {
+    // Regression: reused receive headers kept the previous sender's address
+    // length, so after an unbound sender the next one's echo went to the
+    // sender before it, and a longer path than before was cut short.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let _server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
+    let a = unix_dgram(&dir.path().join("a.sock"));
+    let mut buf = [0; 64];
+    for round in 0..3 {
+        a.send_to(b"from a", &path).unwrap();
+        let n = a.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"from a", "round {round}");
+        let unbound = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        unbound.send_to(b"unbound", &path).unwrap();
+        let b = unix_dgram(&dir.path().join(format!("a-much-longer-name-{round}.sock")));
+        b.send_to(b"from b", &path).unwrap();
+        let n = b.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"from b", "round {round}");
+    }
+    // Nothing of b's reached a.
+    a.set_nonblocking(true).unwrap();
+    assert!(a.recv(&mut buf).is_err());
+}
+
+#[test]
+fn a_senders_path_through_a_symbolic_link_gets_no_echo() {
+    // A sender could point its own path at another socket (or the server's
+    // own) and have the server write there with its rights.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
+    let victim = unix_dgram(&dir.path().join("victim.sock"));
+    let sender_path = dir.path().join("sender.sock");
+    let sender = unix_dgram(&sender_path);
+    std::fs::remove_file(&sender_path).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("victim.sock"), &sender_path).unwrap();
+    sender.send_to(b"forged", &path).unwrap();
+    // And one whose path leads back to the server itself.
+    let looper_path = dir.path().join("looper.sock");
+    let looper = unix_dgram(&looper_path);
+    std::fs::remove_file(&looper_path).unwrap();
+    std::os::unix::fs::symlink(&path, &looper_path).unwrap();
+    looper.send_to(b"loop", &path).unwrap();
+    // An honest sender after them is answered: the two before were handled.
+    let honest = unix_dgram(&dir.path().join("honest.sock"));
+    honest.send_to(b"honest", &path).unwrap();
+    let mut buf = [0; 64];
+    let n = honest.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"honest");
+    victim.set_nonblocking(true).unwrap();
+    assert!(victim.recv(&mut buf).is_err(), "the victim got a datagram");
+    let line = server.stderr_line("dropped");
+    assert!(line.contains("2 whose sender's path"), "{line}");
+}
+
+#[test]
+fn ctrl_c_removes_a_unixgram_clients_own_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A peer that never answers.
+    let silent = unix_dgram(&dir.path().join("silent.sock"));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = util::echokit();
+    cmd.env("TMPDIR", tmp.path()).args([
+        "echo-client",
+        &format!("unixgram:{}", dir.path().join("silent.sock").display()),
+        "--reply-timeout",
+        "20s",
+    ]);
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its datagram arriving means its socket file exists.
+    let mut buf = [0; 64];
+    silent.recv(&mut buf).expect("the client's datagram");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    // SAFETY: kill(2) on a child this test spawned and has not reaped.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let status = util::wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(128 + libc::SIGINT));
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "its socket file is gone"
+    );
 }

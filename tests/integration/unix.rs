@@ -177,3 +177,35 @@ fn a_client_to_a_missing_socket_says_so() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_live_server_with_a_full_backlog_is_in_use_at_once() {
+    // Regression: the stale-file probe was a blocking connect, which waits
+    // for room in a live server's full backlog, for ever if it is stopped.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sock");
+    let addr = socket2::SockAddr::unix(&path).unwrap();
+    let listener =
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+    listener.bind(&addr).unwrap();
+    listener.listen(1).unwrap();
+    let mut fillers = Vec::new();
+    loop {
+        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        if s.connect(&addr).is_err() {
+            break;
+        }
+        fillers.push(s);
+        assert!(fillers.len() < 64, "the backlog never filled");
+    }
+    let mut cmd = util::echokit();
+    cmd.args(["echo-server", &unix(&path)]);
+    let out = util::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("address in use"),
+        "{}",
+        text(&out.stderr)
+    );
+}

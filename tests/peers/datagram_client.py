@@ -33,6 +33,9 @@ def main():
     elif kind == "unixgram":
         server, client_path = sys.argv[2], sys.argv[3]
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # Linux caps a Unix datagram at the sender's send buffer (208 KiB by
+        # default): room for the largest the server echoes (256 KiB).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         sock.bind(client_path)
     else:
         sys.exit(f"unknown kind {kind!r}: expected udp or unixgram")
