@@ -494,7 +494,7 @@ impl DatagramLoop {
 
 /// Datagrams taken and sent per system call: a 32nd of the calls, while a
 /// batch of small datagrams still fits in the L1 and L2 caches.
-const BATCH: usize = 32;
+pub const BATCH: usize = 32;
 
 /// What `recvmmsg` said of one datagram, with its source as `from`.
 fn received<S: SockaddrLike + Copy>(msg: &RecvMsg<'_, '_, S>, from: Source) -> Received {
