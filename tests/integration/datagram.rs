@@ -17,6 +17,29 @@ fn udp_socket(at: &str) -> UdpSocket {
     socket
 }
 
+/// Checks that the datagrams these sockets sent were not answered. The
+/// server answers in order: once a later datagram's echo is back, an answer
+/// to the earlier ones would be queued already, so no wait is needed.
+fn assert_unanswered(server: SocketAddr, refused: &[&UdpSocket]) {
+    let ordinary = udp_socket("127.0.0.1:0");
+    ordinary.send_to(b"after", server).unwrap();
+    let mut buf = [0; 64];
+    let (n, _) = ordinary
+        .recv_from(&mut buf)
+        .expect("the ordinary datagram is answered");
+    assert_eq!(&buf[..n], b"after");
+    for socket in refused {
+        socket.set_nonblocking(true).unwrap();
+        let got = socket.recv_from(&mut buf);
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            "{:?} got an answer: {got:?}",
+            socket.local_addr()
+        );
+    }
+}
+
 #[test]
 fn a_python_sendto_recvfrom_client_gets_every_size_back_over_ipv4_and_ipv6() {
     let server = Server::start(&["udp://127.0.0.1:0", "udp://[::1]:0"], 2);
@@ -102,24 +125,7 @@ fn datagrams_from_loop_ports_7_and_19_get_no_answer() {
     let chargen_port = UdpSocket::bind("127.0.0.1:19").expect("bind 127.0.0.1:19 (needs root)");
     echo_port.send_to(b"from 7", server.addr()).unwrap();
     chargen_port.send_to(b"from 19", server.addr()).unwrap();
-    // The server answers in order: once a later datagram's echo is back, an
-    // answer to the earlier ones would be queued already.
-    let ordinary = udp_socket("127.0.0.1:0");
-    ordinary.send_to(b"after", server.addr()).unwrap();
-    let mut buf = [0; 64];
-    let (n, _) = ordinary
-        .recv_from(&mut buf)
-        .expect("the ordinary datagram is answered");
-    assert_eq!(&buf[..n], b"after");
-    for socket in [&echo_port, &chargen_port] {
-        socket.set_nonblocking(true).unwrap();
-        let got = socket.recv_from(&mut buf);
-        assert!(
-            got.as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
-            "a loop port got an answer: {got:?}"
-        );
-    }
+    assert_unanswered(server.addr(), &[&echo_port, &chargen_port]);
     let line = server.stderr_line("dropped");
     assert!(line.contains("2 from a loop port"), "{line}");
 }
@@ -520,18 +526,7 @@ fn a_datagram_from_the_servers_own_port_gets_no_answer() {
     // datagram from the server itself, or another echo server, would be.
     let same_port = udp_socket(&format!("127.0.0.2:{}", server.addr().port()));
     same_port.send_to(b"loop?", server.addr()).unwrap();
-    let ordinary = udp_socket("127.0.0.1:0");
-    ordinary.send_to(b"after", server.addr()).unwrap();
-    let mut buf = [0; 64];
-    let (n, _) = ordinary
-        .recv_from(&mut buf)
-        .expect("the ordinary datagram is answered");
-    assert_eq!(&buf[..n], b"after");
-    same_port.set_nonblocking(true).unwrap();
-    assert!(
-        same_port.recv_from(&mut buf).is_err(),
-        "the server answered its own port"
-    );
+    assert_unanswered(server.addr(), &[&same_port]);
     let line = server.stderr_line("dropped");
     assert!(
         line.contains("from the port this server serves on"),
