@@ -7,6 +7,7 @@
 //! | [`endpoint`] | the address syntax every command takes and prints                 |
 //! | [`net`]      | listening sockets, Unix socket files, outgoing connections        |
 //! | [`echo`]     | the echo server (event loops) and the echo clients                |
+//! | [`proto`]    | the guide's application protocol: a codec with no I/O             |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
@@ -54,6 +55,7 @@ pub mod endpoint;
 pub mod exit;
 pub mod net;
 pub mod os;
+pub mod proto;
 pub mod shutdown;
 pub mod text;
 
