@@ -60,6 +60,40 @@ pub enum Command {
     /// the echo to stdout instead.
     #[command(after_help = ExitCode::help_table(), override_usage = "echokit echo-client [OPTIONS] [ENDPOINT] [-]")]
     EchoClient(EchoClientArgs),
+    /// The guide's application client: one request, one response.
+    ///
+    /// `search VALUE` sends `{"action": "search", "value": VALUE}` as text/json
+    /// and prints `Got result: ...`; any other ACTION sends ACTION and VALUE as
+    /// binary content and prints `Got response: b'...'`, as the guide's
+    /// app-client.py does, byte for byte on the wire.
+    #[command(after_help = ExitCode::help_table())]
+    AppClient(AppClientArgs),
+}
+
+/// `echokit app-client`.
+#[derive(Debug, Args)]
+pub struct AppClientArgs {
+    /// Where the app-server listens (tcp://HOST:PORT, HOST:PORT or unix:PATH)
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: Endpoint,
+    /// `search`, or any other word for a binary request
+    #[arg(value_name = "ACTION")]
+    pub action: String,
+    /// What to search for, or the binary request's text after ACTION
+    #[arg(value_name = "VALUE")]
+    pub value: String,
+    /// The longest the whole exchange may take, the connect included
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// The longest a connect may take
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_CONNECT_TIMEOUT).to_string())]
+    pub connect_timeout: Duration,
+    /// The largest response content accepted, in bytes (K and M suffixes allowed)
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "16M")]
+    pub max_content: usize,
+    /// Print the response's header and content as JSON instead
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `echokit echo-server`.
@@ -358,6 +392,14 @@ mod tests {
         assert_eq!(DEFAULT_REPLY_TIMEOUT, Duration::from_secs(1));
         assert_eq!(DEFAULT_RETRIES, 2);
         assert_eq!(DEFAULT_PER_SOURCE, 1000);
+        assert_eq!(
+            echokit::app::client::DEFAULT_TIMEOUT,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            echokit::proto::DEFAULT_MAX_CONTENT,
+            parse_size("16M").unwrap() as u64
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | [`net`]      | listening sockets, Unix socket files, outgoing connections        |
 //! | [`echo`]     | the echo server (event loops) and the echo clients                |
 //! | [`proto`]    | the guide's application protocol: a codec with no I/O             |
+//! | [`app`]      | the guide's search service and its client, on top of `proto`      |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
@@ -49,6 +50,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod app;
 pub mod deadline;
 pub mod echo;
 pub mod endpoint;

@@ -13,7 +13,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, ClientTarget, Command, EchoClientArgs, EchoServerArgs};
+use cli::{AppClientArgs, Cli, ClientTarget, Command, EchoClientArgs, EchoServerArgs};
+use echokit::app::client::{AppClientOptions, AppError};
+use echokit::app::{self, Response};
 use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
 use echokit::echo::datagram_client::{self, DatagramClient, DatagramOptions};
 use echokit::echo::limit::RateLimits;
@@ -37,6 +39,7 @@ fn main() -> ProcessExit {
     let outcome = match cli.command {
         Command::EchoServer(args) => echo_server(args),
         Command::EchoClient(args) => echo_client(args),
+        Command::AppClient(args) => app_client(args),
     };
     // Flush the logs before the last word.
     drop(log_guard);
@@ -64,6 +67,8 @@ fn classify(err: &anyhow::Error) -> ExitCode {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<ParseError>() {
             e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<AppError>() {
+            e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
             e.exit_code()
         } else {
@@ -82,7 +87,7 @@ fn classify(err: &anyhow::Error) -> ExitCode {
 fn init_logging(cli: &Cli) -> WorkerGuard {
     let quiet_default = match cli.command {
         Command::EchoServer(_) => "info",
-        Command::EchoClient(_) => "warn",
+        Command::EchoClient(_) | Command::AppClient(_) => "warn",
     };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -445,4 +450,62 @@ fn datagram_echo_client(
         );
     }
     print_echo(args, &messages, echo.len() as u64, None, &echo)
+}
+
+/// The guide's application client.
+fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
+    if args.endpoint.socket_type() != SocketType::Stream {
+        usage_error(format!(
+            "app-client speaks over a stream: tcp://HOST:PORT or unix:PATH, not {}",
+            args.endpoint
+        ));
+    }
+    let opts = AppClientOptions {
+        connect: ConnectOptions {
+            timeout: args.connect_timeout,
+            ..ConnectOptions::default()
+        },
+        timeout: args.timeout,
+        limits: echokit::proto::Limits {
+            max_content: args.max_content as u64,
+            ..echokit::proto::Limits::default()
+        },
+    };
+    let request = app::request(&args.action, &args.value);
+    let (response, server) = app::client::exchange(&args.endpoint, &request, &opts)?;
+    let Some(decoded) = Response::of(&response) else {
+        return Err(AppError::NotJson(server).into());
+    };
+    tracing::info!(
+        "received a {} response of {} bytes from {server}",
+        response.header.content_type,
+        response.content.len()
+    );
+    if args.json {
+        let h = &response.header;
+        let content = match &decoded {
+            Response::Json(fields) => serde_json::Value::Object(fields.clone()),
+            Response::Binary(bytes) => serde_json::Value::from(
+                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            ),
+        };
+        let key = match decoded {
+            Response::Json(_) => "content",
+            Response::Binary(_) => "content_hex",
+        };
+        let out = serde_json::json!({
+            "server": server.to_string(),
+            "header": {
+                "byteorder": h.byteorder.as_str(),
+                "content-type": h.content_type,
+                "content-encoding": h.content_encoding,
+                "content-length": h.content_length,
+            },
+            key: content,
+        });
+        say(out)?;
+    } else {
+        say(decoded.line())?;
+    }
+    Ok(ExitCode::Success)
 }

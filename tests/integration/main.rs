@@ -2,6 +2,7 @@
 //! bound address from its `listening on` line, and talk to it over loopback.
 //! One test binary, so the suite links once.
 
+mod app;
 mod client;
 mod datagram;
 mod docs;

@@ -1,0 +1,15 @@
+//! The socket guide's application on top of [`crate::proto`]: a search
+//! service and its client.
+//!
+//! | file          | role                                                        |
+//! |---------------|-------------------------------------------------------------|
+//! | `service.rs`  | requests and responses as the guide builds them (no I/O)    |
+//! | `table.rs`    | the search table: the guide's, or one from a JSON file      |
+//! | `client.rs`   | `app-client`: one request, one response, with a deadline    |
+
+pub mod client;
+pub mod service;
+pub mod table;
+
+pub use service::{Response, request, respond};
+pub use table::SearchTable;

@@ -1,0 +1,195 @@
+//! `app-client`: the guide's application protocol against the guide's
+//! server (a Python peer), its bytes on the wire, and its failures.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use echokit::proto::{Decoder, Limits};
+
+use crate::util::{self, LIMIT, Server, peer, python, text};
+
+fn app_client(args: &[&str]) -> std::process::Output {
+    let mut cmd = util::echokit();
+    cmd.arg("app-client").args(args);
+    util::run(cmd, b"")
+}
+
+/// The guide's app-server, as a Python peer, on a free port.
+fn guides_app_server() -> Server {
+    let mut cmd = python();
+    cmd.args([peer("app_server.py").as_str(), "127.0.0.1", "0"]);
+    Server::spawn(cmd, 1)
+}
+
+#[test]
+fn echokit_app_client_gets_the_guides_answers_from_the_guides_server() {
+    let server = guides_app_server();
+    let endpoint = server.addr().to_string();
+    for (args, want) in [
+        (
+            ["search", "morpheus"],
+            "Got result: Follow the white rabbit. 🐰\n",
+        ),
+        (
+            ["search", "ring"],
+            "Got result: In the caves beneath the Misty Mountains. 💍\n",
+        ),
+        (["search", "🐶"], "Got result: 🐾 Playing ball! 🏐\n"),
+        (["search", "neo"], "Got result: No match for 'neo'.\n"),
+        (
+            ["double", "trouble"],
+            "Got response: b'First 10 bytes of request: doubletrou'\n",
+        ),
+    ] {
+        let out = app_client(&[&endpoint, args[0], args[1]]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), want, "{args:?}");
+    }
+}
+
+/// One request as the client sent it: read one whole message, answer
+/// nothing, and return its bytes.
+fn capture_one_request(listener: &TcpListener) -> Vec<u8> {
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut decoder = Decoder::new(Limits::default());
+    let mut all = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the client closed before its request was whole");
+        all.extend_from_slice(&buf[..n]);
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let decoded = decoder.decode(rest).unwrap();
+            if decoded.message.is_some() {
+                return all;
+            }
+            rest = &rest[decoded.consumed..];
+        }
+    }
+}
+
+#[test]
+fn echokit_sends_the_guides_bytes_for_search_morpheus() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    for action in [["search", "morpheus"], ["double", "trouble"]] {
+        let mut python_client = python();
+        python_client
+            .args([peer("app_client.py").as_str(), "127.0.0.1"])
+            .arg(addr.port().to_string())
+            .args(action);
+        let mut ours = util::echokit();
+        ours.args([
+            "app-client",
+            &addr.to_string(),
+            action[0],
+            action[1],
+            "--timeout",
+            "5s",
+        ]);
+        let mut sent = Vec::new();
+        for mut cmd in [python_client, ours] {
+            let mut child = cmd
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            sent.push(capture_one_request(&listener));
+            // Unanswered, each client fails; only its bytes matter here.
+            util::wait_bounded(&mut child);
+        }
+        assert_eq!(
+            text(&sent[1]),
+            text(&sent[0]),
+            "{action:?}: echokit's request differs from the guide's"
+        );
+        assert_eq!(sent[1], sent[0]);
+    }
+}
+
+/// A server that answers any connection with `reply`, then closes.
+fn answering(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let _ = capture_rest(&mut conn);
+            let _ = conn.write_all(reply);
+        }
+    });
+    addr
+}
+
+/// Reads a little of the request (it is not checked here).
+fn capture_rest(conn: &mut TcpStream) -> std::io::Result<usize> {
+    conn.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+    conn.read(&mut [0; 4096])
+}
+
+#[test]
+fn a_malformed_response_exits_7_and_says_why() {
+    let cases: [(&'static [u8], &str); 4] = [
+        (b"\x00\x09{not json", "the header is not valid JSON"),
+        (
+            b"\x00\x68{\"byteorder\": \"big\", \"content-type\": \"x\", \"content-encoding\": \"binary\", \"content-length\": 1000000000000}",
+            "a content of 1000000000000 bytes is over the limit",
+        ),
+        (
+            b"\x00\x5c{\"byteorder\": \"big\", \"content-type\": \"x\", \"content-encoding\": \"binary\", \"content-length\": 5}ab",
+            "the stream ended inside a message: 2 of 5 bytes of its content",
+        ),
+        (b"", "the stream ended inside a message: 0 of 2 bytes"),
+    ];
+    for (reply, want) in cases {
+        let addr = answering(reply);
+        let out = app_client(&[&addr.to_string(), "search", "x"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{want}: {err}");
+        assert!(
+            err.contains("malformed response from tcp://127.0.0.1:"),
+            "{err}"
+        );
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn refused_exits_3_and_silence_exits_4() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let out = app_client(&[&closed.to_string(), "search", "x"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+
+    // Accepts (the kernel does, from the backlog) and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = app_client(&[
+        &silent.local_addr().unwrap().to_string(),
+        "search",
+        "x",
+        "--timeout",
+        "300ms",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timed out after 300 ms waiting for the response"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn json_output_shows_header_and_content() {
+    let server = guides_app_server();
+    let out = app_client(&[&server.addr().to_string(), "search", "ring", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["header"]["content-type"], "text/json");
+    assert_eq!(
+        v["content"]["result"],
+        "In the caves beneath the Misty Mountains. 💍"
+    );
+}

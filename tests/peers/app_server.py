@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""The socket guide's application server, as a test peer for echokit's
+app-client: written for this project, standard library only, speaking the
+guide's protocol as its libserver does.
+
+Each connection carries one request: a 2-byte big-endian header length, a
+JSON header (byteorder, content-type, content-encoding, content-length),
+then the content. A text/json request {"action": "search", "value": V} is
+answered from the guide's table; a binary request gets the first 10 bytes
+of its content back. The server closes the connection after the response.
+
+    python3 app_server.py HOST PORT      (PORT 0 picks a free port)
+
+Its first line on stdout is `listening on tcp://HOST:PORT`.
+"""
+import json
+import socket
+import socketserver
+import struct
+import sys
+
+TABLE = {
+    "morpheus": "Follow the white rabbit. \U0001f430",
+    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
+    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
+}
+
+
+def read_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("the client closed mid-message")
+        data += chunk
+    return data
+
+
+def message(content_type, encoding, content):
+    header = {
+        "byteorder": sys.byteorder,
+        "content-type": content_type,
+        "content-encoding": encoding,
+        "content-length": len(content),
+    }
+    header_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    return struct.pack(">H", len(header_bytes)) + header_bytes + content
+
+
+class Handler(socketserver.BaseRequestHandler):
+    def handle(self):
+        sock = self.request
+        sock.settimeout(10)
+        (hdrlen,) = struct.unpack(">H", read_exactly(sock, 2))
+        header = json.loads(read_exactly(sock, hdrlen).decode("utf-8"))
+        content = read_exactly(sock, header["content-length"])
+        if header["content-type"] == "text/json":
+            req = json.loads(content.decode(header["content-encoding"]))
+            action = req.get("action")
+            if action == "search":
+                query = req.get("value")
+                answer = TABLE.get(query) or f"No match for '{query}'."
+                body = {"result": answer}
+            else:
+                body = {"result": f"Error: invalid action '{action}'."}
+            reply = message(
+                "text/json", "utf-8", json.dumps(body, ensure_ascii=False).encode("utf-8")
+            )
+        else:
+            reply = message(
+                "binary/custom-server-binary-type",
+                "binary",
+                b"First 10 bytes of request: " + content[:10],
+            )
+        sock.sendall(reply)
+        sock.shutdown(socket.SHUT_WR)
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+port = int(sys.argv[2]) if len(sys.argv) > 2 else 65432
+with Server((host, port), Handler) as server:
+    print(f"listening on tcp://{host}:{server.server_address[1]}", flush=True)
+    server.serve_forever()
