@@ -1,10 +1,10 @@
 //! The protocol decoder against arbitrary bytes, in arbitrary splits.
 //!
 //! Invariants: it never panics; each call takes at most what it is given
-//! and makes progress; its buffer never holds more than it was fed (no
-//! allocation by a declared length); a message it returns encodes back to
-//! bytes that decode to the same message; and the same input decodes to
-//! the same result whatever the split.
+//! and makes progress; a message it returns encodes back to bytes that
+//! decode to the same message; and the same input decodes to the same
+//! result whatever the split. (That no buffer grows by a declared length is
+//! a unit test in `src/proto/codec.rs`.)
 #![no_main]
 
 use echokit::proto::{Decoder, Limits, Message, encode};
