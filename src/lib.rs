@@ -58,6 +58,7 @@ pub mod exit;
 pub mod net;
 pub mod os;
 pub mod proto;
+mod serve;
 pub mod shutdown;
 pub mod text;
 

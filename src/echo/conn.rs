@@ -25,55 +25,18 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::Interest;
 use socket2::Socket;
 
-use super::buffer::{BufPool, Pending};
 use crate::net::Peer;
+use crate::serve::buffer::{BufPool, Pending};
+use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, reregister};
 
 /// Reads per turn before a busy connection yields to the others: 16 x 64 KiB
 /// is 1 MiB, a few hundred microseconds of copying.
 pub(crate) const READ_BUDGET: usize = 16;
-
-/// What a connection waits for while it is read from: data and end of
-/// stream (EPOLLIN, EPOLLRDHUP), and urgent data (EPOLLPRI).
-pub(crate) const READ_INTEREST: Interest = Interest::READABLE.add(Interest::PRIORITY);
-
-/// What the loop lends a connection while it runs.
-pub(crate) struct Io<'a> {
-    /// The loop's shared read buffer.
-    pub(crate) scratch: &'a mut [u8],
-    /// The loop's pool of pending buffers.
-    pub(crate) pool: &'a mut BufPool,
-    /// Where to change the connection's interest.
-    pub(crate) registry: &'a Registry,
-    /// The connection's token.
-    pub(crate) token: Token,
-}
-
-/// What the loop does next with a connection.
-#[derive(Debug)]
-pub(crate) enum Progress {
-    /// Nothing to do until the socket's next event.
-    Wait,
-    /// The read budget is spent and data may remain: drive again next turn.
-    Yield,
-    /// The connection is over: close it.
-    Close(Ended),
-}
-
-/// How a connection ended.
-#[derive(Debug)]
-pub(crate) enum Ended {
-    /// The client closed its side and got its whole echo.
-    Finished,
-    /// The socket failed (reset by the peer, broken pipe...).
-    Failed(io::Error),
-}
 
 /// A client connection and its echo state: TCP or Unix stream, the same
 /// code (both are byte streams with half-close).
@@ -105,20 +68,6 @@ impl Conn {
             echoed: 0,
             since: Instant::now(),
         }
-    }
-
-    pub(crate) fn peer(&self) -> Peer {
-        self.peer
-    }
-
-    /// Bytes sent back so far.
-    pub(crate) fn echoed(&self) -> u64 {
-        self.echoed
-    }
-
-    /// When the connection was accepted.
-    pub(crate) fn since(&self) -> Instant {
-        self.since
     }
 
     /// Records what an event said, for when the connection is next driven.
@@ -222,9 +171,45 @@ impl Conn {
     }
 }
 
-fn reregister(stream: &Socket, io: &Io<'_>, interest: Interest) -> io::Result<()> {
-    io.registry
-        .reregister(&mut SourceFd(&stream.as_raw_fd()), io.token, interest)
+/// The echo service: each connection echoes.
+pub(crate) struct EchoService;
+
+impl crate::serve::Service for EchoService {
+    type Conn = Conn;
+
+    fn open(&self, stream: Socket, peer: Peer) -> Conn {
+        Conn::new(stream, peer)
+    }
+}
+
+impl Connection for Conn {
+    fn note(&mut self, peer_closed: bool, urgent: bool) {
+        Conn::note(self, peer_closed, urgent);
+    }
+
+    fn drive(&mut self, io: &mut Io<'_>) -> Progress {
+        Conn::drive(self, io)
+    }
+
+    fn release(&mut self, pool: &mut BufPool) {
+        Conn::release(self, pool);
+    }
+
+    fn cut_off(self, pool: &mut BufPool) -> u64 {
+        Conn::cut_off(self, pool)
+    }
+
+    fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    fn since(&self) -> Instant {
+        self.since
+    }
+
+    fn bytes(&self) -> u64 {
+        self.echoed
+    }
 }
 
 /// Writes as much of `buf` as the socket takes now. A short write means the

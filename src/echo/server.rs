@@ -8,18 +8,16 @@
 //! socket (UDP, Unix datagram) has a loop of its own (`datagram.rs`).
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mio::{Poll, Waker};
-
+use super::conn::EchoService;
 use super::datagram::{DatagramLoop, DatagramStats};
 use super::limit::RateLimits;
-use super::worker::{Acceptor, ConnOptions, Shared, Worker, WorkerStats};
 use crate::endpoint::SocketType;
 use crate::exit::{Classify, ExitCode};
 use crate::net::Listener;
+use crate::serve::{self, StreamConfig};
 use crate::shutdown::Shutdown;
 
 /// How long shutdown waits for open connections to finish before it cuts
@@ -122,7 +120,20 @@ pub fn run(
         let streamed = if streams.is_empty() {
             Ok(ServerStats::default())
         } else {
-            run_streams(streams, config, shutdown)
+            let stream_config = StreamConfig {
+                threads: config.threads.unwrap_or_else(default_threads),
+                once: config.once,
+                keepalive: config.keepalive,
+                grace: config.grace,
+            };
+            serve::run(streams, &stream_config, Arc::new(EchoService), shutdown)
+                .map(|s| ServerStats {
+                    connections: s.connections,
+                    bytes_echoed: s.bytes,
+                    cut_off: s.cut_off,
+                    ..ServerStats::default()
+                })
+                .map_err(ServerError::from)
         };
         if streamed.is_err() {
             shutdown.request();
@@ -139,126 +150,4 @@ pub fn run(
         }
         Ok(stats)
     })
-}
-
-/// Serves stream listeners on the event loops.
-fn run_streams(
-    listeners: Vec<Listener>,
-    config: &ServerConfig,
-    shutdown: &Shutdown,
-) -> Result<ServerStats, ServerError> {
-    // One client at a time needs one loop, and keeps the guide's order of events.
-    let threads = if config.once {
-        1
-    } else {
-        config.threads.unwrap_or_else(default_threads).max(1)
-    };
-    let options = ConnOptions {
-        keepalive: config.keepalive,
-        grace: config.grace,
-    };
-    let mut polls = Vec::with_capacity(threads);
-    let mut wakers = Vec::with_capacity(threads);
-    let mut peers = Vec::with_capacity(threads);
-    let mut inboxes = Vec::with_capacity(threads);
-    for id in 0..threads {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), Worker::waker_token())?);
-        shutdown.register(Arc::clone(&waker));
-        let (tx, rx) = mpsc::channel();
-        peers.push((id != 0).then_some(tx));
-        inboxes.push(rx);
-        polls.push(poll);
-        wakers.push(waker);
-    }
-    let shared = Arc::new(Shared {
-        loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
-        accepting: AtomicBool::new(true),
-        wakers,
-    });
-    let mut acceptor = Some(Acceptor {
-        listeners,
-        peers,
-        once: config.once,
-        retry_at: None,
-        last_warning: None,
-    });
-    let mut workers = Vec::with_capacity(threads);
-    for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
-        let acceptor = if id == 0 { acceptor.take() } else { None };
-        workers.push(Worker::new(
-            id,
-            poll,
-            acceptor,
-            inbox,
-            Arc::clone(&shared),
-            shutdown.clone(),
-            options,
-        )?);
-    }
-    tracing::info!(
-        "serving with {threads} event loop{}",
-        if threads == 1 { "" } else { "s" }
-    );
-    let mut workers = workers.into_iter();
-    let first = workers.next().expect("there is at least one loop");
-    let results: Vec<io::Result<WorkerStats>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = workers
-            .enumerate()
-            .map(|(i, worker)| {
-                std::thread::Builder::new()
-                    .name(format!("echo-loop-{}", i + 1))
-                    .spawn_scoped(scope, move || worker.run())
-            })
-            .collect();
-        let first_result = {
-            let _ended = LoopZeroEnded {
-                shared: &shared,
-                shutdown,
-            };
-            first.run()
-        };
-        if first_result.is_err() {
-            shutdown.request();
-        }
-        let mut results = vec![first_result];
-        for handle in handles {
-            match handle {
-                Ok(handle) => results.push(
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("event loop panicked"))),
-                ),
-                Err(e) => {
-                    shutdown.request();
-                    results.push(Err(e));
-                }
-            }
-        }
-        results
-    });
-    let mut stats = ServerStats::default();
-    for result in results {
-        let s = result?;
-        stats.connections += s.connections;
-        stats.bytes_echoed += s.bytes_echoed;
-        stats.cut_off += s.cut_off;
-    }
-    Ok(stats)
-}
-
-/// When loop 0 ends, however it ends (a panic included), it accepts no more:
-/// the other loops may finish, and after a failure they are asked to.
-struct LoopZeroEnded<'a> {
-    shared: &'a Shared,
-    shutdown: &'a Shutdown,
-}
-
-impl Drop for LoopZeroEnded<'_> {
-    fn drop(&mut self) {
-        self.shared.stop_accepting();
-        if std::thread::panicking() {
-            self.shutdown.request();
-        }
-    }
 }

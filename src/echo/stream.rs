@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use super::buffer::BUF_SIZE;
 use super::client::ClientError;
+use crate::serve::buffer::BUF_SIZE;
 
 /// What went each way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

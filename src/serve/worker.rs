@@ -1,4 +1,4 @@
-//! One event loop of the echo server: an epoll instance (through mio), the
+//! One event loop of a stream server (echo, app): an epoll instance (through mio), the
 //! connections it owns, its scratch buffer and buffer pool.
 //!
 //! Why mio and epoll: a readiness loop lets every connection share one read
@@ -29,14 +29,17 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket2::Socket;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use super::buffer::{BUF_SIZE, BufPool};
-use super::conn::{Conn, Ended, Io, Progress, READ_INTEREST};
+use super::{Connection, Ended, Io, Progress, READ_INTEREST, Service};
 use crate::net::{Listener, Peer};
 use crate::shutdown::Shutdown;
 use crate::text;
 
 /// The token of a loop's waker (shutdown and hand-overs).
-const WAKER: Token = Token(usize::MAX);
+pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
 const LISTENER_BASE: usize = usize::MAX - 1;
 /// Events taken per `epoll_wait`: enough that 1000 busy connections need only
@@ -59,7 +62,7 @@ pub(crate) type Handoff = (Socket, Peer);
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct WorkerStats {
     pub(crate) connections: u64,
-    pub(crate) bytes_echoed: u64,
+    pub(crate) bytes: u64,
     pub(crate) cut_off: u64,
 }
 
@@ -110,11 +113,17 @@ pub(crate) struct ConnOptions {
     pub(crate) grace: Duration,
 }
 
-/// One event loop.
-pub(crate) struct Worker {
+/// One event loop, for connections of one service.
+pub(crate) struct Worker<S: Service> {
     id: usize,
     poll: Poll,
-    conns: Slab<Conn>,
+    service: Arc<S>,
+    conns: Slab<S::Conn>,
+    /// Connection deadlines, earliest first: (when, key). A timer whose key
+    /// has another deadline now is stale (the deadline moved, or an earlier
+    /// connection had the key) and is skipped; one at the very time of the
+    /// connection's deadline is its own, whoever set it.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
     scratch: Box<[u8]>,
     pool: BufPool,
     /// Connections to drive again (their read budget ran out).
@@ -131,20 +140,24 @@ pub(crate) struct Worker {
     stats: WorkerStats,
 }
 
-impl Worker {
+impl<S: Service> Worker<S> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: usize,
         poll: Poll,
+        service: Arc<S>,
         acceptor: Option<Acceptor>,
         inbox: Receiver<Handoff>,
         shared: Arc<Shared>,
         shutdown: Shutdown,
         options: ConnOptions,
-    ) -> io::Result<Worker> {
+    ) -> io::Result<Worker<S>> {
         let mut worker = Worker {
             id,
             poll,
+            service,
             conns: Slab::new(),
+            timers: BinaryHeap::new(),
             scratch: vec![0; BUF_SIZE].into_boxed_slice(),
             pool: BufPool::new(),
             ready: ReadyList::default(),
@@ -167,11 +180,6 @@ impl Worker {
             }
         }
         Ok(worker)
-    }
-
-    /// The waker token every loop registers its waker with.
-    pub(crate) fn waker_token() -> Token {
-        WAKER
     }
 
     /// Runs until shutdown has drained the loop (or `--once` has served its
@@ -200,6 +208,7 @@ impl Worker {
                 }
             }
             self.drive_ready();
+            self.expire_timers();
             if self
                 .acceptor
                 .as_ref()
@@ -228,10 +237,8 @@ impl Worker {
         let retry = self.acceptor.as_ref().and_then(|a| a.retry_at);
         // A deadline that has passed was acted on: wait for a wake-up instead.
         let deadline = self.deadline.filter(|&d| d > Instant::now());
-        let wake_at = match (retry, deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }?;
+        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        let wake_at = [retry, deadline, timer].into_iter().flatten().min()?;
         Some(wake_at.saturating_duration_since(Instant::now()))
     }
 
@@ -250,10 +257,44 @@ impl Worker {
             registry: self.poll.registry(),
             token: Token(key),
         };
-        match conn.drive(&mut io) {
+        let progress = conn.drive(&mut io);
+        self.after(key, progress);
+    }
+
+    /// Acts on what a connection said, and sets its timer.
+    fn after(&mut self, key: usize, progress: Progress) {
+        match progress {
             Progress::Wait => {}
             Progress::Yield => self.ready.push(key),
-            Progress::Close(ended) => self.close(key, ended),
+            Progress::Close(ended) => return self.close(key, ended),
+        }
+        if let Some(at) = self.conns.get_mut(key).and_then(Connection::new_deadline) {
+            self.timers.push(Reverse((at, key)));
+        }
+    }
+
+    /// Tells connections whose deadline has come.
+    fn expire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.deadline() != Some(at) {
+                continue;
+            }
+            let mut io = Io {
+                scratch: &mut self.scratch,
+                pool: &mut self.pool,
+                registry: self.poll.registry(),
+                token: Token(key),
+            };
+            let progress = conn.expire(&mut io, now);
+            self.after(key, progress);
         }
     }
 
@@ -270,17 +311,17 @@ impl Worker {
         let mut conn = self.conns.remove(key);
         conn.release(&mut self.pool);
         self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
-        self.stats.bytes_echoed += conn.echoed();
+        self.stats.bytes += conn.bytes();
         let peer = conn.peer();
         let took = text::duration(conn.since().elapsed());
         match ended {
             Ended::Finished => {
-                tracing::debug!("closed {peer}: echoed {} bytes in {took}", conn.echoed());
+                tracing::debug!("closed {peer}: sent {} bytes in {took}", conn.bytes());
             }
             Ended::Failed(e) => {
                 tracing::debug!(
-                    "{peer}: {e}; closed after echoing {} bytes in {took}",
-                    conn.echoed()
+                    "{peer}: {e}; closed after sending {} bytes in {took}",
+                    conn.bytes()
                 );
             }
         }
@@ -304,9 +345,11 @@ impl Worker {
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        entry.insert(Conn::new(stream, peer));
+        let key = entry.key();
+        entry.insert(self.service.open(stream, peer));
         self.stats.connections += 1;
         tracing::info!("connected by {peer}");
+        self.after(key, Progress::Wait);
     }
 
     fn configure(&self, stream: &Socket, peer: Peer) -> io::Result<()> {
@@ -488,7 +531,7 @@ impl Worker {
     fn cut_off_all(&mut self) {
         for conn in self.conns.drain() {
             tracing::info!("{}: cut off at the end of the grace period", conn.peer());
-            self.stats.bytes_echoed += conn.cut_off(&mut self.pool);
+            self.stats.bytes += conn.cut_off(&mut self.pool);
             self.stats.cut_off += 1;
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
         }

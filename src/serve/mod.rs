@@ -1,0 +1,276 @@
+//! Stream servers: event loops that accept connections and drive them, for
+//! any service that speaks over a byte stream (the echo, the application
+//! protocol). TCP and Unix streams alike.
+//!
+//! A service gives each accepted connection a [`Connection`]; the loops
+//! drive it when its socket is ready, tell it when its deadline (if any)
+//! has come, and close it when it says so. `worker.rs` is one loop (and
+//! says why mio), `buffer.rs` the buffers they lend connections.
+//!
+//! | file         | role                                                   |
+//! |--------------|--------------------------------------------------------|
+//! | `mod.rs`     | the service traits; starts the loops                   |
+//! | `worker.rs`  | one event loop: accept, hand over, drive, time, drain  |
+//! | `buffer.rs`  | the scratch buffer and the pool of pending buffers     |
+
+pub(crate) mod buffer;
+mod worker;
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Registry, Token, Waker};
+use socket2::Socket;
+
+use crate::net::{Listener, Peer};
+use crate::shutdown::Shutdown;
+use buffer::BufPool;
+use worker::{Acceptor, ConnOptions, Shared, Worker, WorkerStats};
+
+/// What a service does with each accepted connection.
+pub(crate) trait Service: Send + Sync + 'static {
+    /// Its connections.
+    type Conn: Connection;
+
+    /// A connection's state, as it is accepted.
+    fn open(&self, stream: Socket, peer: Peer) -> Self::Conn;
+}
+
+/// One connection of a service, driven by its loop.
+pub(crate) trait Connection: Send + 'static {
+    /// Records what an event said (EPOLLRDHUP or EPOLLHUP; EPOLLPRI) before
+    /// the connection is driven.
+    fn note(&mut self, peer_closed: bool, urgent: bool);
+
+    /// Does what the socket allows now.
+    fn drive(&mut self, io: &mut Io<'_>) -> Progress;
+
+    /// When the connection must be told the time, if ever: the loop calls
+    /// [`Connection::expire`] then (if it is still the deadline).
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// A deadline set since the last call, once: the loop sets a timer for
+    /// it. Asked after each drive (so a connection without deadlines, the
+    /// echo, costs no timer state).
+    fn new_deadline(&mut self) -> Option<Instant> {
+        None
+    }
+
+    /// Its deadline has come.
+    fn expire(&mut self, io: &mut Io<'_>, now: Instant) -> Progress {
+        let _ = (io, now);
+        Progress::Wait
+    }
+
+    /// Gives back any pooled buffer before the connection is dropped.
+    fn release(&mut self, pool: &mut BufPool);
+
+    /// Ends the connection at the grace deadline; returns the bytes it sent.
+    fn cut_off(self, pool: &mut BufPool) -> u64;
+
+    /// Who is at the other end.
+    fn peer(&self) -> Peer;
+
+    /// When it was accepted.
+    fn since(&self) -> Instant;
+
+    /// Bytes sent to the peer so far.
+    fn bytes(&self) -> u64;
+}
+
+/// What a connection waits for while it is read from: data and end of
+/// stream (EPOLLIN, EPOLLRDHUP), and urgent data (EPOLLPRI).
+pub(crate) const READ_INTEREST: Interest = Interest::READABLE.add(Interest::PRIORITY);
+
+/// What the loop lends a connection while it runs.
+pub(crate) struct Io<'a> {
+    /// The loop's shared read buffer.
+    pub(crate) scratch: &'a mut [u8],
+    /// The loop's pool of pending buffers.
+    pub(crate) pool: &'a mut BufPool,
+    /// Where to change the connection's interest.
+    pub(crate) registry: &'a Registry,
+    /// The connection's token.
+    pub(crate) token: Token,
+}
+
+/// What the loop does next with a connection.
+#[derive(Debug)]
+pub(crate) enum Progress {
+    /// Nothing to do until the socket's next event.
+    Wait,
+    /// The read budget is spent and data may remain: drive again next turn.
+    Yield,
+    /// The connection is over: close it.
+    Close(Ended),
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The client closed its side and got its whole echo.
+    Finished,
+    /// The socket failed (reset by the peer, broken pipe...).
+    Failed(io::Error),
+}
+
+/// Changes a connection's interest.
+pub(crate) fn reregister(stream: &Socket, io: &Io<'_>, interest: Interest) -> io::Result<()> {
+    io.registry
+        .reregister(&mut SourceFd(&stream.as_raw_fd()), io.token, interest)
+}
+
+/// How the stream loops run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamConfig {
+    /// Event loops.
+    pub(crate) threads: usize,
+    /// Serve one client, then stop accepting.
+    pub(crate) once: bool,
+    /// TCP keepalive idle time for accepted connections.
+    pub(crate) keepalive: Option<Duration>,
+    /// How long shutdown waits for open connections.
+    pub(crate) grace: Duration,
+}
+
+/// What the stream loops served.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StreamStats {
+    /// Connections accepted.
+    pub(crate) connections: u64,
+    /// Bytes sent to clients.
+    pub(crate) bytes: u64,
+    /// Connections cut off at the end of the grace period.
+    pub(crate) cut_off: u64,
+}
+
+/// Serves stream listeners with `service` on event loops until `shutdown`
+/// has drained them (or, with `once`, until the first client leaves).
+pub(crate) fn run<S: Service>(
+    listeners: Vec<Listener>,
+    config: &StreamConfig,
+    service: Arc<S>,
+    shutdown: &Shutdown,
+) -> io::Result<StreamStats> {
+    // One client at a time needs one loop, and keeps the guide's order of events.
+    let threads = if config.once {
+        1
+    } else {
+        config.threads.max(1)
+    };
+    let options = ConnOptions {
+        keepalive: config.keepalive,
+        grace: config.grace,
+    };
+    let mut polls = Vec::with_capacity(threads);
+    let mut wakers = Vec::with_capacity(threads);
+    let mut peers = Vec::with_capacity(threads);
+    let mut inboxes = Vec::with_capacity(threads);
+    for id in 0..threads {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
+        shutdown.register(Arc::clone(&waker));
+        let (tx, rx) = mpsc::channel();
+        peers.push((id != 0).then_some(tx));
+        inboxes.push(rx);
+        polls.push(poll);
+        wakers.push(waker);
+    }
+    let shared = Arc::new(Shared {
+        loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+        accepting: AtomicBool::new(true),
+        wakers,
+    });
+    let mut acceptor = Some(Acceptor {
+        listeners,
+        peers,
+        once: config.once,
+        retry_at: None,
+        last_warning: None,
+    });
+    let mut workers = Vec::with_capacity(threads);
+    for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
+        let acceptor = if id == 0 { acceptor.take() } else { None };
+        workers.push(Worker::new(
+            id,
+            poll,
+            Arc::clone(&service),
+            acceptor,
+            inbox,
+            Arc::clone(&shared),
+            shutdown.clone(),
+            options,
+        )?);
+    }
+    tracing::info!(
+        "serving with {threads} event loop{}",
+        if threads == 1 { "" } else { "s" }
+    );
+    let mut workers = workers.into_iter();
+    let first = workers.next().expect("there is at least one loop");
+    let results: Vec<io::Result<WorkerStats>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .enumerate()
+            .map(|(i, worker)| {
+                std::thread::Builder::new()
+                    .name(format!("echo-loop-{}", i + 1))
+                    .spawn_scoped(scope, move || worker.run())
+            })
+            .collect();
+        let first_result = {
+            let _ended = LoopZeroEnded {
+                shared: &shared,
+                shutdown,
+            };
+            first.run()
+        };
+        if first_result.is_err() {
+            shutdown.request();
+        }
+        let mut results = vec![first_result];
+        for handle in handles {
+            match handle {
+                Ok(handle) => results.push(
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("event loop panicked"))),
+                ),
+                Err(e) => {
+                    shutdown.request();
+                    results.push(Err(e));
+                }
+            }
+        }
+        results
+    });
+    let mut stats = StreamStats::default();
+    for result in results {
+        let s = result?;
+        stats.connections += s.connections;
+        stats.bytes += s.bytes;
+        stats.cut_off += s.cut_off;
+    }
+    Ok(stats)
+}
+
+/// When loop 0 ends, however it ends (a panic included), it accepts no more:
+/// the other loops may finish, and after a failure they are asked to.
+struct LoopZeroEnded<'a> {
+    shared: &'a Shared,
+    shutdown: &'a Shutdown,
+}
+
+impl Drop for LoopZeroEnded<'_> {
+    fn drop(&mut self) {
+        self.shared.stop_accepting();
+        if std::thread::panicking() {
+            self.shutdown.request();
+        }
+    }
+}
