@@ -68,6 +68,52 @@ pub enum Command {
     /// app-client.py does, byte for byte on the wire.
     #[command(after_help = ExitCode::help_table())]
     AppClient(AppClientArgs),
+    /// The guide's application server: answers framed requests, many clients at once.
+    ///
+    /// Prints `listening on ENDPOINT` for each bound address, then logs each
+    /// request and its answer on stderr. `search` requests are answered from
+    /// the guide's table (or --data), binary requests with their first 10
+    /// bytes. A request whose header is not whole within --header-timeout, or
+    /// that is not whole within --request-timeout, malformed or over a limit,
+    /// is logged and its connection closed.
+    #[command(after_help = ExitCode::help_table())]
+    AppServer(AppServerArgs),
+}
+
+/// `echokit app-server`.
+#[derive(Debug, Args)]
+pub struct AppServerArgs {
+    /// Where to listen (stream endpoints: tcp://, unix:); several may be
+    /// given [default: tcp://127.0.0.1:65432]
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoints: Vec<Endpoint>,
+    /// A JSON object of search terms and answers, instead of the guide's table
+    #[arg(long, value_name = "FILE.json")]
+    pub data: Option<PathBuf>,
+    /// The longest a request's header may take to arrive
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub header_timeout: Duration,
+    /// The longest a whole request may take to arrive
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
+    /// Let one connection carry many requests (the guide's server closes after one)
+    #[arg(long)]
+    pub keep_alive: bool,
+    /// The largest request content accepted, in bytes (K and M suffixes allowed)
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "16M")]
+    pub max_content: usize,
+    /// Event loops [default: one per CPU this process may run on]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+    /// On SIGTERM or Ctrl-C, how long open connections may take to finish
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_GRACE).to_string())]
+    pub grace: Duration,
+    /// The listen() backlog
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
+    pub backlog: u32,
+    /// Permissions of a Unix socket file, in octal
+    #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "0600")]
+    pub mode: u32,
 }
 
 /// `echokit app-client`.
@@ -394,6 +440,14 @@ mod tests {
         assert_eq!(DEFAULT_PER_SOURCE, 1000);
         assert_eq!(
             echokit::app::client::DEFAULT_TIMEOUT,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            echokit::app::server::DEFAULT_HEADER_TIMEOUT,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            echokit::app::server::DEFAULT_REQUEST_TIMEOUT,
             Duration::from_secs(30)
         );
         assert_eq!(

@@ -13,7 +13,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use cli::{AppClientArgs, Cli, ClientTarget, Command, EchoClientArgs, EchoServerArgs};
+use cli::{
+    AppClientArgs, AppServerArgs, Cli, ClientTarget, Command, EchoClientArgs, EchoServerArgs,
+};
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
 use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
@@ -40,6 +42,7 @@ fn main() -> ProcessExit {
         Command::EchoServer(args) => echo_server(args),
         Command::EchoClient(args) => echo_client(args),
         Command::AppClient(args) => app_client(args),
+        Command::AppServer(args) => app_server(args),
     };
     // Flush the logs before the last word.
     drop(log_guard);
@@ -86,7 +89,7 @@ fn classify(err: &anyhow::Error) -> ExitCode {
 /// a pipe nobody reads; when stderr stays blocked, lines are dropped.
 fn init_logging(cli: &Cli) -> WorkerGuard {
     let quiet_default = match cli.command {
-        Command::EchoServer(_) => "info",
+        Command::EchoServer(_) | Command::AppServer(_) => "info",
         Command::EchoClient(_) | Command::AppClient(_) => "warn",
     };
     let level = match (cli.quiet, cli.verbose) {
@@ -507,5 +510,65 @@ fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
     } else {
         say(decoded.line())?;
     }
+    Ok(ExitCode::Success)
+}
+
+/// The guide's application server.
+fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
+    os::raise_fd_limit();
+    let endpoints = if args.endpoints.is_empty() {
+        vec![Endpoint::default_tcp()]
+    } else {
+        args.endpoints.clone()
+    };
+    if let Some(e) = endpoints
+        .iter()
+        .find(|e| e.socket_type() != SocketType::Stream)
+    {
+        usage_error(format!(
+            "app-server speaks over a stream: tcp://HOST:PORT or unix:PATH, not {e}"
+        ));
+    }
+    let table = match &args.data {
+        Some(path) => app::table::SearchTable::from_file(path)?,
+        None => app::SearchTable::default(),
+    };
+    let options = ListenOptions {
+        backlog: args.backlog,
+        mode: args.mode,
+        ..ListenOptions::default()
+    };
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone())?;
+    let mut listeners = Vec::new();
+    for endpoint in &endpoints {
+        listeners.extend(net::listen::bind(endpoint, &options)?);
+    }
+    for listener in &listeners {
+        say(format_args!("listening on {}", listener.endpoint()))?;
+    }
+    let config = app::server::AppServerConfig {
+        threads: args.threads.map(usize::from),
+        grace: args.grace,
+        app: app::conn::AppConfig {
+            table,
+            limits: echokit::proto::Limits {
+                max_content: args.max_content as u64,
+                ..echokit::proto::Limits::default()
+            },
+            header_timeout: args.header_timeout,
+            request_timeout: args.request_timeout,
+            keep_alive: args.keep_alive,
+        },
+    };
+    let started = Instant::now();
+    let stats = app::server::run(listeners, config, &shutdown)?;
+    say(format_args!(
+        "served {} connection{}, sent {} bytes in {}",
+        stats.connections,
+        if stats.connections == 1 { "" } else { "s" },
+        stats.bytes_sent,
+        text::duration(started.elapsed()),
+    ))?;
     Ok(ExitCode::Success)
 }

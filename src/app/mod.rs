@@ -6,8 +6,12 @@
 //! | `service.rs`  | requests and responses as the guide builds them (no I/O)    |
 //! | `table.rs`    | the search table: the guide's, or one from a JSON file      |
 //! | `client.rs`   | `app-client`: one request, one response, with a deadline    |
+//! | `server.rs`   | `app-server`: the service on the stream event loops         |
+//! | `conn.rs`     | one server connection: decode, answer, deadlines, close     |
 
 pub mod client;
+pub mod conn;
+pub mod server;
 pub mod service;
 pub mod table;
 

@@ -186,6 +186,11 @@ impl Decoder {
         matches!(self.state, State::Prefix) && self.buf.is_empty()
     }
 
+    /// Whether the current message's header is whole (its content is being read).
+    pub fn has_header(&self) -> bool {
+        matches!(self.state, State::Content(_))
+    }
+
     /// Takes bytes from `input` until a message is whole (or `input` runs
     /// out) and returns it with the number of bytes taken.
     pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, DecodeError> {

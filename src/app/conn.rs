@@ -1,0 +1,334 @@
+//! One app-server connection: read a request, answer it, close (or, with
+//! keep-alive, read the next), under the deadlines that stop slow senders.
+//!
+//! - The request is decoded as it arrives ([`Decoder`]), so any split works
+//!   and nothing is allocated by a declared length.
+//! - Its header must be whole within the header timeout and the whole
+//!   request within the request timeout, both counted from the request's
+//!   start (the connection, or the previous response with keep-alive):
+//!   a sender that trickles a byte a second is cut off all the same.
+//! - A rejected request (malformed, over a limit, late) is logged with its
+//!   reason and the connection closed.
+//! - Closing is clean: the response (if any), then FIN, then what the peer
+//!   still sends is read and dropped for a moment ([`LINGER`]), so that
+//!   closing with unread bytes does not reset the connection and lose the
+//!   response on the way.
+//! - While a response is unsent, the connection is not read from: a client
+//!   that pipelines requests without reading holds one response's bytes.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::Interest;
+use socket2::Socket;
+
+use super::service::{self, TEXT_JSON};
+use super::table::SearchTable;
+use crate::net::Peer;
+use crate::proto::{Decoder, Limits, Message, encode};
+use crate::serve::buffer::BufPool;
+use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister};
+
+/// How long a closing connection reads and drops what its peer still sends.
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// Reads per turn before a connection yields to the others.
+const READ_BUDGET: usize = 16;
+
+/// What every connection of an app-server shares.
+#[derive(Debug)]
+pub struct AppConfig {
+    /// Search terms and answers.
+    pub table: SearchTable,
+    /// What a request may be.
+    pub limits: Limits,
+    /// The longest a request's header may take to arrive.
+    pub header_timeout: Duration,
+    /// The longest a whole request may take to arrive.
+    pub request_timeout: Duration,
+    /// One connection carries many requests.
+    pub keep_alive: bool,
+}
+
+/// The app service: each connection answers the guide's requests.
+pub(crate) struct AppService(pub(crate) Arc<AppConfig>);
+
+impl Service for AppService {
+    type Conn = AppConn;
+
+    fn open(&self, stream: Socket, peer: Peer) -> AppConn {
+        let now = Instant::now();
+        AppConn {
+            stream,
+            peer,
+            config: Arc::clone(&self.0),
+            decoder: Decoder::new(self.0.limits),
+            phase: Phase::Reading,
+            request_started: now,
+            deadline: None,
+            new_deadline: None,
+            out: Vec::new(),
+            written: 0,
+            sent: 0,
+            since: now,
+            peer_closed: false,
+        }
+        .with_request_deadline(now)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request.
+    Reading,
+    /// Sending the response in `out`.
+    Writing,
+    /// FIN sent; dropping what the peer still sends until it closes.
+    Draining,
+}
+
+/// One connection.
+pub(crate) struct AppConn {
+    stream: Socket,
+    peer: Peer,
+    config: Arc<AppConfig>,
+    decoder: Decoder,
+    phase: Phase,
+    request_started: Instant,
+    deadline: Option<Instant>,
+    new_deadline: Option<Instant>,
+    /// Response bytes; `written` of them are sent.
+    out: Vec<u8>,
+    written: usize,
+    sent: u64,
+    since: Instant,
+    peer_closed: bool,
+}
+
+impl AppConn {
+    fn with_request_deadline(mut self, start: Instant) -> AppConn {
+        self.request_started = start;
+        self.set_deadline(self.header_deadline());
+        self
+    }
+
+    fn header_deadline(&self) -> Instant {
+        let limit = self.config.header_timeout.min(self.config.request_timeout);
+        crate::deadline::after(self.request_started, limit)
+    }
+
+    fn set_deadline(&mut self, at: Instant) {
+        if self.deadline != Some(at) {
+            self.deadline = Some(at);
+            self.new_deadline = Some(at);
+        }
+    }
+
+    /// Reads and decodes; answers each whole request.
+    fn read(&mut self, io: &mut Io<'_>) -> Progress {
+        for _ in 0..READ_BUDGET {
+            let n = match (&self.stream).read(io.scratch) {
+                Ok(0) => {
+                    if let Err(e) = self.decoder.finish() {
+                        tracing::warn!("{}: rejected request: {e}", self.peer);
+                    }
+                    return self.close_cleanly(io);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Progress::Close(Ended::Failed(e)),
+            };
+            let mut rest = &io.scratch[..n];
+            while !rest.is_empty() {
+                let decoded = match self.decoder.decode(rest) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!("{}: rejected request: {e}", self.peer);
+                        return self.close_cleanly(io);
+                    }
+                };
+                rest = &rest[decoded.consumed..];
+                if let Some(request) = decoded.message {
+                    if let Err(e) = self.answer(&request) {
+                        tracing::warn!("{}: rejected request: {e}", self.peer);
+                        return self.close_cleanly(io);
+                    }
+                    if !self.config.keep_alive {
+                        // One request a connection, as the guide's server:
+                        // anything after it is dropped while closing.
+                        break;
+                    }
+                }
+            }
+            if !self.out.is_empty() {
+                self.phase = Phase::Writing;
+                return self.write(io);
+            }
+            if self.decoder.has_header() {
+                let all = crate::deadline::after(self.request_started, self.config.request_timeout);
+                self.set_deadline(all);
+            }
+        }
+        Progress::Yield
+    }
+
+    /// Builds the response to a request and queues it.
+    fn answer(&mut self, request: &Message) -> Result<(), service::RequestError> {
+        let response = service::respond(request, &self.config.table)?;
+        if request.header.content_type == TEXT_JSON {
+            tracing::info!(
+                "{}: request {} -> {}",
+                self.peer,
+                String::from_utf8_lossy(&request.content),
+                String::from_utf8_lossy(&response.content)
+            );
+        } else {
+            tracing::info!(
+                "{}: {} request of {} bytes",
+                self.peer,
+                request.header.content_type,
+                request.content.len()
+            );
+        }
+        let bytes = encode(&response).expect("a response's header is small and its length right");
+        self.out.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Sends what is queued; then reads the next request or closes.
+    fn write(&mut self, io: &mut Io<'_>) -> Progress {
+        while self.written < self.out.len() {
+            match (&self.stream).write(&self.out[self.written..]) {
+                Ok(0) => return Progress::Close(Ended::Failed(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.written += n;
+                    self.sent += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Wait for room, not for more requests.
+                    if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
+                        return Progress::Close(Ended::Failed(e));
+                    }
+                    return Progress::Wait;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Progress::Close(Ended::Failed(e)),
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        if let Err(e) = reregister(&self.stream, io, READ_INTEREST) {
+            return Progress::Close(Ended::Failed(e));
+        }
+        if self.config.keep_alive && !self.peer_closed {
+            self.phase = Phase::Reading;
+            let now = Instant::now();
+            self.request_started = now;
+            self.set_deadline(self.header_deadline());
+            return self.read(io);
+        }
+        self.close_cleanly(io)
+    }
+
+    /// FIN, then drop what the peer still sends until it closes or the
+    /// linger ends.
+    fn close_cleanly(&mut self, io: &mut Io<'_>) -> Progress {
+        if self.phase != Phase::Draining {
+            self.phase = Phase::Draining;
+            if let Err(e) = self.stream.shutdown(Shutdown::Write)
+                && e.kind() != io::ErrorKind::NotConnected
+            {
+                return Progress::Close(Ended::Failed(e));
+            }
+            self.set_deadline(crate::deadline::from_now(LINGER));
+        }
+        self.drain(io)
+    }
+
+    fn drain(&mut self, io: &mut Io<'_>) -> Progress {
+        for _ in 0..READ_BUDGET {
+            match (&self.stream).read(io.scratch) {
+                Ok(0) => return Progress::Close(Ended::Finished),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The peer is gone: nothing is lost that it wanted.
+                Err(_) => return Progress::Close(Ended::Finished),
+            }
+        }
+        Progress::Yield
+    }
+}
+
+impl Connection for AppConn {
+    fn note(&mut self, peer_closed: bool, _urgent: bool) {
+        self.peer_closed |= peer_closed;
+    }
+
+    fn drive(&mut self, io: &mut Io<'_>) -> Progress {
+        match self.phase {
+            Phase::Reading => self.read(io),
+            Phase::Writing => self.write(io),
+            Phase::Draining => self.drain(io),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn new_deadline(&mut self) -> Option<Instant> {
+        self.new_deadline.take()
+    }
+
+    fn expire(&mut self, io: &mut Io<'_>, _now: Instant) -> Progress {
+        self.deadline = None;
+        match self.phase {
+            Phase::Reading => {
+                let (what, limit) = if self.decoder.has_header() {
+                    ("a whole request", self.config.request_timeout)
+                } else if self.decoder.is_between_messages() {
+                    (
+                        "a request",
+                        self.config.header_timeout.min(self.config.request_timeout),
+                    )
+                } else {
+                    (
+                        "a whole header",
+                        self.config.header_timeout.min(self.config.request_timeout),
+                    )
+                };
+                tracing::warn!(
+                    "{}: rejected request: no {what} within {}; closing",
+                    self.peer,
+                    crate::text::duration(limit)
+                );
+                self.close_cleanly(io)
+            }
+            // A client that does not read its response, or will not close.
+            Phase::Writing | Phase::Draining => Progress::Close(Ended::Finished),
+        }
+    }
+
+    fn release(&mut self, _pool: &mut BufPool) {}
+
+    fn cut_off(self, _pool: &mut BufPool) -> u64 {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.sent
+    }
+
+    fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    fn since(&self) -> Instant {
+        self.since
+    }
+
+    fn bytes(&self) -> u64 {
+        self.sent
+    }
+}

@@ -1,0 +1,77 @@
+//! `app-server`: the guide's application server on the stream event loops
+//! of [`crate::serve`] (the echo server's design: a loop per CPU, one
+//! accepting socket, no lock on the data path).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::{AppConfig, AppService};
+use crate::echo::server::{DEFAULT_GRACE, ServerError, default_threads};
+use crate::net::Listener;
+use crate::serve::{self, StreamConfig};
+use crate::shutdown::Shutdown;
+
+/// The longest a request's header may take to arrive by default.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest a whole request may take to arrive by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the app-server runs.
+#[derive(Debug)]
+pub struct AppServerConfig {
+    /// Event loops; `None` gives one per CPU the process may run on.
+    pub threads: Option<usize>,
+    /// How long shutdown waits for open connections.
+    pub grace: Duration,
+    /// What each connection does.
+    pub app: AppConfig,
+}
+
+impl Default for AppServerConfig {
+    fn default() -> AppServerConfig {
+        AppServerConfig {
+            threads: None,
+            grace: DEFAULT_GRACE,
+            app: AppConfig {
+                table: super::SearchTable::default(),
+                limits: crate::proto::Limits::default(),
+                header_timeout: DEFAULT_HEADER_TIMEOUT,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+                keep_alive: false,
+            },
+        }
+    }
+}
+
+/// What a run served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppStats {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Response bytes sent.
+    pub bytes_sent: u64,
+    /// Connections still open at the end of the grace period.
+    pub cut_off: u64,
+}
+
+/// Serves the guide's application on stream listeners until `shutdown`.
+pub fn run(
+    listeners: Vec<Listener>,
+    config: AppServerConfig,
+    shutdown: &Shutdown,
+) -> Result<AppStats, ServerError> {
+    let stream_config = StreamConfig {
+        threads: config.threads.unwrap_or_else(default_threads),
+        once: false,
+        keepalive: None,
+        grace: config.grace,
+    };
+    let service = Arc::new(AppService(Arc::new(config.app)));
+    let stats = serve::run(listeners, &stream_config, service, shutdown)?;
+    Ok(AppStats {
+        connections: stats.connections,
+        bytes_sent: stats.bytes,
+        cut_off: stats.cut_off,
+    })
+}
