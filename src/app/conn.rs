@@ -288,21 +288,16 @@ impl Connection for AppConn {
         self.deadline = None;
         match self.phase {
             Phase::Reading => {
+                let header_limit = self.config.header_timeout.min(self.config.request_timeout);
                 let (what, limit) = if self.decoder.has_header() {
-                    ("a whole request", self.config.request_timeout)
+                    ("the request was not whole", self.config.request_timeout)
                 } else if self.decoder.is_between_messages() {
-                    (
-                        "a request",
-                        self.config.header_timeout.min(self.config.request_timeout),
-                    )
+                    ("no request came", header_limit)
                 } else {
-                    (
-                        "a whole header",
-                        self.config.header_timeout.min(self.config.request_timeout),
-                    )
+                    ("the header was not whole", header_limit)
                 };
                 tracing::warn!(
-                    "{}: rejected request: no {what} within {}; closing",
+                    "{}: rejected request: {what} within {}; closing",
                     self.peer,
                     crate::text::duration(limit)
                 );

@@ -193,3 +193,183 @@ fn json_output_shows_header_and_content() {
         "In the caves beneath the Misty Mountains. 💍"
     );
 }
+
+fn app_server(args: &[&str]) -> Server {
+    let mut cmd = util::echokit();
+    cmd.arg("app-server").args(args);
+    Server::spawn(cmd, 1)
+}
+
+fn guides_client(server: SocketAddr, action: &str, value: &str) -> std::process::Output {
+    let mut cmd = python();
+    cmd.args([peer("app_client.py").as_str(), "127.0.0.1"])
+        .arg(server.port().to_string())
+        .args([action, value]);
+    util::run(cmd, b"")
+}
+
+#[test]
+fn the_guides_client_gets_the_guides_answers_from_echokit() {
+    let server = app_server(&["127.0.0.1:0"]);
+    for (action, value, want) in [
+        (
+            "search",
+            "morpheus",
+            "Got result: Follow the white rabbit. 🐰\n",
+        ),
+        ("search", "🐶", "Got result: 🐾 Playing ball! 🏐\n"),
+        ("search", "neo", "Got result: No match for 'neo'.\n"),
+        (
+            "double",
+            "trouble",
+            "Got response: b'First 10 bytes of request: doubletrou'\n",
+        ),
+    ] {
+        let out = guides_client(server.addr(), action, value);
+        assert!(
+            out.status.success(),
+            "{action} {value}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), want);
+    }
+    // And echokit's own client, over a Unix socket too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = format!("unix:{}", dir.path().join("app.sock").display());
+    let _unix = app_server(&[&path]);
+    let out = app_client(&[&path, "search", "ring"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "Got result: In the caves beneath the Misty Mountains. 💍\n"
+    );
+}
+
+/// A raw connection to the server, with bounded reads.
+fn raw(server: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(server).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s
+}
+
+/// Reads until the server closes; the bytes, or the error that ended it.
+fn read_to_close(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)?;
+    Ok(all)
+}
+
+#[test]
+fn hostile_requests_are_rejected_in_time_with_memory_flat_while_others_are_served() {
+    let server = app_server(&["127.0.0.1:0", "--header-timeout", "2s"]);
+    let addr = server.addr();
+    let before = server.rss_bytes();
+    let started = std::time::Instant::now();
+    // A content length of 10^12.
+    let mut huge = raw(addr);
+    let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1000000000000}"#;
+    huge.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
+    huge.write_all(h).unwrap();
+    // A header of invalid JSON.
+    let mut garbled = raw(addr);
+    garbled.write_all(b"\x00\x09{not json").unwrap();
+    // A header one byte at a time, never finished in time.
+    let mut trickle = raw(addr);
+    trickle.write_all(b"\x00\x60{").unwrap();
+    // Meanwhile the guide's client is served.
+    let out = guides_client(addr, "search", "morpheus");
+    assert_eq!(
+        text(&out.stdout),
+        "Got result: Follow the white rabbit. 🐰\n"
+    );
+    // The first two are closed at once, without an answer.
+    assert_eq!(read_to_close(&mut huge).unwrap(), b"");
+    assert_eq!(read_to_close(&mut garbled).unwrap(), b"");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    server.stderr_lines(&["over the limit of 16777216", "the header is not valid JSON"]);
+    // The trickler keeps sending, a byte now and then, and is cut off at
+    // the header deadline all the same.
+    let mut sent = 0;
+    let cut = loop {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        if trickle.write_all(b" ").is_err() {
+            break started.elapsed();
+        }
+        sent += 1;
+        trickle
+            .set_read_timeout(Some(std::time::Duration::from_millis(1)))
+            .unwrap();
+        let mut b = [0; 1];
+        if matches!(trickle.read(&mut b), Ok(0)) {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < LIMIT, "the trickler was never cut off");
+    };
+    assert!(sent >= 4, "sent {sent}");
+    assert!(
+        cut >= std::time::Duration::from_secs(2) && cut < std::time::Duration::from_secs(5),
+        "{cut:?}"
+    );
+    server.stderr_line("the header was not whole within 2 s");
+    let after = server.rss_bytes();
+    assert!(
+        after < before + (4 << 20),
+        "memory grew from {before} to {after} bytes"
+    );
+}
+
+#[test]
+fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
+    let server = app_server(&["127.0.0.1:0", "--keep-alive"]);
+    let request = |action: &str, value: &str| {
+        echokit::proto::encode(&echokit::app::request(action, value)).unwrap()
+    };
+    let mut s = raw(server.addr());
+    // Two requests at once, then the write side closed.
+    let mut both = request("search", "morpheus");
+    both.extend(request("search", "ring"));
+    s.write_all(&both).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let all = read_to_close(&mut s).unwrap();
+    let mut d = Decoder::new(Limits::default());
+    let first = d.decode(&all).unwrap();
+    let second = d.decode(&all[first.consumed..]).unwrap();
+    let answer = |m: Option<echokit::proto::Message>| {
+        echokit::app::Response::of(&m.unwrap()).unwrap().line()
+    };
+    assert_eq!(
+        answer(first.message),
+        "Got result: Follow the white rabbit. 🐰"
+    );
+    assert_eq!(
+        answer(second.message),
+        "Got result: In the caves beneath the Misty Mountains. 💍"
+    );
+
+    // Without keep-alive: bytes after the request are dropped, the answer
+    // arrives whole, and the close is a FIN, not a reset.
+    let plain = app_server(&["127.0.0.1:0"]);
+    let mut s = raw(plain.addr());
+    let mut req = request("search", "morpheus");
+    req.extend(vec![b'x'; 100_000]);
+    s.write_all(&req).unwrap();
+    let all = read_to_close(&mut s).expect("a clean close, not a reset");
+    let mut d = Decoder::new(Limits::default());
+    let got = d.decode(&all).unwrap();
+    assert_eq!(
+        answer(got.message),
+        "Got result: Follow the white rabbit. 🐰"
+    );
+}
+
+#[test]
+fn data_replaces_the_search_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("table.json");
+    std::fs::write(&data, r#"{"neo": "The One."}"#).unwrap();
+    let server = app_server(&["127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    let out = app_client(&[&server.addr().to_string(), "search", "neo"]);
+    assert_eq!(text(&out.stdout), "Got result: The One.\n");
+    let out = app_client(&[&server.addr().to_string(), "search", "morpheus"]);
+    assert_eq!(text(&out.stdout), "Got result: No match for 'morpheus'.\n");
+}

@@ -132,6 +132,25 @@ impl Server {
         }
     }
 
+    /// Waits (bounded) until stderr has had a line with each needle, in any
+    /// order; returns those lines.
+    pub fn stderr_lines(&self, needles: &[&str]) -> Vec<String> {
+        let deadline = Instant::now() + LIMIT;
+        let mut found: Vec<Option<String>> = vec![None; needles.len()];
+        while found.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.stderr.recv_timeout(left) else {
+                panic!("stderr lacks lines with {needles:?}; found {found:?}");
+            };
+            for (needle, slot) in needles.iter().zip(&mut found) {
+                if slot.is_none() && line.contains(needle) {
+                    *slot = Some(line.clone());
+                }
+            }
+        }
+        found.into_iter().flatten().collect()
+    }
+
     /// The next stdout line (bounded wait).
     pub fn stdout_line(&self) -> String {
         self.stdout.recv_timeout(LIMIT).expect("a stdout line")
