@@ -102,6 +102,9 @@ pub struct AppServerArgs {
     /// The largest request content accepted, in bytes (K and M suffixes allowed)
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "16M")]
     pub max_content: usize,
+    /// The longest request header accepted, in bytes (at most 65535, the protocol's)
+    #[arg(long, value_name = "BYTES", value_parser = parse_header_limit, default_value = "16K")]
+    pub max_header: usize,
     /// Event loops [default: one per CPU this process may run on]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
@@ -137,6 +140,9 @@ pub struct AppClientArgs {
     /// The largest response content accepted, in bytes (K and M suffixes allowed)
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "16M")]
     pub max_content: usize,
+    /// The longest response header accepted, in bytes (at most 65535, the protocol's)
+    #[arg(long, value_name = "BYTES", value_parser = parse_header_limit, default_value = "16K")]
+    pub max_header: usize,
     /// Print the response's header and content as JSON instead
     #[arg(long)]
     pub json: bool,
@@ -379,6 +385,17 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     }
 }
 
+/// A header limit: a size that the protocol's 2-byte length can reach.
+fn parse_header_limit(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if n > usize::from(u16::MAX) {
+        return Err(format!(
+            "`{s}` is more than a header can be: the protocol's 2-byte length allows 65535 at most"
+        ));
+    }
+    Ok(n)
+}
+
 /// Durations as people write them: `10s`, `500ms`, `1m30s`; a bare number is seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<f64>() {
@@ -454,6 +471,11 @@ mod tests {
             echokit::proto::DEFAULT_MAX_CONTENT,
             parse_size("16M").unwrap() as u64
         );
+        assert_eq!(
+            echokit::proto::DEFAULT_MAX_HEADER,
+            parse_header_limit("16K").unwrap()
+        );
+        assert!(parse_header_limit("64K").is_err());
     }
 
     #[test]

@@ -471,7 +471,7 @@ fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         limits: echokit::proto::Limits {
             max_content: args.max_content as u64,
-            ..echokit::proto::Limits::default()
+            max_header: args.max_header,
         },
     };
     let request = app::request(&args.action, &args.value);
@@ -554,7 +554,7 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
             table,
             limits: echokit::proto::Limits {
                 max_content: args.max_content as u64,
-                ..echokit::proto::Limits::default()
+                max_header: args.max_header,
             },
             header_timeout: args.header_timeout,
             request_timeout: args.request_timeout,
