@@ -4,7 +4,7 @@
 //! knows the real port before serving) and a [`Shutdown`] handle, and
 //! returns what was served once shutdown has drained the loops. Stream
 //! listeners (TCP, Unix) share one event loop per CPU the process may run
-//! on (`worker.rs`, one connection's echo in `conn.rs`); each datagram
+//! on (`crate::serve`, one connection's echo in `conn.rs`); each datagram
 //! socket (UDP, Unix datagram) has a loop of its own (`datagram.rs`).
 
 use std::io;
