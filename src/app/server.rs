@@ -1,5 +1,5 @@
 //! `app-server`: the guide's application server on the stream event loops
-//! of [`crate::serve`] (the echo server's design: a loop per CPU, one
+//! of `crate::serve` (the echo server's design: a loop per CPU, one
 //! accepting socket, no lock on the data path).
 
 use std::sync::Arc;
