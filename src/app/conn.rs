@@ -74,6 +74,7 @@ impl Service for AppService {
             sent: 0,
             since: now,
             peer_closed: false,
+            close_after_write: false,
         }
         .with_request_deadline(now)
     }
@@ -105,6 +106,8 @@ pub(crate) struct AppConn {
     sent: u64,
     since: Instant,
     peer_closed: bool,
+    /// Close once `out` is sent (a later request in the same read was rejected).
+    close_after_write: bool,
 }
 
 impl AppConn {
@@ -147,14 +150,23 @@ impl AppConn {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::warn!("{}: rejected request: {e}", self.peer);
-                        return self.close_cleanly(io);
+                        if self.out.is_empty() {
+                            return self.close_cleanly(io);
+                        }
+                        // The answers to the requests before it go out first.
+                        self.close_after_write = true;
+                        break;
                     }
                 };
                 rest = &rest[decoded.consumed..];
                 if let Some(request) = decoded.message {
                     if let Err(e) = self.answer(&request) {
                         tracing::warn!("{}: rejected request: {e}", self.peer);
-                        return self.close_cleanly(io);
+                        if self.out.is_empty() {
+                            return self.close_cleanly(io);
+                        }
+                        self.close_after_write = true;
+                        break;
                     }
                     if !self.config.keep_alive {
                         // One request a connection, as the guide's server:
@@ -223,12 +235,15 @@ impl AppConn {
         if let Err(e) = reregister(&self.stream, io, READ_INTEREST) {
             return Progress::Close(Ended::Failed(e));
         }
-        if self.config.keep_alive && !self.peer_closed {
+        // With keep-alive, read on even after the client's FIN: requests it
+        // sent before it may still be queued; the end of stream closes.
+        if self.config.keep_alive && !self.close_after_write {
             self.phase = Phase::Reading;
-            let now = Instant::now();
-            self.request_started = now;
+            self.request_started = Instant::now();
             self.set_deadline(self.header_deadline());
-            return self.read(io);
+            // Read the next request on the loop's next turn (not from here:
+            // a client that keeps sending would make this recursion deep).
+            return Progress::Yield;
         }
         self.close_cleanly(io)
     }

@@ -346,6 +346,22 @@ fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
         "Got result: In the caves beneath the Misty Mountains. 💍"
     );
 
+    // A good request, then a bad one, then more: the good one is answered
+    // before the connection closes.
+    let mut s = raw(server.addr());
+    let mut mixed = request("search", "morpheus");
+    mixed.extend_from_slice(b"\x00\x09{not json");
+    mixed.extend(request("search", "ring"));
+    s.write_all(&mixed).unwrap();
+    let all = read_to_close(&mut s).unwrap();
+    let mut d = Decoder::new(Limits::default());
+    let got = d.decode(&all).unwrap();
+    assert_eq!(got.consumed, all.len(), "one answer only");
+    assert_eq!(
+        answer(got.message),
+        "Got result: Follow the white rabbit. 🐰"
+    );
+
     // Without keep-alive: bytes after the request are dropped, the answer
     // arrives whole, and the close is a FIN, not a reset.
     let plain = app_server(&["127.0.0.1:0"]);
