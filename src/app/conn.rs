@@ -68,7 +68,7 @@ impl Service for AppService {
             phase: Phase::Reading,
             request_started: now,
             deadline: None,
-            new_deadline: None,
+            armed: None,
             out: Vec::new(),
             written: 0,
             sent: 0,
@@ -99,7 +99,8 @@ pub(crate) struct AppConn {
     phase: Phase,
     request_started: Instant,
     deadline: Option<Instant>,
-    new_deadline: Option<Instant>,
+    /// The timer the loop holds for this connection, if any.
+    armed: Option<Instant>,
     /// Response bytes; `written` of them are sent.
     out: Vec<u8>,
     written: usize,
@@ -123,10 +124,7 @@ impl AppConn {
     }
 
     fn set_deadline(&mut self, at: Instant) {
-        if self.deadline != Some(at) {
-            self.deadline = Some(at);
-            self.new_deadline = Some(at);
-        }
+        self.deadline = Some(at);
     }
 
     /// Reads and decodes; answers each whole request.
@@ -291,15 +289,27 @@ impl Connection for AppConn {
         }
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
     fn new_deadline(&mut self) -> Option<Instant> {
-        self.new_deadline.take()
+        let at = self.deadline?;
+        if self.armed.is_some_and(|armed| armed <= at) {
+            // A timer at or before it is set: it will come back to this.
+            return None;
+        }
+        self.armed = Some(at);
+        Some(at)
     }
 
-    fn expire(&mut self, io: &mut Io<'_>, _now: Instant) -> Progress {
+    fn expire(&mut self, io: &mut Io<'_>, now: Instant) -> Progress {
+        if self.armed.is_some_and(|armed| armed <= now) {
+            self.armed = None;
+        }
+        match self.deadline {
+            // Not due (it moved later, or this timer was an earlier
+            // connection's): `new_deadline` sets the next timer.
+            Some(at) if at > now => return Progress::Wait,
+            None => return Progress::Wait,
+            Some(_) => {}
+        }
         self.deadline = None;
         match self.phase {
             Phase::Reading => {

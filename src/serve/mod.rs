@@ -49,20 +49,19 @@ pub(crate) trait Connection: Send + 'static {
     /// Does what the socket allows now.
     fn drive(&mut self, io: &mut Io<'_>) -> Progress;
 
-    /// When the connection must be told the time, if ever: the loop calls
-    /// [`Connection::expire`] then (if it is still the deadline).
-    fn deadline(&self) -> Option<Instant> {
-        None
-    }
-
-    /// A deadline set since the last call, once: the loop sets a timer for
-    /// it. Asked after each drive (so a connection without deadlines, the
-    /// echo, costs no timer state).
+    /// A time the loop must set a timer for, once: asked after each drive
+    /// (so a connection without deadlines, the echo, costs no timer state).
+    /// A connection asks only when it has no timer set, or for an earlier
+    /// one: a deadline that moves later (each request of a keep-alive
+    /// connection) is found when the timer set before it fires, so a
+    /// connection has about one timer in the heap, however many requests.
     fn new_deadline(&mut self) -> Option<Instant> {
         None
     }
 
-    /// Its deadline has come.
+    /// A timer it asked for has fired (its key's, at least: a timer can
+    /// outlive a connection whose key is reused). The connection checks its
+    /// own deadline: not yet due, it asks again through `new_deadline`.
     fn expire(&mut self, io: &mut Io<'_>, now: Instant) -> Progress {
         let _ = (io, now);
         Progress::Wait

@@ -119,10 +119,8 @@ pub(crate) struct Worker<S: Service> {
     poll: Poll,
     service: Arc<S>,
     conns: Slab<S::Conn>,
-    /// Connection deadlines, earliest first: (when, key). A timer whose key
-    /// has another deadline now is stale (the deadline moved, or an earlier
-    /// connection had the key) and is skipped; one at the very time of the
-    /// connection's deadline is its own, whoever set it.
+    /// Connection timers, earliest first: (when, key). The connection tells
+    /// whether a fired timer is due (see `Connection::new_deadline`).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     scratch: Box<[u8]>,
     pool: BufPool,
@@ -284,9 +282,6 @@ impl<S: Service> Worker<S> {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            if conn.deadline() != Some(at) {
-                continue;
-            }
             let mut io = Io {
                 scratch: &mut self.scratch,
                 pool: &mut self.pool,

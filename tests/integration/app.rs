@@ -389,3 +389,36 @@ fn data_replaces_the_search_table() {
     let out = app_client(&[&server.addr().to_string(), "search", "morpheus"]);
     assert_eq!(text(&out.stdout), "Got result: No match for 'morpheus'.\n");
 }
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_at_the_header_deadline() {
+    // Each request moves the deadline later; the timer set for the first
+    // must find the later one and fire at it, not before and not never.
+    let server = app_server(&["127.0.0.1:0", "--keep-alive", "--header-timeout", "1s"]);
+    let mut s = raw(server.addr());
+    let req = echokit::proto::encode(&echokit::app::request("search", "ring")).unwrap();
+    let started = std::time::Instant::now();
+    let mut last_answer = started;
+    // Requests for 1.5 s, past the first deadline.
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        s.write_all(&req).unwrap();
+        let mut d = Decoder::new(Limits::default());
+        let mut buf = [0; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed while requests kept coming");
+            if d.decode(&buf[..n]).unwrap().message.is_some() {
+                break;
+            }
+        }
+        last_answer = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(read_to_close(&mut s).unwrap(), b"");
+    let idle = last_answer.elapsed();
+    assert!(
+        idle >= std::time::Duration::from_millis(900) && idle < std::time::Duration::from_secs(3),
+        "closed {idle:?} after the last answer"
+    );
+    server.stderr_line("no request came within 1 s");
+}
