@@ -79,9 +79,36 @@ fn trim_zeros(number: String) -> String {
     }
 }
 
+/// Text from a peer, fit for a log line: control characters (a newline
+/// that would forge a line, terminal escapes) escaped, and cut to `max`
+/// characters with the size of the rest.
+pub fn clip(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            let rest = text.len() - text.char_indices().nth(i).map_or(text.len(), |(at, _)| at);
+            out.push_str(&format!("... ({rest} more bytes)"));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipped_text_cannot_forge_a_log_line() {
+        assert_eq!(clip("a\nINFO forged", 100), "a\\nINFO forged");
+        assert_eq!(clip("abcdef", 3), "abc... (3 more bytes)");
+        assert_eq!(clip("🐰🐰", 1), "🐰... (4 more bytes)");
+    }
 
     #[test]
     fn repr_matches_python() {

@@ -128,6 +128,9 @@ pub fn exchange(
                     stage: "sending the request",
                 });
             }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) => {
+                return Err(AppError::Reset(server));
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -30,9 +30,13 @@ use crate::net::Peer;
 use crate::proto::{Decoder, Limits, Message, encode};
 use crate::serve::buffer::BufPool;
 use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister};
+use crate::text;
 
 /// How long a closing connection reads and drops what its peer still sends.
 pub const LINGER: Duration = Duration::from_secs(1);
+
+/// How much of a request and its answer a log line shows.
+const LOGGED_CHARS: usize = 200;
 
 /// Reads per turn before a connection yields to the others.
 const READ_BUDGET: usize = 16;
@@ -133,7 +137,11 @@ impl AppConn {
             let n = match (&self.stream).read(io.scratch) {
                 Ok(0) => {
                     if let Err(e) = self.decoder.finish() {
-                        tracing::warn!("{}: rejected request: {e}", self.peer);
+                        tracing::warn!(
+                            "{}: rejected request: {}",
+                            self.peer,
+                            text::clip(&e.to_string(), LOGGED_CHARS)
+                        );
                     }
                     return self.close_cleanly(io);
                 }
@@ -147,7 +155,11 @@ impl AppConn {
                 let decoded = match self.decoder.decode(rest) {
                     Ok(d) => d,
                     Err(e) => {
-                        tracing::warn!("{}: rejected request: {e}", self.peer);
+                        tracing::warn!(
+                            "{}: rejected request: {}",
+                            self.peer,
+                            text::clip(&e.to_string(), LOGGED_CHARS)
+                        );
                         if self.out.is_empty() {
                             return self.close_cleanly(io);
                         }
@@ -159,7 +171,11 @@ impl AppConn {
                 rest = &rest[decoded.consumed..];
                 if let Some(request) = decoded.message {
                     if let Err(e) = self.answer(&request) {
-                        tracing::warn!("{}: rejected request: {e}", self.peer);
+                        tracing::warn!(
+                            "{}: rejected request: {}",
+                            self.peer,
+                            text::clip(&e.to_string(), LOGGED_CHARS)
+                        );
                         if self.out.is_empty() {
                             return self.close_cleanly(io);
                         }
@@ -188,18 +204,19 @@ impl AppConn {
     /// Builds the response to a request and queues it.
     fn answer(&mut self, request: &Message) -> Result<(), service::RequestError> {
         let response = service::respond(request, &self.config.table)?;
+        // What a client wrote is escaped and cut short in the log.
         if request.header.content_type == TEXT_JSON {
             tracing::info!(
                 "{}: request {} -> {}",
                 self.peer,
-                String::from_utf8_lossy(&request.content),
-                String::from_utf8_lossy(&response.content)
+                text::clip(&String::from_utf8_lossy(&request.content), LOGGED_CHARS),
+                text::clip(&String::from_utf8_lossy(&response.content), LOGGED_CHARS)
             );
         } else {
             tracing::info!(
                 "{}: {} request of {} bytes",
                 self.peer,
-                request.header.content_type,
+                text::clip(&request.header.content_type, LOGGED_CHARS),
                 request.content.len()
             );
         }
@@ -238,7 +255,13 @@ impl AppConn {
         if self.config.keep_alive && !self.close_after_write {
             self.phase = Phase::Reading;
             self.request_started = Instant::now();
-            self.set_deadline(self.header_deadline());
+            // A pipelined request's header may be decoded already.
+            let deadline = if self.decoder.has_header() {
+                crate::deadline::after(self.request_started, self.config.request_timeout)
+            } else {
+                self.header_deadline()
+            };
+            self.set_deadline(deadline);
             // Read the next request on the loop's next turn (not from here:
             // a client that keeps sending would make this recursion deep).
             return Progress::Yield;

@@ -53,22 +53,68 @@ pub fn respond(request: &Message, table: &SearchTable) -> Result<Message, Reques
         content.extend_from_slice(&request.content[..request.content.len().min(10)]);
         return Ok(Message::new(SERVER_BINARY, "binary", content));
     }
-    let Some(Value::Object(fields)) = request.json() else {
+    // Only `action` and `value` are read, and as raw text: a request does
+    // not become a JSON tree (a 16 MiB array of zeros would be ~40 times
+    // its size in memory).
+    if request.content.trim_ascii_start().first() != Some(&b'{') {
         return Err(RequestError::NotJsonObject);
-    };
-    let action = fields.get("action");
-    let answer = if action.and_then(Value::as_str) == Some("search") {
-        let value = fields.get("value");
+    }
+    let fields: SearchRequest<'_> =
+        serde_json::from_slice(&request.content).map_err(|_| RequestError::NotJsonObject)?;
+    let action = fields.action.map(RawField);
+    let value = fields.value.map(RawField);
+    let answer = if action.as_ref().and_then(RawField::as_str).as_deref() == Some("search") {
+        let text = value.as_ref().and_then(RawField::as_str);
         // The guide answers "No match" for an empty entry too (`or`).
-        match value.and_then(Value::as_str).and_then(|v| table.get(v)) {
+        match text.as_deref().and_then(|v| table.get(v)) {
             Some(found) if !found.is_empty() => found.to_string(),
-            _ => format!("No match for '{}'.", py_str(value)),
+            _ => format!("No match for '{}'.", py_str_raw(value.as_ref())),
         }
     } else {
-        format!("Error: invalid action '{}'.", py_str(action))
+        format!("Error: invalid action '{}'.", py_str_raw(action.as_ref()))
     };
     let content = py_json(&json!({"result": answer}));
     Ok(Message::new(TEXT_JSON, "utf-8", content.into_bytes()))
+}
+
+/// The two fields of a JSON request the service reads, unparsed.
+#[derive(serde::Deserialize)]
+struct SearchRequest<'a> {
+    #[serde(borrow)]
+    action: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    value: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A request field as it was written.
+struct RawField<'a>(&'a serde_json::value::RawValue);
+
+impl RawField<'_> {
+    /// The string it holds, if it is one.
+    fn as_str(&self) -> Option<String> {
+        let text = self.0.get();
+        if !text.starts_with('"') {
+            return None;
+        }
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// A request field as the guide's f-strings show it: a string as it is,
+/// other values as Python's `str()` would for the simple ones.
+fn py_str_raw(field: Option<&RawField<'_>>) -> String {
+    let Some(field) = field else {
+        return "None".into();
+    };
+    if let Some(s) = field.as_str() {
+        return s;
+    }
+    match field.0.get() {
+        "null" => "None".into(),
+        "true" => "True".into(),
+        "false" => "False".into(),
+        other => other.to_string(),
+    }
 }
 
 /// A response, as the client reads it.

@@ -422,3 +422,33 @@ fn an_idle_keep_alive_connection_is_closed_at_the_header_deadline() {
     );
     server.stderr_line("no request came within 1 s");
 }
+
+#[test]
+fn a_large_json_value_costs_its_size_not_a_tree() {
+    // Regression: the request was parsed into a JSON tree, some 40 times its
+    // size in memory (a 16 MiB array of zeros took 680 MB).
+    let server = app_server(&["127.0.0.1:0"]);
+    let before = server.rss_bytes();
+    let zeros = vec!["0"; 4 << 20].join(",");
+    let content = format!(r#"{{"action": "search", "value": [{zeros}]}}"#);
+    let message = echokit::proto::Message::new("text/json", "utf-8", content.into_bytes());
+    let mut s = raw(server.addr());
+    s.write_all(&echokit::proto::encode(&message).unwrap())
+        .unwrap();
+    let all = read_to_close(&mut s).unwrap();
+    let mut d = Decoder::new(Limits {
+        max_content: 64 << 20,
+        ..Limits::default()
+    });
+    let answer = d.decode(&all).unwrap().message.unwrap();
+    assert!(
+        answer
+            .content
+            .starts_with(b"{\"result\": \"No match for '[0,0,0")
+    );
+    let grown = server.rss_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "memory grew by {grown} bytes for an 8 MiB request"
+    );
+}
