@@ -105,6 +105,10 @@ pub struct AppServerArgs {
     /// The longest request header accepted, in bytes (at most 65535, the protocol's)
     #[arg(long, value_name = "BYTES", value_parser = parse_header_limit, default_value = "16K")]
     pub max_header: usize,
+    /// The most bytes of unfinished requests all clients together may make the
+    /// server hold; past it, a growing request is rejected
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "256M")]
+    pub max_buffered: usize,
     /// Event loops [default: one per CPU this process may run on]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
@@ -476,6 +480,10 @@ mod tests {
             parse_header_limit("16K").unwrap()
         );
         assert!(parse_header_limit("64K").is_err());
+        assert_eq!(
+            echokit::app::conn::DEFAULT_MAX_BUFFERED,
+            parse_size("256M").unwrap() as u64
+        );
     }
 
     #[test]

@@ -559,6 +559,7 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
             header_timeout: args.header_timeout,
             request_timeout: args.request_timeout,
             keep_alive: args.keep_alive,
+            max_buffered: args.max_buffered as u64,
         },
     };
     let started = Instant::now();

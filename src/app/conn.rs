@@ -19,6 +19,7 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::Interest;
@@ -54,10 +55,24 @@ pub struct AppConfig {
     pub request_timeout: Duration,
     /// One connection carries many requests.
     pub keep_alive: bool,
+    /// The most bytes of unfinished requests all connections together may
+    /// hold: past it, a request that grows is rejected.
+    pub max_buffered: u64,
 }
 
+/// The server's default for [`AppConfig::max_buffered`]: 16 requests at the
+/// largest content.
+pub const DEFAULT_MAX_BUFFERED: u64 = 256 * 1024 * 1024;
+
 /// The app service: each connection answers the guide's requests.
-pub(crate) struct AppService(pub(crate) Arc<AppConfig>);
+pub(crate) struct AppService(pub(crate) Arc<Shared>);
+
+/// What the connections of all loops share.
+pub(crate) struct Shared {
+    pub(crate) config: AppConfig,
+    /// Bytes of unfinished requests held now, by every connection.
+    pub(crate) buffered: AtomicU64,
+}
 
 impl Service for AppService {
     type Conn = AppConn;
@@ -67,8 +82,9 @@ impl Service for AppService {
         AppConn {
             stream,
             peer,
-            config: Arc::clone(&self.0),
-            decoder: Decoder::new(self.0.limits),
+            shared: Arc::clone(&self.0),
+            holding: 0,
+            decoder: Decoder::new(self.0.config.limits),
             phase: Phase::Reading,
             request_started: now,
             deadline: None,
@@ -98,7 +114,9 @@ enum Phase {
 pub(crate) struct AppConn {
     stream: Socket,
     peer: Peer,
-    config: Arc<AppConfig>,
+    shared: Arc<Shared>,
+    /// Bytes of `shared.buffered` this connection's decoder holds.
+    holding: u64,
     decoder: Decoder,
     phase: Phase,
     request_started: Instant,
@@ -115,7 +133,30 @@ pub(crate) struct AppConn {
     close_after_write: bool,
 }
 
+impl Drop for AppConn {
+    fn drop(&mut self) {
+        self.shared
+            .buffered
+            .fetch_sub(self.holding, Ordering::Relaxed);
+    }
+}
+
 impl AppConn {
+    /// Counts what the decoder holds into the server-wide total; false when
+    /// the total is over the budget.
+    fn account(&mut self) -> bool {
+        let now = self.decoder.buffered() as u64;
+        let total = if now >= self.holding {
+            let grew = now - self.holding;
+            self.shared.buffered.fetch_add(grew, Ordering::Relaxed) + grew
+        } else {
+            let shrank = self.holding - now;
+            self.shared.buffered.fetch_sub(shrank, Ordering::Relaxed) - shrank
+        };
+        self.holding = now;
+        total <= self.shared.config.max_buffered || now == 0
+    }
+
     fn with_request_deadline(mut self, start: Instant) -> AppConn {
         self.request_started = start;
         self.set_deadline(self.header_deadline());
@@ -123,7 +164,11 @@ impl AppConn {
     }
 
     fn header_deadline(&self) -> Instant {
-        let limit = self.config.header_timeout.min(self.config.request_timeout);
+        let limit = self
+            .shared
+            .config
+            .header_timeout
+            .min(self.shared.config.request_timeout);
         crate::deadline::after(self.request_started, limit)
     }
 
@@ -182,19 +227,31 @@ impl AppConn {
                         self.close_after_write = true;
                         break;
                     }
-                    if !self.config.keep_alive {
+                    if !self.shared.config.keep_alive {
                         // One request a connection, as the guide's server:
                         // anything after it is dropped while closing.
                         break;
                     }
                 }
             }
+            if !self.account() {
+                tracing::warn!(
+                    "{}: rejected request: the server holds {} of unfinished requests, \
+                     over its budget (--max-buffered); try again later",
+                    self.peer,
+                    text::bytes(self.shared.buffered.load(Ordering::Relaxed))
+                );
+                return self.close_cleanly(io);
+            }
             if !self.out.is_empty() {
                 self.phase = Phase::Writing;
                 return self.write(io);
             }
             if self.decoder.has_header() {
-                let all = crate::deadline::after(self.request_started, self.config.request_timeout);
+                let all = crate::deadline::after(
+                    self.request_started,
+                    self.shared.config.request_timeout,
+                );
                 self.set_deadline(all);
             }
         }
@@ -203,7 +260,7 @@ impl AppConn {
 
     /// Builds the response to a request and queues it.
     fn answer(&mut self, request: &Message) -> Result<(), service::RequestError> {
-        let response = service::respond(request, &self.config.table)?;
+        let response = service::respond(request, &self.shared.config.table)?;
         // What a client wrote is escaped and cut short in the log.
         if request.header.content_type == TEXT_JSON {
             tracing::info!(
@@ -252,12 +309,12 @@ impl AppConn {
         }
         // With keep-alive, read on even after the client's FIN: requests it
         // sent before it may still be queued; the end of stream closes.
-        if self.config.keep_alive && !self.close_after_write {
+        if self.shared.config.keep_alive && !self.close_after_write {
             self.phase = Phase::Reading;
             self.request_started = Instant::now();
             // A pipelined request's header may be decoded already.
             let deadline = if self.decoder.has_header() {
-                crate::deadline::after(self.request_started, self.config.request_timeout)
+                crate::deadline::after(self.request_started, self.shared.config.request_timeout)
             } else {
                 self.header_deadline()
             };
@@ -336,9 +393,16 @@ impl Connection for AppConn {
         self.deadline = None;
         match self.phase {
             Phase::Reading => {
-                let header_limit = self.config.header_timeout.min(self.config.request_timeout);
+                let header_limit = self
+                    .shared
+                    .config
+                    .header_timeout
+                    .min(self.shared.config.request_timeout);
                 let (what, limit) = if self.decoder.has_header() {
-                    ("the request was not whole", self.config.request_timeout)
+                    (
+                        "the request was not whole",
+                        self.shared.config.request_timeout,
+                    )
                 } else if self.decoder.is_between_messages() {
                     ("no request came", header_limit)
                 } else {

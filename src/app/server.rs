@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{AppConfig, AppService};
+use super::conn::{AppConfig, AppService, DEFAULT_MAX_BUFFERED, Shared};
 use crate::echo::server::{DEFAULT_GRACE, ServerError, default_threads};
 use crate::net::Listener;
 use crate::serve::{self, StreamConfig};
@@ -39,6 +39,7 @@ impl Default for AppServerConfig {
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 keep_alive: false,
+                max_buffered: DEFAULT_MAX_BUFFERED,
             },
         }
     }
@@ -67,7 +68,10 @@ pub fn run(
         keepalive: None,
         grace: config.grace,
     };
-    let service = Arc::new(AppService(Arc::new(config.app)));
+    let service = Arc::new(AppService(Arc::new(Shared {
+        config: config.app,
+        buffered: Default::default(),
+    })));
     let stats = serve::run(listeners, &stream_config, service, shutdown)?;
     Ok(AppStats {
         connections: stats.connections,

@@ -186,6 +186,11 @@ impl Decoder {
         matches!(self.state, State::Prefix) && self.buf.is_empty()
     }
 
+    /// Bytes held for the message being read (its header or content so far).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether the current message's header is whole (its content is being read).
     pub fn has_header(&self) -> bool {
         matches!(self.state, State::Content(_))

@@ -452,3 +452,26 @@ fn a_large_json_value_costs_its_size_not_a_tree() {
         "memory grew by {grown} bytes for an 8 MiB request"
     );
 }
+
+#[test]
+fn unfinished_requests_together_are_held_to_a_budget() {
+    let server = app_server(&["127.0.0.1:0", "--max-buffered", "1M"]);
+    // Two clients each send half of a 1 MiB request and stop: together they
+    // pass the budget, and the one that does is rejected.
+    let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = raw(server.addr());
+        c.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
+        c.write_all(h).unwrap();
+        c.write_all(&vec![b'x'; 600 << 10]).unwrap();
+        clients.push(c);
+    }
+    server.stderr_line("over its budget (--max-buffered)");
+    // Others are still served.
+    let out = guides_client(server.addr(), "search", "morpheus");
+    assert_eq!(
+        text(&out.stdout),
+        "Got result: Follow the white rabbit. 🐰\n"
+    );
+}
