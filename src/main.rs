@@ -144,16 +144,7 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
             ..RateLimits::default()
         },
     };
-    let shutdown = Shutdown::new();
-    // Before the first `listening on` line: a script may signal as soon as it reads it.
-    watch_signals(shutdown.clone())?;
-    let mut listeners = Vec::new();
-    for endpoint in &endpoints {
-        listeners.extend(net::listen::bind(endpoint, &options)?);
-    }
-    for listener in &listeners {
-        say(format_args!("listening on {}", listener.endpoint()))?;
-    }
+    let (listeners, shutdown) = listen_and_announce(&endpoints, &options)?;
     let config = server::ServerConfig {
         threads: args.threads.map(usize::from),
         grace: args.grace,
@@ -190,6 +181,25 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
         text::duration(started.elapsed()),
     ))?;
     Ok(ExitCode::Success)
+}
+
+/// Binds every endpoint and prints a `listening on` line for each, with the
+/// signal handlers already in place (a script may signal as soon as it reads
+/// a line). Returns the listeners and the shutdown handle the signals set.
+fn listen_and_announce(
+    endpoints: &[Endpoint],
+    options: &ListenOptions,
+) -> anyhow::Result<(Vec<net::Listener>, Shutdown)> {
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone())?;
+    let mut listeners = Vec::new();
+    for endpoint in endpoints {
+        listeners.extend(net::listen::bind(endpoint, options)?);
+    }
+    for listener in &listeners {
+        say(format_args!("listening on {}", listener.endpoint()))?;
+    }
+    Ok((listeners, shutdown))
 }
 
 /// Writes a line of results to stdout, flushed so a script sees it at once.
@@ -538,15 +548,7 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
         mode: args.mode,
         ..ListenOptions::default()
     };
-    let shutdown = Shutdown::new();
-    watch_signals(shutdown.clone())?;
-    let mut listeners = Vec::new();
-    for endpoint in &endpoints {
-        listeners.extend(net::listen::bind(endpoint, &options)?);
-    }
-    for listener in &listeners {
-        say(format_args!("listening on {}", listener.endpoint()))?;
-    }
+    let (listeners, shutdown) = listen_and_announce(&endpoints, &options)?;
     let config = app::server::AppServerConfig {
         threads: args.threads.map(usize::from),
         grace: args.grace,

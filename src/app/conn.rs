@@ -200,31 +200,18 @@ impl AppConn {
                 let decoded = match self.decoder.decode(rest) {
                     Ok(d) => d,
                     Err(e) => {
-                        tracing::warn!(
-                            "{}: rejected request: {}",
-                            self.peer,
-                            text::clip(&e.to_string(), LOGGED_CHARS)
-                        );
-                        if self.out.is_empty() {
-                            return self.close_cleanly(io);
+                        if let Some(closed) = self.reject(&e, io) {
+                            return closed;
                         }
-                        // The answers to the requests before it go out first.
-                        self.close_after_write = true;
                         break;
                     }
                 };
                 rest = &rest[decoded.consumed..];
                 if let Some(request) = decoded.message {
                     if let Err(e) = self.answer(&request) {
-                        tracing::warn!(
-                            "{}: rejected request: {}",
-                            self.peer,
-                            text::clip(&e.to_string(), LOGGED_CHARS)
-                        );
-                        if self.out.is_empty() {
-                            return self.close_cleanly(io);
+                        if let Some(closed) = self.reject(&e, io) {
+                            return closed;
                         }
-                        self.close_after_write = true;
                         break;
                     }
                     if !self.shared.config.keep_alive {
@@ -256,6 +243,21 @@ impl AppConn {
             }
         }
         Progress::Yield
+    }
+
+    /// Logs a rejected request and closes: at once, or once the answers to
+    /// the requests before it are sent (`None`: stop reading, then write).
+    fn reject(&mut self, why: &dyn std::fmt::Display, io: &mut Io<'_>) -> Option<Progress> {
+        tracing::warn!(
+            "{}: rejected request: {}",
+            self.peer,
+            text::clip(&why.to_string(), LOGGED_CHARS)
+        );
+        if self.out.is_empty() {
+            return Some(self.close_cleanly(io));
+        }
+        self.close_after_write = true;
+        None
     }
 
     /// Builds the response to a request and queues it.
