@@ -17,6 +17,7 @@ APP="$ROOT/benches/app"
 SECS="${1:-5}"
 REPS="${2:-3}"
 CONC="${3:-32}"
+READY_SECS=10   # how long a server may take to print its "listening on" line
 ECHOKIT="${ECHOKIT:-$ROOT/target/release/echokit}"
 [ -x "$ECHOKIT" ] || { echo "benches/app.sh: build echokit first (cargo build --release)" >&2; exit 1; }
 mkdir -p "$APP/bin"
@@ -39,18 +40,19 @@ open(sys.argv[1] + "/resp", "wb").write(resp)
 PY
 run_one() { # label command...
     local label="$1"; shift
-    local out="$TMP/out.$label"
-    taskset -c 0 "$@" >"$out" 2>/dev/null &
+    # The server's stdout is a FIFO: its first line, read as soon as it is
+    # written (within READY_SECS), gives the port; no polling.
+    rm -f "$TMP/stdout"
+    mkfifo "$TMP/stdout"
+    taskset -c 0 "$@" </dev/null >"$TMP/stdout" 2>/dev/null &
     pid=$!
-    local port=""
-    for _ in $(seq 1 200); do
-        port="$(sed -n 's/^listening on tcp:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$out" | head -1)"
-        [ -n "$port" ] && break
-        # Waits for the server's own line, bounded (10 s), not for a fixed time.
-        kill -0 "$pid" 2>/dev/null || { echo "$label exited early" >&2; exit 1; }
-        sleep 0.05
-    done
-    [ -n "$port" ] || { echo "$label printed no listening line" >&2; exit 1; }
+    local first="" port=""
+    exec {server_out}<"$TMP/stdout"
+    read -r -t "$READY_SECS" -u "$server_out" first || true
+    if [[ $first =~ ^listening\ on\ tcp://127\.0\.0\.1:([0-9]+)$ ]]; then
+        port="${BASH_REMATCH[1]}"
+    fi
+    [ -n "$port" ] || { echo "$label printed no listening line (got '$first')" >&2; exit 1; }
     local line t0 t1 g0 g1
     # CPU time (clock ticks) of the server and of the generator: the
     # generator's connects and closes cost the kernel as much as the
@@ -62,6 +64,7 @@ run_one() { # label command...
     t1="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
     g1="$(awk '{print $16 + $17}' "/proc/$$/stat")"
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+    exec {server_out}<&-
     local tck; tck="$(getconf CLK_TCK)"
     local wall; wall="$(python3 -c "print($SECS + 1)")"
     echo "{\"server\": \"$label\", \"rep\": $rep, \"server_cpu\": $(python3 -c "print(round(($t1 - $t0) / $tck / $wall, 2))"), \"generator_cpu\": $(python3 -c "print(round(($g1 - $g0) / $tck / $wall, 2))"), ${line#\{}" | tee -a "$TMP/results"

@@ -28,7 +28,7 @@ use socket2::Socket;
 use super::service::{self, TEXT_JSON};
 use super::table::SearchTable;
 use crate::net::Peer;
-use crate::proto::{Decoder, Limits, Message, encode};
+use crate::proto::{Decoder, Limits, Message, encode_into};
 use crate::serve::buffer::BufPool;
 use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister};
 use crate::text;
@@ -159,7 +159,7 @@ impl AppConn {
 
     fn with_request_deadline(mut self, start: Instant) -> AppConn {
         self.request_started = start;
-        self.set_deadline(self.header_deadline());
+        self.deadline = Some(self.header_deadline());
         self
     }
 
@@ -170,10 +170,6 @@ impl AppConn {
             .header_timeout
             .min(self.shared.config.request_timeout);
         crate::deadline::after(self.request_started, limit)
-    }
-
-    fn set_deadline(&mut self, at: Instant) {
-        self.deadline = Some(at);
     }
 
     /// Reads and decodes; answers each whole request.
@@ -239,7 +235,7 @@ impl AppConn {
                     self.request_started,
                     self.shared.config.request_timeout,
                 );
-                self.set_deadline(all);
+                self.deadline = Some(all);
             }
         }
         Progress::Yield
@@ -279,8 +275,8 @@ impl AppConn {
                 request.content.len()
             );
         }
-        let bytes = encode(&response).expect("a response's header is small and its length right");
-        self.out.extend_from_slice(&bytes);
+        encode_into(&response, &mut self.out)
+            .expect("a response's header is small and its length right");
         Ok(())
     }
 
@@ -320,7 +316,7 @@ impl AppConn {
             } else {
                 self.header_deadline()
             };
-            self.set_deadline(deadline);
+            self.deadline = Some(deadline);
             // Read the next request on the loop's next turn (not from here:
             // a client that keeps sending would make this recursion deep).
             return Progress::Yield;
@@ -338,7 +334,7 @@ impl AppConn {
             {
                 return Progress::Close(Ended::Failed(e));
             }
-            self.set_deadline(crate::deadline::from_now(LINGER));
+            self.deadline = Some(crate::deadline::from_now(LINGER));
         }
         self.drain(io)
     }

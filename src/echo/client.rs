@@ -285,6 +285,20 @@ impl Report {
 }
 
 impl ConnReport {
+    /// A connection's report before anything happened on it.
+    pub(crate) fn start(id: usize) -> ConnReport {
+        ConnReport {
+            id,
+            local: None,
+            sent: 0,
+            received: 0,
+            echo: Vec::new(),
+            first_difference: None,
+            elapsed: Duration::ZERO,
+            outcome: Ok(()),
+        }
+    }
+
     /// One line for this connection, as the multi-connection client prints it.
     pub fn line(&self) -> String {
         let from = self.local.map(|a| format!(" from {a}")).unwrap_or_default();

@@ -214,6 +214,8 @@ struct Received {
     from: Source,
     /// The address it was sent to, and the interface, from IP_PKTINFO.
     to: Option<(IpAddr, u32)>,
+    /// Why it gets no echo, once that is known.
+    dropped: Option<Drop>,
 }
 
 impl DatagramLoop {
@@ -379,35 +381,38 @@ impl DatagramLoop {
         for i in 0..self.got.len() {
             match self.admit(i, now) {
                 Ok(()) => self.keep.push(i),
-                Err(why) => self.drop(i, why),
+                Err(why) => self.got[i].dropped = Some(why),
             }
         }
         let fd = self.listener.socket().as_raw_fd();
+        let (bufs, slot, got) = (&self.bufs, self.slot, &self.got);
+        let payload = |i: usize| &bufs[i * slot..][..got[i].len];
         let wildcard = self.local.is_some_and(|l| l.ip().is_unspecified());
-        let slots: Vec<&[u8]> = self.bufs.chunks(self.slot).collect();
-        let payload = |i: usize| &slots[i][..self.got[i].len];
-        let mut failed = Vec::new();
-        if wildcard {
-            for &i in &self.keep {
-                let r = &self.got[i];
-                let Source::Ip(to) = r.from else { continue };
-                if let Err(e) = send_to(fd, payload(i), r.to, &SockaddrStorage::from(to)) {
-                    tracing::trace!("{to}: send: {e}");
-                    failed.push(i);
-                }
-            }
+        let refused: Vec<usize> = if wildcard {
+            self.keep
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let Source::Ip(to) = got[i].from else {
+                        return false;
+                    };
+                    send_to(fd, payload(i), got[i].to, &SockaddrStorage::from(to))
+                        .inspect_err(|e| tracing::trace!("{to}: send: {e}"))
+                        .is_err()
+                })
+                .collect()
         } else {
             let iovs: Vec<[IoSlice<'_>; 1]> = self
                 .keep
                 .iter()
                 .map(|&i| [IoSlice::new(payload(i))])
                 .collect();
-            let refused = match &mut self.headers {
+            let by_slot = match &mut self.headers {
                 Headers::Ip { send } => {
                     let addrs: Vec<Option<SockaddrStorage>> = self
                         .keep
                         .iter()
-                        .map(|&i| match self.got[i].from {
+                        .map(|&i| match got[i].from {
                             Source::Ip(a) => Some(SockaddrStorage::from(a)),
                             _ => None,
                         })
@@ -418,7 +423,7 @@ impl DatagramLoop {
                     let addrs: Vec<Option<UnixAddr>> = self
                         .keep
                         .iter()
-                        .map(|&i| match self.got[i].from {
+                        .map(|&i| match got[i].from {
                             Source::Unix(a) => Some(a),
                             _ => None,
                         })
@@ -426,16 +431,19 @@ impl DatagramLoop {
                     send_batch(fd, send, &iovs, &addrs)
                 }
             };
-            failed.extend(refused.into_iter().map(|k| self.keep[k]));
+            by_slot.into_iter().map(|k| self.keep[k]).collect()
+        };
+        for i in refused {
+            self.got[i].dropped = Some(Drop::SendFailed);
         }
-        for &i in &self.keep {
-            if !failed.contains(&i) {
-                self.stats.datagrams += 1;
-                self.stats.bytes += self.got[i].len as u64;
+        for i in 0..self.got.len() {
+            match self.got[i].dropped {
+                None => {
+                    self.stats.datagrams += 1;
+                    self.stats.bytes += self.got[i].len as u64;
+                }
+                Some(why) => self.drop(i, why),
             }
-        }
-        for i in failed {
-            self.drop(i, Drop::SendFailed);
         }
     }
 
@@ -519,6 +527,7 @@ fn received<S: SockaddrLike + Copy>(msg: &RecvMsg<'_, '_, S>, from: Source) -> R
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
         from,
         to,
+        dropped: None,
     }
 }
 

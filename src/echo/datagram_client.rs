@@ -440,14 +440,9 @@ pub fn run_many(
             .enumerate()
             .map(|(i, handle)| {
                 let failed = |e: ClientError| ConnReport {
-                    id: i + 1,
-                    local: None,
-                    sent: 0,
-                    received: 0,
-                    echo: Vec::new(),
-                    first_difference: None,
                     elapsed: started.elapsed(),
                     outcome: Err(e),
+                    ..ConnReport::start(i + 1)
                 };
                 match handle {
                     Ok(h) => h.join().unwrap_or_else(|_| {
@@ -474,16 +469,7 @@ fn one_of_many(
     opts: &DatagramOptions,
     started: Instant,
 ) -> ConnReport {
-    let mut report = ConnReport {
-        id,
-        local: None,
-        sent: 0,
-        received: 0,
-        echo: Vec::new(),
-        first_difference: None,
-        elapsed: Duration::ZERO,
-        outcome: Ok(()),
-    };
+    let mut report = ConnReport::start(id);
     match client {
         Ok(mut client) => {
             report.local = client.local_addr();

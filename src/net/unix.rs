@@ -23,6 +23,7 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -253,6 +254,9 @@ fn in_use_or(endpoint: &Endpoint, name: &LocalName, e: io::Error) -> BindError {
 /// connects its socket to the server, so the kernel delivers it nothing else.
 const CLIENT_MODE: u32 = 0o666;
 
+/// Numbers the temporary paths of this process.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
 /// A Unix datagram socket bound to a fresh path of its own in the temporary
 /// directory (`$TMPDIR`, else `/tmp`), so that a server can answer it. The
 /// file is removed when the returned guard is dropped.
@@ -266,11 +270,12 @@ pub fn bind_temp_datagram() -> io::Result<(Socket, SocketFile)> {
     }
     let mut last = io::Error::other("no temporary directory");
     for dir in dirs {
-        for attempt in 0..16u32 {
+        // A file of an earlier process that had this pid may be in the way.
+        for _ in 0..16 {
             let path = dir.join(format!(
                 "echokit-{}-{}.sock",
                 std::process::id(),
-                unique(attempt)
+                NEXT.fetch_add(1, Ordering::Relaxed)
             ));
             let addr = match SockAddr::unix(&path) {
                 Ok(addr) => addr,
@@ -301,14 +306,4 @@ pub fn bind_temp_datagram() -> io::Result<(Socket, SocketFile)> {
         }
     }
     Err(last)
-}
-
-/// A number that differs between calls in one process.
-fn unique(attempt: u32) -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    NEXT.fetch_add(1, Ordering::Relaxed) * 1_000_000_000 + u64::from(nanos) + u64::from(attempt)
 }

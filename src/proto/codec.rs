@@ -340,6 +340,14 @@ pub enum EncodeError {
 
 /// The bytes of a message, its header written as the guide's Python writes it.
 pub fn encode(message: &Message) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(2 + 128 + message.content.len());
+    encode_into(message, &mut out)?;
+    Ok(out)
+}
+
+/// Appends a message's bytes to `out` (a connection's queue of responses,
+/// say), without an intermediate buffer. Nothing is appended on an error.
+pub fn encode_into(message: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     if message.header.content_length != message.content.len() as u64 {
         return Err(EncodeError::LengthMismatch {
             declared: message.header.content_length,
@@ -348,11 +356,11 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, EncodeError> {
     }
     let header = message.header.to_json();
     let len = u16::try_from(header.len()).map_err(|_| EncodeError::HeaderTooLong(header.len()))?;
-    let mut out = Vec::with_capacity(2 + header.len() + message.content.len());
+    out.reserve(2 + header.len() + message.content.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(&message.content);
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -44,6 +44,6 @@ mod header;
 
 pub use codec::{
     DEFAULT_MAX_CONTENT, DEFAULT_MAX_HEADER, DecodeError, Decoded, Decoder, EncodeError, Limits,
-    Message, encode,
+    Message, encode, encode_into,
 };
 pub use header::{ByteOrder, Header, py_json};

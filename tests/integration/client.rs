@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::util::{self, LIMIT, Server, client, pattern, text};
+use crate::util::{self, LIMIT, Server, assert_stderr_has, client, pattern, text};
 
 /// A one-connection peer run by the test: accepts, then does `behave`.
 fn peer<F>(behave: F) -> (SocketAddr, JoinHandle<SocketAddr>)
@@ -22,12 +22,6 @@ where
         from
     });
     (addr, handle)
-}
-
-/// Asserts that the client said `needle` on stderr, showing all it said if not.
-fn assert_stderr_has(out: &std::process::Output, needle: &str) {
-    let err = text(&out.stderr);
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
 }
 
 /// Reads exactly `n` bytes.

@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::util::{self, LIMIT, Server, pattern, peer, python, text};
+use crate::util::{self, LIMIT, Server, assert_stderr_has, pattern, peer, python, text};
 
 /// The largest UDP payloads: 65,535 less the headers.
 const UDP_MAX_V4: usize = 65_507;
@@ -108,11 +108,7 @@ fn the_client_sends_files_of_every_size_as_one_datagram() {
         std::fs::write(&path, pattern(max + 1, 3)).unwrap();
         let out = util::client(&[endpoint, "--file", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains(&format!("at most {max} bytes")),
-            "{}",
-            text(&out.stderr)
-        );
+        assert_stderr_has(&out, &format!("at most {max} bytes"));
     }
 }
 
@@ -269,12 +265,8 @@ fn a_silent_port_is_lost_after_the_retries_and_a_closed_one_is_refused() {
     let started = Instant::now();
     let out = util::client(&[&endpoint, "--reply-timeout", "100ms", "--retries", "2"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no echo from udp://127.0.0.1:"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(text(&out.stderr).contains("after 3 tries, 100 ms each"));
+    assert_stderr_has(&out, "no echo from udp://127.0.0.1:");
+    assert_stderr_has(&out, "after 3 tries, 100 ms each");
     assert!(started.elapsed() >= Duration::from_millis(300));
     // The three tries are all there.
     let mut buf = [0; 64];
@@ -286,7 +278,7 @@ fn a_silent_port_is_lost_after_the_retries_and_a_closed_one_is_refused() {
     drop(silent);
     let out = util::client(&[&endpoint, "--reply-timeout", "5s"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("connection refused"));
+    assert_stderr_has(&out, "connection refused");
 }
 
 #[test]
@@ -327,11 +319,7 @@ fn unix_datagrams_are_echoed_to_the_senders_path_whole() {
     let out = util::run(cmd, b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Received b'one'\nReceived b'two'\n");
-    assert!(
-        text(&out.stderr).contains(&format!("bound {}/echokit-", tmp.path().display())),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, &format!("bound {}/echokit-", tmp.path().display()));
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
         0,
@@ -501,10 +489,9 @@ fn a_wrong_answer_is_not_taken_for_the_echo() {
         "1",
     ]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("2 answer(s) came back, but none was the datagram sent"),
-        "{}",
-        text(&out.stderr)
+    assert_stderr_has(
+        &out,
+        "2 answer(s) came back, but none was the datagram sent",
     );
 }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::process::Stdio;
 
-use crate::util::{self, Server, pattern, peer, python, text};
+use crate::util::{self, Server, assert_stderr_has, pattern, peer, python, text};
 
 fn unix(path: &std::path::Path) -> String {
     format!("unix:{}", path.display())
@@ -98,21 +98,10 @@ fn a_live_socket_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.sock");
     let _live = UnixListener::bind(&path).unwrap();
-    let out = util::run(
-        {
-            let mut cmd = util::echokit();
-            cmd.args(["echo-server", &unix(&path)]);
-            cmd
-        },
-        b"",
-    );
+    let out = util::echokit_run(&["echo-server", &unix(&path)]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
-    assert!(err.contains("address in use: unix:"), "{err}");
-    assert!(
-        err.contains(&format!("pid {}", std::process::id())),
-        "{err}"
-    );
+    assert_stderr_has(&out, "address in use: unix:");
+    assert_stderr_has(&out, &format!("pid {}", std::process::id()));
     assert!(path.exists());
 }
 
@@ -121,30 +110,18 @@ fn a_path_that_is_not_a_socket_is_never_removed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("precious.txt");
     std::fs::write(&path, b"keep me").unwrap();
-    let mut cmd = util::echokit();
-    cmd.args(["echo-server", &unix(&path)]);
-    let out = util::run(cmd, b"");
+    let out = util::echokit_run(&["echo-server", &unix(&path)]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("exists and is not a socket: echokit never removes it"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, "exists and is not a socket: echokit never removes it");
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
 }
 
 #[test]
 fn a_path_longer_than_sun_path_is_a_usage_error() {
     let long = format!("unix:/tmp/{}", "d".repeat(120));
-    let mut cmd = util::echokit();
-    cmd.args(["echo-server", &long]);
-    let out = util::run(cmd, b"");
+    let out = util::echokit_run(&["echo-server", &long]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("a Unix socket path may have at most 107"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, "a Unix socket path may have at most 107");
 }
 
 #[test]
@@ -171,11 +148,7 @@ fn a_client_to_a_missing_socket_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = util::client(&[&unix(&dir.path().join("none.sock"))]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(
-        text(&out.stderr).contains("no such socket file"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, "no such socket file");
 }
 
 #[test]
@@ -199,13 +172,7 @@ fn a_live_server_with_a_full_backlog_is_in_use_at_once() {
         fillers.push(s);
         assert!(fillers.len() < 64, "the backlog never filled");
     }
-    let mut cmd = util::echokit();
-    cmd.args(["echo-server", &unix(&path)]);
-    let out = util::run(cmd, b"");
+    let out = util::echokit_run(&["echo-server", &unix(&path)]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("address in use"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_has(&out, "address in use");
 }

@@ -181,14 +181,22 @@ impl Server {
 
     /// The server's resident memory, from /proc.
     pub fn rss_bytes(&self) -> u64 {
+        self.status_kib("VmRSS:") * 1024
+    }
+
+    /// The most resident memory the server has had (its high-water mark).
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.status_kib("VmHWM:") * 1024
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("read /proc status");
-        let kib: u64 = status
+        status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc status");
-        kib * 1024
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
     }
 }
 
@@ -287,6 +295,19 @@ fn lines_of_bytes<R: Read + Send + 'static>(mut stream: R) -> Receiver<Vec<u8>> 
         let _ = tx.send(all);
     });
     rx
+}
+
+/// `echokit ARGS`, run to completion with no input.
+pub fn echokit_run(args: &[&str]) -> Output {
+    let mut cmd = echokit();
+    cmd.args(args);
+    run(cmd, b"")
+}
+
+/// Asserts that a run's stderr says `needle`, and shows it if not.
+pub fn assert_stderr_has(out: &Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
 }
 
 /// `echokit echo-client ARGS`, run to completion.

@@ -11,41 +11,20 @@ any other action sends ACTION + VALUE as binary content. It prints
 """
 import json
 import socket
-import struct
 import sys
 
-
-def read_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("the server closed mid-message")
-        data += chunk
-    return data
-
+from guide_protocol import message, read_message
 
 host, port, action, value = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 if action == "search":
-    content_type, encoding = "text/json", "utf-8"
-    content = json.dumps({"action": action, "value": value}, ensure_ascii=False).encode(encoding)
+    content = json.dumps({"action": action, "value": value}, ensure_ascii=False).encode("utf-8")
+    request = message("text/json", "utf-8", content)
 else:
-    content_type, encoding = "binary/custom-client-binary-type", "binary"
-    content = bytes(action + value, encoding="utf-8")
-header = {
-    "byteorder": sys.byteorder,
-    "content-type": content_type,
-    "content-encoding": encoding,
-    "content-length": len(content),
-}
-header_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
-request = struct.pack(">H", len(header_bytes)) + header_bytes + content
+    request = message("binary/custom-client-binary-type", "binary", bytes(action + value, "utf-8"))
 
 with socket.create_connection((host, port), timeout=10) as sock:
     sock.sendall(request)
-    (hdrlen,) = struct.unpack(">H", read_exactly(sock, 2))
-    rheader = json.loads(read_exactly(sock, hdrlen).decode("utf-8"))
-    rcontent = read_exactly(sock, rheader["content-length"])
+    rheader, rcontent = read_message(sock)
 if rheader["content-type"] == "text/json":
     result = json.loads(rcontent.decode(rheader["content-encoding"])).get("result")
     print(f"Got result: {result}")

@@ -16,44 +16,16 @@ Its first line on stdout is `listening on tcp://HOST:PORT`.
 import json
 import socket
 import socketserver
-import struct
 import sys
 
-TABLE = {
-    "morpheus": "Follow the white rabbit. \U0001f430",
-    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
-    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
-}
-
-
-def read_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("the client closed mid-message")
-        data += chunk
-    return data
-
-
-def message(content_type, encoding, content):
-    header = {
-        "byteorder": sys.byteorder,
-        "content-type": content_type,
-        "content-encoding": encoding,
-        "content-length": len(content),
-    }
-    header_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
-    return struct.pack(">H", len(header_bytes)) + header_bytes + content
+from guide_protocol import TABLE, message, read_message
 
 
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         sock = self.request
         sock.settimeout(10)
-        (hdrlen,) = struct.unpack(">H", read_exactly(sock, 2))
-        header = json.loads(read_exactly(sock, hdrlen).decode("utf-8"))
-        content = read_exactly(sock, header["content-length"])
+        header, content = read_message(sock)
         if header["content-type"] == "text/json":
             req = json.loads(content.decode(header["content-encoding"]))
             action = req.get("action")
