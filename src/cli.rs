@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use echokit::Endpoint;
+use echokit::bench::SizeRange;
 use echokit::echo::datagram_client::{DEFAULT_REPLY_TIMEOUT, DEFAULT_RETRIES};
 use echokit::echo::server::DEFAULT_GRACE;
 use echokit::endpoint::SocketType;
@@ -78,6 +79,165 @@ pub enum Command {
     /// is logged and its connection closed.
     #[command(after_help = ExitCode::help_table())]
     AppServer(AppServerArgs),
+    /// Load-test a server: messages/s, latency percentiles, errors by class.
+    ///
+    /// Opens --connections connections (sockets, over udp:// and unixgram:)
+    /// and keeps --depth messages in flight on each (closed loop), or sends
+    /// --rate messages/s on a schedule whatever comes back (open loop, the
+    /// latency counted from the scheduled send so that a stalled server
+    /// cannot hide its stall). Every echoed byte is checked; a short read is
+    /// normal, a wrong byte, a reset or an early close is an error. The
+    /// measured window opens once every connection has echoed once and
+    /// --warmup is over. Exit 0 when the run had no errors, 1 when it had
+    /// some (or lost more datagrams than --max-loss), 2 on bad usage.
+    #[command(
+        after_help = ExitCode::help_table(),
+        override_usage = "echokit bench [OPTIONS] [ENDPOINT]\n       echokit bench --compare [OPTIONS] ENDPOINT_A ENDPOINT_B"
+    )]
+    Bench(BenchArgs),
+}
+
+/// `echokit bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The server to load (any endpoint kind); two with --compare
+    /// [default: tcp://127.0.0.1:65432]
+    #[arg(value_name = "ENDPOINT", num_args = 0..=2)]
+    pub endpoints: Vec<Endpoint>,
+    /// Concurrent connections (a comma list runs one cell per value)
+    #[arg(short = 'c', long, value_name = "N", value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: Vec<u32>,
+    /// Message size in bytes, or MIN..MAX for sizes drawn at random (K and M
+    /// suffixes allowed; a comma list runs one cell per value)
+    #[arg(short = 's', long, value_name = "BYTES", value_delimiter = ',', default_value = "64", value_parser = parse_size_range)]
+    pub size: Vec<SizeRange>,
+    /// Messages in flight per connection, closed loop (1: ping-pong; a comma
+    /// list runs one cell per value)
+    #[arg(short = 'd', long, value_name = "D", value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub depth: Vec<u32>,
+    /// How long the measured window lasts
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", conflicts_with = "count")]
+    pub duration: Duration,
+    /// End the window after this many messages instead
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Time to run before the window opens (errors count in it too)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub warmup: Duration,
+    /// Open loop: send this many messages per second in total, on schedule
+    #[arg(long, value_name = "MSG/S", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Churn: connect, one echo, close, and again; reports connections/s
+    #[arg(long, conflicts_with = "rate")]
+    pub churn: bool,
+    /// What to send: `echo` bytes, or `app` requests (the guide's
+    /// application protocol: one `search` per connection, or many with --keep-alive)
+    #[arg(long, value_name = "PROTO", default_value = "echo", value_parser = ["echo", "app"])]
+    pub proto: String,
+    /// With --proto app: the value to search for
+    #[arg(long, value_name = "VALUE", default_value = "morpheus")]
+    pub query: String,
+    /// With --proto app: many requests per connection (start the server with --keep-alive)
+    #[arg(long)]
+    pub keep_alive: bool,
+    /// New connections per second at most, in total
+    #[arg(long, value_name = "CONN/S", value_parser = parse_rate)]
+    pub connect_rate: Option<f64>,
+    /// The longest a connect may take
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+    /// A message not echoed within this is an error: timed_out over streams,
+    /// lost over datagrams [default: 10s for streams, 1s for datagrams]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Source addresses, round-robin: a comma list, or a range such as
+    /// 127.0.0.1-127.0.0.8 (each gives another set of ephemeral ports)
+    #[arg(long, value_name = "ADDRS", value_parser = parse_addr_list)]
+    pub bind: Option<AddrList>,
+    /// Engine threads (connections are shared out among them)
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+    /// Pin the engine threads to these CPUs, round-robin (e.g. 1 or 2,3)
+    #[arg(long, value_name = "CPUS", value_delimiter = ',')]
+    pub cpu: Vec<usize>,
+    /// Over datagrams: the share that may be lost, in percent, before the run fails
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub max_loss: f64,
+    /// How often progress is shown (and --ndjson prints an event)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Print the final report as one JSON object
+    #[arg(long, conflicts_with = "ndjson")]
+    pub json: bool,
+    /// Print one JSON object per interval, then the final report (type "summary")
+    #[arg(long)]
+    pub ndjson: bool,
+    /// Also write the report as a self-contained HTML page with charts
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Run the same cells against two endpoints, A B A B ..., and print
+    /// medians and ratios
+    #[arg(long)]
+    pub compare: bool,
+    /// With --compare: runs of each cell against each endpoint
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: u32,
+}
+
+/// Source addresses for `--bind`.
+#[derive(Clone, Debug)]
+pub struct AddrList(pub Vec<IpAddr>);
+
+/// `A,B,C` or `A-B` (IPv4, the last octets counting up), or a mix.
+fn parse_addr_list(s: &str) -> Result<AddrList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        if let Some((a, b)) = part.split_once('-') {
+            let bad =
+                || format!("`{part}` is not an address range: expected e.g. 127.0.0.1-127.0.0.8");
+            let a: std::net::Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+            let b: std::net::Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+            let (lo, hi) = (u32::from(a), u32::from(b));
+            if lo > hi || hi - lo >= 65536 {
+                return Err(bad());
+            }
+            out.extend((lo..=hi).map(|n| IpAddr::V4(n.into())));
+        } else {
+            out.push(
+                part.parse().map_err(|_| {
+                    format!("`{part}` is not an IP address (expected e.g. 127.0.0.2)")
+                })?,
+            );
+        }
+    }
+    Ok(AddrList(out))
+}
+
+/// A positive rate.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!(
+            "`{s}` is not a rate: expected a positive number per second"
+        )),
+    }
+}
+
+/// `64`, `4K`, or `16..1024`.
+fn parse_size_range(s: &str) -> Result<SizeRange, String> {
+    match s.split_once("..") {
+        Some((a, b)) => {
+            let (min, max) = (parse_size(a)?, parse_size(b)?);
+            if min > max {
+                return Err(format!(
+                    "`{s}`: the smallest size comes first, e.g. 16..1024"
+                ));
+            }
+            Ok(SizeRange { min, max })
+        }
+        None => Ok(SizeRange::fixed(parse_size(s)?)),
+    }
 }
 
 /// `echokit app-server`.

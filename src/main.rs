@@ -5,7 +5,7 @@ mod cli;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode as ProcessExit;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -14,10 +14,12 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use cli::{
-    AppClientArgs, AppServerArgs, Cli, ClientTarget, Command, EchoClientArgs, EchoServerArgs,
+    AppClientArgs, AppServerArgs, BenchArgs, Cli, ClientTarget, Command, EchoClientArgs,
+    EchoServerArgs,
 };
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
+use echokit::bench::{self, BenchConfig, BenchError, Stop, Target, Workload, compare};
 use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
 use echokit::echo::datagram_client::{self, DatagramClient, DatagramOptions};
 use echokit::echo::limit::RateLimits;
@@ -43,6 +45,7 @@ fn main() -> ProcessExit {
         Command::EchoClient(args) => echo_client(args),
         Command::AppClient(args) => app_client(args),
         Command::AppServer(args) => app_server(args),
+        Command::Bench(args) => bench(args),
     };
     // Flush the logs before the last word.
     drop(log_guard);
@@ -72,6 +75,8 @@ fn classify(err: &anyhow::Error) -> ExitCode {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<AppError>() {
             e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<BenchError>() {
+            e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
             e.exit_code()
         } else {
@@ -90,7 +95,7 @@ fn classify(err: &anyhow::Error) -> ExitCode {
 fn init_logging(cli: &Cli) -> WorkerGuard {
     let quiet_default = match cli.command {
         Command::EchoServer(_) | Command::AppServer(_) => "info",
-        Command::EchoClient(_) | Command::AppClient(_) => "warn",
+        Command::EchoClient(_) | Command::AppClient(_) | Command::Bench(_) => "warn",
     };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -574,4 +579,244 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
         text::duration(started.elapsed()),
     ))?;
     Ok(ExitCode::Success)
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let endpoints = match (args.compare, args.endpoints.len()) {
+        (true, 2) => args.endpoints.clone(),
+        (true, _) => usage_error("--compare needs two endpoints: ENDPOINT_A ENDPOINT_B".into()),
+        (false, 0) => vec![Endpoint::default_tcp()],
+        (false, 1) => args.endpoints.clone(),
+        (false, _) => usage_error("two endpoints are for --compare; give one to load".into()),
+    };
+    let targets = endpoints
+        .iter()
+        .map(Target::resolve)
+        .collect::<Result<Vec<_>, _>>()?;
+    let datagram = targets[0].is_datagram();
+    if targets.iter().any(|t| t.is_datagram() != datagram) {
+        usage_error(
+            "--compare runs the same cells: both endpoints must be streams, or both datagrams"
+                .into(),
+        );
+    }
+    let workload = match args.proto.as_str() {
+        "app" => Workload::App {
+            query: args.query.clone(),
+            keep_alive: args.keep_alive,
+        },
+        _ => Workload::Echo,
+    };
+    check_bench_usage(&args, &targets, &workload);
+    let mut cells = Vec::new();
+    for &connections in &args.connections {
+        for &size in &args.size {
+            for &depth in &args.depth {
+                cells.push(compare::Cell {
+                    connections,
+                    size,
+                    depth,
+                });
+            }
+        }
+    }
+    let base = BenchConfig {
+        target: targets[0].clone(),
+        connections: cells[0].connections,
+        sizes: cells[0].size,
+        depth: cells[0].depth,
+        stop: args.count.map_or(Stop::After(args.duration), Stop::Count),
+        warmup: args.warmup,
+        rate: args.rate,
+        churn: args.churn,
+        workload,
+        connect_rate: args.connect_rate,
+        connect_timeout: args.connect_timeout,
+        timeout: args.timeout.unwrap_or(if datagram {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(10)
+        }),
+        bind: args.bind.clone().map(|b| b.0).unwrap_or_default(),
+        threads: args.threads,
+        cpus: args.cpu.clone(),
+        max_loss: args.max_loss,
+        interval: args.interval,
+    };
+    for cell in &cells {
+        let cfg = BenchConfig {
+            connections: cell.connections,
+            ..base.clone()
+        };
+        for warning in bench::preflight::check(&cfg)? {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone())?;
+
+    if args.compare {
+        let names = [endpoints[0].to_string(), endpoints[1].to_string()];
+        let results = compare::run(
+            &base,
+            [&targets[0], &targets[1]],
+            &cells,
+            args.reps,
+            &shutdown,
+            &mut |rep, side, cell, report| {
+                eprintln!(
+                    "run {rep}/{} {side} {cell}: {} msg/s, p99 {}, errors {}",
+                    args.reps,
+                    bench::report::count(report.messages_per_second),
+                    bench::report::us(report.latency_us.p99),
+                    report.errors().total()
+                );
+            },
+        )?;
+        if args.json || args.ndjson {
+            say(compare::json(&results, &names[0], &names[1]))?;
+        } else {
+            print!("{}", compare::table(&results, &names[0], &names[1]));
+        }
+        let passed = results.iter().all(compare::CellResult::passed);
+        return Ok(if passed {
+            ExitCode::Success
+        } else {
+            ExitCode::Failures
+        });
+    }
+
+    let mut passed = true;
+    for cell in &cells {
+        let cfg = BenchConfig {
+            connections: cell.connections,
+            sizes: cell.size,
+            depth: cell.depth,
+            ..base.clone()
+        };
+        let report = run_one(&cfg, &args, &shutdown)?;
+        passed &= report.passed;
+        if shutdown.is_requested() {
+            break;
+        }
+    }
+    Ok(if passed {
+        ExitCode::Success
+    } else {
+        ExitCode::Failures
+    })
+}
+
+/// What clap cannot check: combinations that depend on the endpoint.
+fn check_bench_usage(args: &BenchArgs, targets: &[Target], workload: &Workload) {
+    let datagram = targets[0].is_datagram();
+    if let Workload::App { keep_alive, .. } = workload {
+        if datagram {
+            usage_error("--proto app runs over stream endpoints (tcp://, unix:)".into());
+        }
+        if args.rate.is_some() && !keep_alive {
+            usage_error(
+                "--rate with --proto app needs --keep-alive: without it each request \
+                 takes a connection of its own (that is --churn's job)"
+                    .into(),
+            );
+        }
+    } else if args.keep_alive {
+        usage_error("--keep-alive is for --proto app (echo connections always stay open)".into());
+    }
+    if datagram && args.churn {
+        usage_error("--churn is for stream endpoints: datagram sockets have no connection to open and close".into());
+    }
+    if !(0.0..=100.0).contains(&args.max_loss) {
+        usage_error(format!(
+            "--max-loss {} is not a percentage from 0 to 100",
+            args.max_loss
+        ));
+    }
+    let largest = args.size.iter().map(|s| s.max).max().unwrap_or(0);
+    if datagram {
+        let limit = match targets[0].ip() {
+            Some(a) if a.is_ipv6() => echokit::echo::datagram::UDP_MAX_V6,
+            Some(_) => echokit::echo::datagram::UDP_MAX_V4,
+            None => echokit::echo::datagram::UNIX_DATAGRAM_MAX,
+        };
+        if largest > limit {
+            usage_error(format!(
+                "--size {largest} is more than one datagram can carry here ({limit} bytes)"
+            ));
+        }
+    }
+    let sources = args.bind.as_ref().map_or(&[][..], |b| &b.0[..]);
+    if targets[0].is_local() && !sources.is_empty() {
+        usage_error("--bind picks source IP addresses: Unix endpoints have none".into());
+    }
+    if let Some(ip) = targets[0].ip()
+        && sources.iter().any(|s| s.is_ipv6() != ip.is_ipv6())
+    {
+        usage_error(format!("--bind addresses must be of {ip}'s family"));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Some(bad) = args.cpu.iter().find(|&&c| c >= cpus.max(1024)) {
+        usage_error(format!("--cpu {bad}: no such CPU"));
+    }
+}
+
+/// One run: progress on a terminal, the report on stdout, the HTML page.
+fn run_one(
+    cfg: &BenchConfig,
+    args: &BenchArgs,
+    shutdown: &Shutdown,
+) -> anyhow::Result<bench::Report> {
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                .expect("the template is valid"),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut on_interval = |i: &bench::Interval| {
+        progress.set_message(format!(
+            "{}: {} msg/s, {} out, {} in, {} open, {} errors",
+            i.phase,
+            bench::report::count(i.messages_per_second),
+            bench::report::mb(i.bytes_per_second.sent),
+            bench::report::mb(i.bytes_per_second.received),
+            i.open_connections,
+            i.errors
+        ));
+        progress.tick();
+        if args.ndjson {
+            let mut line = serde_json::json!({"type": "interval"});
+            if let (Some(obj), Ok(serde_json::Value::Object(fields))) =
+                (line.as_object_mut(), serde_json::to_value(i))
+            {
+                obj.extend(fields);
+            }
+            let _ = say(line);
+        }
+    };
+    let report = bench::run(cfg, shutdown, &mut on_interval)?;
+    progress.finish_and_clear();
+    if args.json || args.ndjson {
+        let mut value = serde_json::to_value(&report).context("cannot serialise the report")?;
+        if args.ndjson
+            && let Some(obj) = value.as_object_mut()
+        {
+            obj.insert("type".into(), "summary".into());
+        }
+        say(value)?;
+    } else {
+        print!("{}", report.text(cfg));
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, report.html(cfg))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        if !(args.json || args.ndjson) {
+            println!("  report       {}", path.display());
+        }
+    }
+    Ok(report)
 }

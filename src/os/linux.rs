@@ -100,3 +100,12 @@ fn holders_of(inodes: &HashSet<u64>) -> Vec<PortHolder> {
     }
     holders
 }
+
+pub(super) fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut parts = text.split_whitespace().map(str::parse);
+    match (parts.next()?, parts.next()?) {
+        (Ok(lo), Ok(hi)) if lo <= hi => Some((lo, hi)),
+        _ => None,
+    }
+}

@@ -108,3 +108,17 @@ pub fn peer_credentials(socket: &impl AsFd) -> Option<PeerCredentials> {
 pub fn raise_fd_limit() -> Option<u64> {
     rlimit::increase_nofile_limit(u64::MAX).ok()
 }
+
+/// The ephemeral port range a connect draws its local port from
+/// (`net.ipv4.ip_local_port_range`), if known.
+pub fn ephemeral_ports() -> Option<(u16, u16)> {
+    #[cfg(target_os = "linux")]
+    return linux::ephemeral_ports();
+    #[cfg(not(target_os = "linux"))]
+    return None;
+}
+
+/// The open-descriptor limits of this process: (soft, hard).
+pub fn fd_limits() -> Option<(u64, u64)> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE).ok()
+}

@@ -1,0 +1,934 @@
+//! The engine for stream endpoints (TCP and `unix:`): one mio loop per
+//! thread, driving that thread's connections.
+//!
+//! A connection keeps a queue of messages in flight. Each message is a range
+//! of the connection's byte stream ([`Stream`]) for the echo protocol, or one
+//! copy of the encoded request for the application protocol. Bytes are
+//! written straight from the pattern table or the request, and read into one
+//! buffer per thread: no allocation per message.
+//!
+//! Echoed bytes are checked as a byte stream: a read may end anywhere, and a
+//! message is done when the stream has come back past its last byte. In the
+//! closed loop a done message is replaced at once (`depth` in flight); in the
+//! open loop a thread-wide schedule issues messages round-robin over the
+//! connections whatever comes back. In churn mode a connection closes after
+//! one exchange and a new one takes its place.
+//!
+//! Linux specifics: the sockets are edge-triggered (mio), and a read shorter
+//! than the buffer ends the read loop without the extra read that would
+//! return `EAGAIN`: on Linux, data that arrives after a short read raises a
+//! new edge.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::Shutdown as Half;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use socket2::Socket;
+
+use super::alarm::Alarm;
+use super::pattern::{MAX_SLICE, Sizes, Stream};
+use super::stats::{
+    self, Control, Datagrams, ErrorClass, Errors, Live, Phase, ThreadResult, Totals, Window,
+};
+use super::{BenchConfig, Workload};
+use crate::proto::{Decoder, Limits};
+
+const WAKE: Token = Token(usize::MAX);
+const ALARM: Token = Token(usize::MAX - 1);
+/// One read buffer per thread.
+const READ_BUF: usize = 64 * 1024;
+/// Connects in progress at once, per thread.
+const MAX_CONNECTING: usize = 256;
+/// How often connect and echo timeouts are checked.
+const SWEEP_NS: u64 = 50_000_000;
+/// After a failed cycle in churn mode, the slot waits this long.
+const RETRY_NS: u64 = 10_000_000;
+/// At the end, the longest in-flight messages are waited for.
+const DRAIN: Duration = Duration::from_secs(2);
+/// A Unix connect that finds the listen backlog full is retried after this.
+const BACKLOG_RETRY_NS: u64 = 1_000_000;
+
+/// One thread's share of the run.
+pub(super) struct Job {
+    pub cfg: Arc<BenchConfig>,
+    /// The global numbers of this thread's connections.
+    pub ids: Vec<u64>,
+    pub control: Arc<Control>,
+    pub live: Arc<Live>,
+    /// This thread's share of `--rate`, messages/s.
+    pub rate: Option<f64>,
+    /// This thread's share of `--connect-rate`, connects/s.
+    pub connect_rate: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for its turn to connect, not before `at`; `first` is when the
+    /// slot first tried (for the connect timeout across backlog retries).
+    Idle {
+        at: u64,
+        first: Option<u64>,
+    },
+    Connecting {
+        since: u64,
+    },
+    Open,
+    /// Failed (persistent mode) or finished.
+    Dead,
+}
+
+/// A message in flight.
+#[derive(Clone, Copy, Debug)]
+struct Msg {
+    /// The stream offset just past its last byte.
+    end: u64,
+    /// When it was due (scheduled or issued), ns.
+    due: u64,
+    /// When its last byte was written, ns.
+    sent: u64,
+    /// Issued in the window against the `--count` budget.
+    counted: bool,
+}
+
+struct Conn {
+    id: u64,
+    socket: Option<Socket>,
+    state: State,
+    stream: Stream,
+    sizes: Sizes,
+    /// Stream bytes of the issued messages, written so far, and read back.
+    issued: u64,
+    written: u64,
+    received: u64,
+    flight: VecDeque<Msg>,
+    /// Index in `flight` of the first message not wholly written.
+    unsent: usize,
+    /// Counted in `settled` (first echo, or failed first).
+    settled: bool,
+    want_write: bool,
+    /// When this cycle's connect started.
+    connect_started: u64,
+    decoder: Option<Decoder>,
+}
+
+/// The thread's engine.
+struct Engine<'a> {
+    job: &'a Job,
+    cfg: &'a BenchConfig,
+    control: &'a Control,
+    poll: Poll,
+    alarm: Alarm,
+    conns: Vec<Conn>,
+    queue: VecDeque<usize>,
+    connecting: usize,
+    open: u64,
+    next_connect: u64,
+    connect_gap: u64,
+    rbuf: Box<[u8]>,
+    /// The app request, encoded once.
+    request: Arc<[u8]>,
+    /// The first app response, which every later one must equal.
+    first_response: Option<Vec<u8>>,
+    measuring: bool,
+    stopping: bool,
+    /// `--count`: the window holds exactly the budget's messages.
+    count_mode: bool,
+    counted_in_flight: u64,
+    /// Connections that failed for good.
+    dead: usize,
+    totals: Totals,
+    latency: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    connect_hist: Histogram<u64>,
+    errors: Errors,
+    established: u64,
+    behind_max: u64,
+    /// Open loop: the schedule's origin, period and next message number.
+    schedule: Option<Schedule>,
+    rr: usize,
+}
+
+struct Schedule {
+    start: u64,
+    period: f64,
+    k: u64,
+}
+
+impl Schedule {
+    fn due(&self) -> u64 {
+        self.start + (self.k as f64 * self.period) as u64
+    }
+}
+
+/// Runs one thread's connections until the run stops.
+pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    job.control.register(waker);
+    let cfg = &*job.cfg;
+    let depth = match cfg.rate {
+        Some(_) => 64,
+        None => cfg.depth as usize,
+    };
+    let conns = job
+        .ids
+        .iter()
+        .map(|&id| Conn {
+            id,
+            socket: None,
+            state: State::Idle { at: 0, first: None },
+            stream: Stream::new(id),
+            sizes: Sizes::new(cfg.sizes, id),
+            issued: 0,
+            written: 0,
+            received: 0,
+            flight: VecDeque::with_capacity(depth),
+            unsent: 0,
+            settled: false,
+            want_write: false,
+            connect_started: 0,
+            decoder: match cfg.workload {
+                Workload::App { .. } => Some(Decoder::new(Limits::default())),
+                Workload::Echo => None,
+            },
+        })
+        .collect::<Vec<_>>();
+    let request: Arc<[u8]> = match &cfg.workload {
+        Workload::App { query, .. } => {
+            let message = crate::app::request("search", query);
+            crate::proto::encode(&message)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+                .into()
+        }
+        Workload::Echo => Arc::from(&[][..]),
+    };
+    let alarm = Alarm::new(poll.registry(), ALARM)?;
+    let mut engine = Engine {
+        job: &job,
+        cfg,
+        control: &job.control,
+        alarm,
+        poll,
+        queue: (0..conns.len()).collect(),
+        conns,
+        connecting: 0,
+        open: 0,
+        next_connect: 0,
+        connect_gap: job.connect_rate.map_or(0, |r| (1e9 / r) as u64),
+        rbuf: vec![0; READ_BUF].into_boxed_slice(),
+        request,
+        first_response: None,
+        measuring: false,
+        stopping: false,
+        count_mode: matches!(cfg.stop, super::Stop::Count(_)),
+        counted_in_flight: 0,
+        dead: 0,
+        totals: Totals::default(),
+        latency: stats::histogram(),
+        uncorrected: stats::histogram(),
+        connect_hist: stats::histogram(),
+        errors: Errors::default(),
+        established: 0,
+        behind_max: 0,
+        schedule: None,
+        rr: 0,
+    };
+    engine.run()
+}
+
+impl Engine<'_> {
+    fn run(&mut self) -> io::Result<ThreadResult> {
+        let mut events = Events::with_capacity(1024);
+        let mut window = Window::default();
+        let mut drain_until = u64::MAX;
+        let mut next_sweep = 0;
+        loop {
+            let now = self.control.now();
+            let phase = self.control.phase();
+            if phase >= Phase::Measure && !self.stopping {
+                window.open(now, self.totals);
+                self.measuring = true;
+            }
+            let budget_done = self.count_mode
+                && self.measuring
+                && self.control.spent()
+                && self.counted_in_flight == 0;
+            if (phase == Phase::Stop || budget_done) && !self.stopping {
+                self.stopping = true;
+                self.measuring = false;
+                window.close(now, self.totals);
+                drain_until = now + DRAIN.min(self.cfg.timeout).as_nanos() as u64;
+            }
+            if self.stopping && (self.drained() || now >= drain_until) {
+                break;
+            }
+            if !self.stopping && self.all_dead() {
+                window.close(now, self.totals);
+                break;
+            }
+            if !self.stopping {
+                self.start_connects(now);
+                self.issue_scheduled(now);
+            }
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + SWEEP_NS;
+            }
+            self.publish();
+            if let Some(s) = &self.schedule
+                && !self.stopping
+            {
+                self.alarm.arm(s.due(), now)?;
+            }
+            let timeout = self
+                .wait_until(next_sweep.min(drain_until))
+                .saturating_sub(now);
+            match self
+                .poll
+                .poll(&mut events, Some(Duration::from_nanos(timeout)))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if event.token() == WAKE {
+                    continue;
+                }
+                if event.token() == ALARM {
+                    self.alarm.fired();
+                    continue;
+                }
+                let i = event.token().0;
+                let now = self.control.now();
+                match self.conns[i].state {
+                    State::Connecting { .. } => {
+                        if event.is_writable() || event.is_error() || event.is_write_closed() {
+                            self.finish_connect(i, now);
+                        }
+                    }
+                    State::Open => {
+                        let closed = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || closed {
+                            self.read(i, now, closed);
+                        }
+                        if event.is_writable() && self.conns[i].want_write {
+                            self.flush(i, now);
+                        }
+                    }
+                    State::Idle { .. } | State::Dead => {}
+                }
+            }
+        }
+        for i in 0..self.conns.len() {
+            self.close(i);
+        }
+        self.publish();
+        self.job.live.done.store(true, Ordering::Release);
+        let (window, elapsed, cpu) = window.measured();
+        Ok(ThreadResult {
+            window,
+            elapsed,
+            cpu,
+            latency: std::mem::replace(&mut self.latency, stats::histogram()),
+            uncorrected: std::mem::replace(&mut self.uncorrected, stats::histogram()),
+            connect: std::mem::replace(&mut self.connect_hist, stats::histogram()),
+            errors: std::mem::take(&mut self.errors),
+            established: self.established,
+            datagrams: Datagrams::default(),
+            behind_max: self.behind_max,
+        })
+    }
+
+    /// The earliest moment the loop must wake for its own reasons.
+    fn wait_until(&self, limit: u64) -> u64 {
+        let mut until = limit;
+        if !self.stopping
+            && let Some(&i) = self.queue.front()
+            && self.connecting < MAX_CONNECTING
+            && let State::Idle { at, .. } = self.conns[i].state
+        {
+            until = until.min(at.max(self.next_connect));
+        }
+        until
+    }
+
+    fn publish(&self) {
+        let live = &self.job.live;
+        live.messages.store(self.totals.messages, Ordering::Relaxed);
+        live.sent.store(self.totals.sent, Ordering::Relaxed);
+        live.received.store(self.totals.received, Ordering::Relaxed);
+        live.cycles.store(self.totals.cycles, Ordering::Relaxed);
+        live.errors.store(self.errors.total(), Ordering::Relaxed);
+        live.open.store(self.open, Ordering::Relaxed);
+    }
+
+    fn all_dead(&self) -> bool {
+        self.dead == self.conns.len()
+    }
+
+    fn drained(&self) -> bool {
+        self.conns.iter().all(|c| match c.state {
+            State::Open => c.flight.is_empty(),
+            State::Connecting { .. } => false,
+            State::Idle { .. } | State::Dead => true,
+        })
+    }
+
+    fn churn(&self) -> bool {
+        self.cfg.churns()
+    }
+
+    // ---- connecting ----
+
+    fn start_connects(&mut self, now: u64) {
+        while self.connecting < MAX_CONNECTING && self.next_connect <= now {
+            let Some(&i) = self.queue.front() else { break };
+            let State::Idle { at, first } = self.conns[i].state else {
+                self.queue.pop_front();
+                continue;
+            };
+            if at > now {
+                break;
+            }
+            self.queue.pop_front();
+            self.next_connect = now.max(self.next_connect) + self.connect_gap;
+            self.start_connect(i, now, first);
+        }
+    }
+
+    fn start_connect(&mut self, i: usize, now: u64, first: Option<u64>) {
+        let target = &self.cfg.target;
+        let id = self.conns[i].id;
+        let socket = match target.socket(id, &self.cfg.bind) {
+            Ok(s) => s,
+            Err(e) => return self.fail(i, now, ErrorClass::of(&e), &e.to_string()),
+        };
+        let first = first.unwrap_or(now);
+        self.conns[i].connect_started = first;
+        match socket.connect(&target.addr) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && target.is_local() => {
+                // A Unix listener's backlog is full: try again shortly.
+                if now - first > self.cfg.connect_timeout.as_nanos() as u64 {
+                    return self.fail(
+                        i,
+                        now,
+                        ErrorClass::TimedOut,
+                        "connect timed out (the listen backlog stayed full)",
+                    );
+                }
+                self.conns[i].state = State::Idle {
+                    at: now + BACKLOG_RETRY_NS,
+                    first: Some(first),
+                };
+                self.queue.push_back(i);
+                return;
+            }
+            Err(e) => {
+                let what = format!("connect: {}", describe(&e));
+                return self.fail(i, now, ErrorClass::of(&e), &what);
+            }
+        }
+        let fd = socket.as_raw_fd();
+        if let Err(e) = self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            return self.fail(i, now, ErrorClass::of(&e), &e.to_string());
+        }
+        self.conns[i].socket = Some(socket);
+        self.conns[i].state = State::Connecting { since: first };
+        self.connecting += 1;
+        if target.is_local() {
+            // A Unix connect completes (or fails) in the call itself.
+            self.finish_connect(i, now);
+        }
+    }
+
+    fn finish_connect(&mut self, i: usize, now: u64) {
+        let socket = self.conns[i]
+            .socket
+            .as_ref()
+            .expect("a connecting slot has a socket");
+        let result = match socket.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match socket.peer_addr() {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(false),
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(false) => {}
+            Ok(true) => {
+                self.connecting -= 1;
+                self.open += 1;
+                self.established += 1;
+                let c = &mut self.conns[i];
+                c.state = State::Open;
+                let took = now.saturating_sub(c.connect_started);
+                if self.measuring {
+                    self.connect_hist.saturating_record(took.max(1));
+                }
+                self.opened(i, now);
+            }
+            Err(e) => {
+                let what = format!("connect: {}", describe(&e));
+                self.fail(i, now, ErrorClass::of(&e), &what);
+            }
+        }
+    }
+
+    /// A connection is up: the closed loop fills its depth.
+    fn opened(&mut self, i: usize, now: u64) {
+        if self.cfg.rate.is_some() {
+            if self.schedule.is_none() && self.open as usize == self.conns.len() {
+                self.start_schedule(now);
+            }
+            return;
+        }
+        let depth = if self.churn() { 1 } else { self.cfg.depth };
+        for _ in 0..depth {
+            if !self.issue(i, now) {
+                break;
+            }
+        }
+        self.flush(i, now);
+    }
+
+    fn start_schedule(&mut self, now: u64) {
+        let rate = self.job.rate.unwrap_or(1.0).max(1e-9);
+        self.schedule = Some(Schedule {
+            start: now,
+            period: 1e9 / rate,
+            k: 0,
+        });
+    }
+
+    // ---- sending ----
+
+    /// Issues one more message on connection `i` (not yet written).
+    fn issue(&mut self, i: usize, due: u64) -> bool {
+        if self.stopping {
+            return false;
+        }
+        let counted = self.count_mode && self.measuring;
+        if counted {
+            if !self.control.take() {
+                return false;
+            }
+            self.counted_in_flight += 1;
+        }
+        let len = match self.cfg.workload {
+            Workload::Echo => self.conns[i].sizes.draw() as u64,
+            Workload::App { .. } => self.request.len() as u64,
+        };
+        let c = &mut self.conns[i];
+        c.issued += len;
+        c.flight.push_back(Msg {
+            end: c.issued,
+            due,
+            sent: 0,
+            counted,
+        });
+        true
+    }
+
+    /// Open loop: issues every message that is due, round-robin.
+    fn issue_scheduled(&mut self, now: u64) {
+        let n = self.conns.len();
+        loop {
+            let Some(s) = &self.schedule else { return };
+            let due = s.due();
+            if due > now {
+                return;
+            }
+            // The next open connection, round-robin.
+            let Some(i) = (0..n)
+                .map(|k| (self.rr + k) % n)
+                .find(|&k| self.conns[k].state == State::Open)
+            else {
+                return;
+            };
+            self.rr = (i + 1) % n;
+            if let Some(s) = &mut self.schedule {
+                s.k += 1;
+            }
+            self.behind_max = self.behind_max.max(now - due);
+            if !self.issue(i, due) {
+                return;
+            }
+            self.flush(i, now);
+        }
+    }
+
+    /// Writes what is issued and not yet written, until the socket is full.
+    fn flush(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        let Some(socket) = c.socket.as_ref() else {
+            return;
+        };
+        c.want_write = false;
+        let mut failed = None;
+        while c.written < c.issued {
+            let left = (c.issued - c.written) as usize;
+            let chunk = match self.cfg.workload {
+                Workload::Echo => c.stream.slice(c.written, left.min(MAX_SLICE)),
+                Workload::App { .. } => {
+                    let off = (c.written % self.request.len() as u64) as usize;
+                    let end = self.request.len().min(off + left);
+                    &self.request[off..end]
+                }
+            };
+            match (&*socket).write(chunk) {
+                Ok(n) => {
+                    c.written += n as u64;
+                    self.totals.sent += n as u64;
+                    while c.unsent < c.flight.len() && c.flight[c.unsent].end <= c.written {
+                        c.flight[c.unsent].sent = now;
+                        c.unsent += 1;
+                    }
+                    if n < chunk.len() {
+                        c.want_write = true;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.want_write = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            let what = format!("send: {}", describe(&e));
+            self.fail(i, now, ErrorClass::of(&e), &what);
+        }
+    }
+
+    // ---- receiving ----
+
+    /// Reads what has arrived. A short read ends the loop (the next data
+    /// raises a new edge), unless the event said the peer closed: then the
+    /// FIN may have come with the data, and only reading on shows it.
+    fn read(&mut self, i: usize, now: u64, closed: bool) {
+        loop {
+            let Some(socket) = self.conns[i].socket.as_ref() else {
+                return;
+            };
+            match (&*socket).read(&mut self.rbuf) {
+                Ok(0) => {
+                    let c = &self.conns[i];
+                    let hint = match self.cfg.workload {
+                        Workload::App {
+                            keep_alive: true, ..
+                        } => {
+                            " (does the server take many requests per connection? \
+                               echokit app-server needs --keep-alive for that)"
+                        }
+                        _ => "",
+                    };
+                    let what = format!(
+                        "the server closed the connection with {} message(s) in flight, \
+                         after echoing {} bytes{hint}",
+                        c.flight.len(),
+                        c.received
+                    );
+                    return self.fail(i, now, ErrorClass::EarlyClose, &what);
+                }
+                Ok(n) => {
+                    self.totals.received += n as u64;
+                    let outcome = match self.cfg.workload {
+                        Workload::Echo => self.take_echo(i, n),
+                        Workload::App { .. } => self.take_responses(i, n),
+                    };
+                    if let Err(what) = outcome {
+                        return self.fail(i, now, ErrorClass::Mismatch, &what);
+                    }
+                    self.complete(i, now);
+                    if (n < self.rbuf.len() && !closed) || self.conns[i].state != State::Open {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let what = format!("recv: {}", describe(&e));
+                    return self.fail(i, now, ErrorClass::of(&e), &what);
+                }
+            }
+        }
+    }
+
+    /// Checks `n` echoed bytes against the stream.
+    fn take_echo(&mut self, i: usize, n: usize) -> Result<(), String> {
+        let c = &mut self.conns[i];
+        let got = &self.rbuf[..n];
+        if c.received + n as u64 > c.written {
+            return Err(format!(
+                "the server sent {} bytes more than it was sent",
+                c.received + n as u64 - c.written
+            ));
+        }
+        if let Some(at) = c.stream.check(c.received, got) {
+            let k = (at - c.received) as usize;
+            return Err(format!(
+                "echo differs at byte {at} of the connection's stream: sent {:#04x}, got {:#04x}",
+                c.stream.byte(at),
+                got[k]
+            ));
+        }
+        c.received += n as u64;
+        Ok(())
+    }
+
+    /// Decodes app responses; each whole one completes the oldest request
+    /// still unanswered.
+    fn take_responses(&mut self, i: usize, n: usize) -> Result<(), String> {
+        let mut used = 0;
+        let mut answered = 0;
+        while used < n {
+            let c = &mut self.conns[i];
+            let decoder = c.decoder.as_mut().expect("app connections have a decoder");
+            let decoded = decoder
+                .decode(&self.rbuf[used..n])
+                .map_err(|e| format!("malformed response: {e}"))?;
+            used += decoded.consumed;
+            let Some(message) = decoded.message else {
+                break;
+            };
+            let Some(request) = c.flight.get(answered) else {
+                return Err("a response came with no request outstanding".into());
+            };
+            if request.end > c.written {
+                return Err("a response came before its request was whole".into());
+            }
+            c.received = request.end;
+            answered += 1;
+            check_response(&message, &mut self.first_response)?;
+        }
+        Ok(())
+    }
+
+    /// Pops the messages that came back whole and replaces them.
+    fn complete(&mut self, i: usize, now: u64) {
+        let mut done = 0;
+        loop {
+            let c = &mut self.conns[i];
+            let Some(front) = c.flight.front() else { break };
+            if front.end > c.received {
+                break;
+            }
+            let msg = *front;
+            c.flight.pop_front();
+            c.unsent = c.unsent.saturating_sub(1);
+            done += 1;
+            self.totals.messages += 1;
+            if msg.counted {
+                self.counted_in_flight -= 1;
+            }
+            let record = if self.count_mode {
+                msg.counted
+            } else {
+                self.measuring
+            };
+            if record {
+                self.totals.recorded += 1;
+                self.latency
+                    .saturating_record(now.saturating_sub(msg.due).max(1));
+                if self.cfg.rate.is_some() {
+                    self.uncorrected
+                        .saturating_record(now.saturating_sub(msg.sent).max(1));
+                }
+            }
+            if !c.settled {
+                c.settled = true;
+                self.job.live.settled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if done == 0 {
+            return;
+        }
+        if self.churn() {
+            if self.conns[i].flight.is_empty() {
+                self.totals.cycles += 1;
+                self.close(i);
+                self.requeue(i, now);
+            }
+            return;
+        }
+        if self.cfg.rate.is_none() {
+            for _ in 0..done {
+                if !self.issue(i, now) {
+                    break;
+                }
+            }
+            self.flush(i, now);
+        }
+    }
+
+    // ---- timeouts, failures, closing ----
+
+    fn sweep(&mut self, now: u64) {
+        let connect_limit = self.cfg.connect_timeout.as_nanos() as u64;
+        let echo_limit = self.cfg.timeout.as_nanos() as u64;
+        for i in 0..self.conns.len() {
+            match self.conns[i].state {
+                State::Connecting { since } if now - since > connect_limit => {
+                    let what = format!(
+                        "connect timed out after {}",
+                        crate::text::duration(self.cfg.connect_timeout)
+                    );
+                    self.fail(i, now, ErrorClass::TimedOut, &what);
+                }
+                State::Open => {
+                    if let Some(front) = self.conns[i].flight.front()
+                        && now.saturating_sub(front.due) > echo_limit
+                        && !self.stopping
+                    {
+                        let what = format!(
+                            "no echo within {} ({} message(s) in flight)",
+                            crate::text::duration(self.cfg.timeout),
+                            self.conns[i].flight.len()
+                        );
+                        self.fail(i, now, ErrorClass::TimedOut, &what);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn fail(&mut self, i: usize, now: u64, class: ErrorClass, what: &str) {
+        let c = &self.conns[i];
+        let id = c.id;
+        self.errors
+            .add(class, || format!("connection {id}: {what}"));
+        if !c.settled {
+            self.conns[i].settled = true;
+            self.job.live.settled.fetch_add(1, Ordering::Relaxed);
+        }
+        let counted = self.conns[i].flight.iter().filter(|m| m.counted).count() as u64;
+        self.counted_in_flight -= counted;
+        self.conns[i].flight.clear();
+        self.conns[i].unsent = 0;
+        self.close(i);
+        if self.churn() && !self.stopping {
+            self.requeue(i, now + RETRY_NS);
+        } else {
+            self.conns[i].state = State::Dead;
+            self.dead += 1;
+        }
+    }
+
+    /// Closes the socket: the write side first, so the server sees a FIN.
+    fn close(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        match c.state {
+            State::Open => self.open -= 1,
+            State::Connecting { .. } => self.connecting -= 1,
+            _ => {}
+        }
+        if let Some(socket) = c.socket.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&socket.as_raw_fd()));
+            let _ = socket.shutdown(Half::Write);
+        }
+        c.state = State::Dead;
+    }
+
+    /// Churn: the slot connects again (a new connection), not before `at`.
+    fn requeue(&mut self, i: usize, at: u64) {
+        let c = &mut self.conns[i];
+        c.issued = 0;
+        c.written = 0;
+        c.received = 0;
+        c.flight.clear();
+        c.unsent = 0;
+        c.want_write = false;
+        if let Some(d) = c.decoder.as_mut() {
+            *d = Decoder::new(Limits::default());
+        }
+        c.state = State::Idle { at, first: None };
+        self.queue.push_back(i);
+    }
+}
+
+/// A response must decode, be a JSON object with a `result`, and equal the
+/// first response (the same query gets the same answer).
+fn check_response(
+    message: &crate::proto::Message,
+    first: &mut Option<Vec<u8>>,
+) -> Result<(), String> {
+    match first {
+        Some(bytes) if *bytes == message.content => Ok(()),
+        Some(bytes) => Err(format!(
+            "response differs from the first one: {} instead of {}",
+            crate::text::py_bytes_repr(&message.content[..message.content.len().min(80)]),
+            crate::text::py_bytes_repr(&bytes[..bytes.len().min(80)])
+        )),
+        None => {
+            match crate::app::Response::of(message) {
+                Some(crate::app::Response::Json(fields)) if fields.contains_key("result") => {}
+                _ => {
+                    return Err(format!(
+                        "the response is not a JSON object with a result: {}",
+                        crate::text::py_bytes_repr(
+                            &message.content[..message.content.len().min(80)]
+                        )
+                    ));
+                }
+            }
+            *first = Some(message.content.clone());
+            Ok(())
+        }
+    }
+}
+
+/// An I/O error with its errno name: `ECONNREFUSED (Connection refused)`.
+pub(super) fn describe(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            format!("{:?} ({text})", nix::errno::Errno::from_raw(n))
+        }
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_spreads_messages_evenly() {
+        let mut s = Schedule {
+            start: 1_000,
+            period: 1e9 / 3.0,
+            k: 0,
+        };
+        let mut dues = Vec::new();
+        for _ in 0..4 {
+            dues.push(s.due());
+            s.k += 1;
+        }
+        assert_eq!(dues, [1_000, 333_334_333, 666_667_666, 1_000_001_000]);
+    }
+}
