@@ -9,7 +9,7 @@
 //! | [`echo`]     | the echo server (event loops) and the echo clients                |
 //! | [`proto`]    | the guide's application protocol: a codec with no I/O             |
 //! | [`app`]      | the guide's search service and its client, on top of `proto`      |
-//! | [`bench`]    | the load generator: closed and open loop, churn, reports          |
+//! | [`bench`](mod@bench) | the load generator: closed and open loop, churn, reports          |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |

@@ -755,9 +755,18 @@ fn check_bench_usage(args: &BenchArgs, targets: &[Target], workload: &Workload) 
     {
         usage_error(format!("--bind addresses must be of {ip}'s family"));
     }
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if let Some(bad) = args.cpu.iter().find(|&&c| c >= cpus.max(1024)) {
-        usage_error(format!("--cpu {bad}: no such CPU"));
+    if let Ok(allowed) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        let usable = |c: usize| allowed.is_set(c).unwrap_or(false);
+        if let Some(bad) = args.cpu.iter().find(|&&c| !usable(c)) {
+            let list: Vec<String> = (0..nix::sched::CpuSet::count())
+                .filter(|&c| usable(c))
+                .map(|c| c.to_string())
+                .collect();
+            usage_error(format!(
+                "--cpu {bad}: this process may run on CPUs {} only",
+                list.join(",")
+            ));
+        }
     }
 }
 

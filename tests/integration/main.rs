@@ -3,10 +3,12 @@
 //! One test binary, so the suite links once.
 
 mod app;
+mod bench;
 mod client;
 mod datagram;
 mod docs;
 mod interop;
+mod render;
 mod server;
 mod unix;
 mod util;
