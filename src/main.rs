@@ -727,6 +727,14 @@ fn check_bench_usage(args: &BenchArgs, targets: &[Target], workload: &Workload) 
     if datagram && args.churn {
         usage_error("--churn is for stream endpoints: datagram sockets have no connection to open and close".into());
     }
+    if args.interval < Duration::from_millis(10) {
+        usage_error("--interval must be at least 10ms".into());
+    }
+    if !datagram && args.size.iter().any(|s| s.min == 0) {
+        usage_error(
+            "--size 0 has nothing to echo over a stream: messages need at least one byte".into(),
+        );
+    }
     if !(0.0..=100.0).contains(&args.max_loss) {
         usage_error(format!(
             "--max-loss {} is not a percentage from 0 to 100",

@@ -225,6 +225,17 @@ impl Engine<'_> {
                 }
             }
         }
+        // What is still out after the drain is lost.
+        for s in &self.socks {
+            let out = s.flight.iter().take(s.unsent).count() as u64;
+            if out > 0 {
+                self.tally.lost += out;
+                let id = s.id;
+                self.errors.add_n(ErrorClass::Lost, out, || {
+                    format!("socket {id}: {out} datagram(s) with no echo when the run ended")
+                });
+            }
+        }
         self.publish();
         self.job.live.done.store(true, Ordering::Release);
         let (window, elapsed, cpu) = window.measured();

@@ -315,23 +315,46 @@ pub fn run(
     }
 
     let total = u64::from(cfg.connections);
-    let warmup_limit = cfg.warmup + cfg.connect_timeout + cfg.timeout + Duration::from_secs(1);
+    // Every connection is up (or failed) by then, however slow the server.
+    let ramp = cfg.connect_rate.map_or(Duration::ZERO, |r| {
+        Duration::from_secs_f64(total as f64 / r)
+    });
+    let warmup_limit =
+        cfg.warmup + ramp + cfg.connect_timeout + cfg.timeout + Duration::from_secs(1);
     let mut intervals = Vec::new();
     let mut measure_start: Option<Instant> = None;
+    let mut coordinator_cpu = (Duration::ZERO, None);
+    let mut last_tick = control.base;
     let mut next_tick = control.base + cfg.interval;
     let mut prev = (0u64, 0u64, 0u64, 0u64);
+    let mut progress = (0u64, Instant::now());
     let mut interrupted = false;
     let mut not_ready = false;
+    let mut stalled = false;
+    let sum = |f: fn(&Live) -> u64| lives.iter().map(|l| f(l)).sum::<u64>();
+    let stop = |control: &Control, cpu: &mut (Duration, Option<Duration>)| {
+        if control.phase() != Phase::Stop {
+            control.set(Phase::Stop);
+            cpu.1 = Some(stats::thread_cpu());
+        }
+    };
     loop {
         std::thread::sleep(Duration::from_millis(5).min(cfg.interval));
         let now = Instant::now();
-        let sum = |f: fn(&Live) -> u64| lives.iter().map(|l| f(l)).sum::<u64>();
-        if lives.iter().all(|l| l.done.load(Ordering::Acquire)) {
+        if handles.iter().all(|h| h.is_finished()) {
             break;
+        }
+        // A thread that ended without saying so failed: stop the others.
+        if handles
+            .iter()
+            .zip(&lives)
+            .any(|(h, l)| h.is_finished() && !l.done.load(Ordering::Acquire))
+        {
+            stop(&control, &mut coordinator_cpu);
         }
         if shutdown.is_requested() && control.phase() != Phase::Stop {
             interrupted = true;
-            control.set(Phase::Stop);
+            stop(&control, &mut coordinator_cpu);
         }
         let elapsed = now - control.base;
         if control.phase() == Phase::Warmup && elapsed >= cfg.warmup {
@@ -339,17 +362,32 @@ pub fn run(
             if settled >= total || elapsed >= warmup_limit {
                 not_ready = settled < total;
                 measure_start = Some(now);
+                coordinator_cpu.0 = stats::thread_cpu();
                 control.set(Phase::Measure);
             }
         }
-        if let (Some(start), Stop::After(d)) = (measure_start, cfg.stop)
-            && control.phase() == Phase::Measure
-            && now - start >= d
-        {
-            control.set(Phase::Stop);
+        if control.phase() == Phase::Measure {
+            let done = sum(|l| l.messages.load(Ordering::Relaxed));
+            if done != progress.0 {
+                progress = (done, now);
+            }
+            match (measure_start, cfg.stop) {
+                (Some(start), Stop::After(d)) if now - start >= d => {
+                    stop(&control, &mut coordinator_cpu);
+                }
+                // A budget that nothing spends (a dead server) must not
+                // keep the run going for ever.
+                (Some(_), Stop::Count(_))
+                    if now - progress.1 > cfg.connect_timeout + cfg.timeout =>
+                {
+                    stalled = true;
+                    stop(&control, &mut coordinator_cpu);
+                }
+                _ => {}
+            }
         }
         if now >= next_tick {
-            let secs = cfg.interval.as_secs_f64();
+            let secs = (now - last_tick).as_secs_f64();
             let cur = (
                 sum(|l| l.messages.load(Ordering::Relaxed)),
                 sum(|l| l.sent.load(Ordering::Relaxed)),
@@ -357,7 +395,7 @@ pub fn run(
                 sum(|l| l.cycles.load(Ordering::Relaxed)),
             );
             let interval = Interval {
-                t: (next_tick - control.base).as_secs_f64(),
+                t: (now - control.base).as_secs_f64(),
                 phase: if control.phase() == Phase::Warmup {
                     "warmup"
                 } else {
@@ -373,11 +411,19 @@ pub fn run(
                 errors: sum(|l| l.errors.load(Ordering::Relaxed)),
             };
             prev = cur;
+            last_tick = now;
             on_interval(&interval);
             intervals.push(interval);
             next_tick += cfg.interval;
+            if next_tick < now {
+                next_tick = now + cfg.interval;
+            }
         }
     }
+    let coordinator_cpu = coordinator_cpu
+        .1
+        .unwrap_or_else(stats::thread_cpu)
+        .saturating_sub(coordinator_cpu.0);
     let mut results: Vec<ThreadResult> = Vec::new();
     for handle in handles {
         match handle.join() {
@@ -389,13 +435,13 @@ pub fn run(
             }
         }
     }
-    Ok(Report::new(
-        &cfg,
-        results,
-        intervals,
+    let notes = report::Notes {
         interrupted,
-        not_ready,
-    ))
+        not_all_ready: not_ready,
+        stalled,
+        coordinator_cpu,
+    };
+    Ok(Report::new(&cfg, results, intervals, notes))
 }
 
 /// Pins the calling thread to one CPU.

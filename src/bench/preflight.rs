@@ -22,6 +22,9 @@ pub struct Needs {
     pub sources: u64,
     /// Connections closed and reopened (TIME_WAIT on this side).
     pub churn: bool,
+    /// The server is on loopback, where Linux reuses TIME_WAIT ports
+    /// (`net.ipv4.tcp_tw_reuse` is 2 by default: loopback only).
+    pub loopback: bool,
 }
 
 /// What the machine allows.
@@ -71,7 +74,7 @@ pub fn assess(needs: Needs, allows: Allows) -> Result<Vec<String>, String> {
                 needs.sources.max(1)
             ));
         }
-        if needs.churn {
+        if needs.churn && !needs.loopback {
             warnings.push(format!(
                 "churn: every connection this side closes waits in TIME_WAIT for 60 s and holds \
                  its port; {room} ports last about {room} connections per minute unless the \
@@ -87,10 +90,12 @@ pub fn assess(needs: Needs, allows: Allows) -> Result<Vec<String>, String> {
 /// what is needed when the hard limit allows. Returns warnings to print.
 pub fn check(cfg: &BenchConfig) -> Result<Vec<String>, BenchError> {
     let needs = Needs {
-        sockets: u64::from(cfg.connections),
+        // Each engine thread holds an epoll, a waker and a timer too.
+        sockets: u64::from(cfg.connections) + 3 * u64::from(cfg.threads),
         ports: !cfg.target.is_local(),
         sources: cfg.bind.len() as u64,
         churn: cfg.churns(),
+        loopback: cfg.target.ip().is_some_and(|a| a.ip().is_loopback()),
     };
     let want = needs.sockets + SPARE_FDS;
     if let Some((soft, _)) = crate::os::fd_limits()
@@ -120,6 +125,7 @@ mod tests {
             ports: true,
             sources: 1,
             churn: false,
+            loopback: false,
         }
     }
 

@@ -18,6 +18,19 @@ pub struct Bytes {
     pub received: f64,
 }
 
+/// What the coordinator saw, beside the threads' figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Notes {
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
+    /// The window opened before every connection was up or failed.
+    pub not_all_ready: bool,
+    /// `--count`: nothing completed for a connect and an echo timeout.
+    pub stalled: bool,
+    /// The coordinator thread's CPU time in the window.
+    pub coordinator_cpu: std::time::Duration,
+}
+
 /// A run's figures. Serialized, this is the `--json` object.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -72,6 +85,8 @@ pub struct Report {
     pub interrupted: bool,
     /// Some connections were neither up nor failed when the window opened.
     pub not_all_ready: bool,
+    /// `--count`: no message completed for a connect and an echo timeout.
+    pub stalled: bool,
     /// No errors, loss within `--max-loss`, and messages measured.
     pub passed: bool,
     /// Per-interval throughput (HTML report, `--ndjson`).
@@ -118,17 +133,16 @@ impl Report {
         cfg: &BenchConfig,
         results: Vec<ThreadResult>,
         intervals: Vec<Interval>,
-        interrupted: bool,
-        not_all_ready: bool,
+        notes: Notes,
     ) -> Report {
         let mut latency = stats::histogram();
         let mut uncorrected = stats::histogram();
         let mut connect = stats::histogram();
         let mut errors = Errors::default();
         let mut tally = Datagrams::default();
-        let (mut messages, mut sent, mut received, mut cycles) = (0u64, 0u64, 0u64, 0u64);
-        let (mut rate, mut sent_rate, mut recv_rate, mut cycle_rate) = (0.0, 0.0, 0.0, 0.0);
-        let mut cpu = 0.0;
+        let (mut messages, mut completed, mut sent, mut received, mut cycles) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut cpu = notes.coordinator_cpu.as_secs_f64();
         let mut longest = 0f64;
         let mut established = 0;
         let mut behind = 0u64;
@@ -142,20 +156,26 @@ impl Report {
             behind = behind.max(r.behind_max);
             let secs = r.elapsed.as_secs_f64();
             messages += r.window.recorded;
+            completed += r.window.messages;
             sent += r.window.sent;
             received += r.window.received;
             cycles += r.window.cycles;
             longest = longest.max(secs);
             cpu += r.cpu.as_secs_f64();
-            if secs > 0.0 {
-                // Each thread's rate over its own window, summed.
-                rate += r.window.recorded as f64 / secs;
-                sent_rate += r.window.sent as f64 / secs;
-                recv_rate += r.window.received as f64 / secs;
-                cycle_rate += r.window.cycles as f64 / secs;
-            }
         }
-        let _ = (sent, received, cycles);
+        // Rates over the longest thread window: a thread whose connections
+        // all died early does not count its short window as a whole one.
+        // Every completion in the window counts towards the rate (with
+        // --count, those of messages sent in the warm-up too: they took
+        // window time), and towards the CPU per message.
+        let per_sec = |n: u64| {
+            if longest > 0.0 {
+                n as f64 / longest
+            } else {
+                0.0
+            }
+        };
+        let rate = per_sec(completed);
         let open = cfg.rate.is_some();
         let datagrams = cfg.target.is_datagram().then(|| DatagramReport {
             counts: tally,
@@ -193,29 +213,30 @@ impl Report {
             messages,
             messages_per_second: rate,
             bytes_per_second: Bytes {
-                sent: sent_rate,
-                received: recv_rate,
+                sent: per_sec(sent),
+                received: per_sec(received),
             },
-            connections_per_second: cfg.churns().then_some(cycle_rate),
+            connections_per_second: cfg.churns().then_some(per_sec(cycles)),
             latency_us: Percentiles::of(&latency),
             latency_uncorrected_us: open.then(|| Percentiles::of(&uncorrected)),
             connect_us: cfg.churns().then(|| Percentiles::of(&connect)),
             schedule_behind_max_us: open.then_some(behind as f64 / 1000.0),
             datagrams,
-            passed: hard_errors == 0 && loss_ok && messages > 0,
+            passed: hard_errors == 0 && loss_ok && messages > 0 && !notes.not_all_ready,
             errors: ErrorReport(errors),
             client_cpu_percent: if longest > 0.0 {
                 cpu * 100.0 / longest
             } else {
                 0.0
             },
-            client_cpu_us_per_message: if messages > 0 {
-                cpu * 1e6 / messages as f64
+            client_cpu_us_per_message: if completed > 0 {
+                cpu * 1e6 / completed as f64
             } else {
                 0.0
             },
-            interrupted,
-            not_all_ready,
+            interrupted: notes.interrupted,
+            not_all_ready: notes.not_all_ready,
+            stalled: notes.stalled,
             intervals,
             curves,
         }
@@ -346,7 +367,15 @@ impl Report {
         if self.not_all_ready {
             push(
                 "note",
-                "not every connection was up and echoing when the window opened".into(),
+                "not every connection was up and echoing when the window opened: \
+                 the figures are not of the run asked for (see --connect-rate, --warmup)"
+                    .into(),
+            );
+        }
+        if self.stalled {
+            push(
+                "note",
+                "stopped: nothing was echoed for a connect and an echo timeout".into(),
             );
         }
         if self.interrupted {

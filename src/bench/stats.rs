@@ -97,8 +97,17 @@ pub struct Errors {
 impl Errors {
     /// Counts one error; keeps its text if it is the first of its class.
     pub fn add(&mut self, class: ErrorClass, what: impl FnOnce() -> String) {
-        self.counts[class.index()] += 1;
-        if self.counts[class.index()] == 1 {
+        self.add_n(class, 1, what);
+    }
+
+    /// Counts `n` errors of one class; keeps the text if they are the first.
+    pub fn add_n(&mut self, class: ErrorClass, n: u64, what: impl FnOnce() -> String) {
+        if n == 0 {
+            return;
+        }
+        let first = self.counts[class.index()] == 0;
+        self.counts[class.index()] += n;
+        if first {
             self.first.push((class, what()));
         }
     }

@@ -50,8 +50,6 @@ const MAX_CONNECTING: usize = 256;
 const SWEEP_NS: u64 = 50_000_000;
 /// After a failed cycle in churn mode, the slot waits this long.
 const RETRY_NS: u64 = 10_000_000;
-/// At the end, the longest in-flight messages are waited for.
-const DRAIN: Duration = Duration::from_secs(2);
 /// A Unix connect that finds the listen backlog full is retried after this.
 const BACKLOG_RETRY_NS: u64 = 1_000_000;
 
@@ -264,7 +262,7 @@ impl Engine<'_> {
                 self.stopping = true;
                 self.measuring = false;
                 window.close(now, self.totals);
-                drain_until = now + DRAIN.min(self.cfg.timeout).as_nanos() as u64;
+                drain_until = now + self.cfg.timeout.as_nanos() as u64;
             }
             if self.stopping && (self.drained() || now >= drain_until) {
                 break;
@@ -325,6 +323,19 @@ impl Engine<'_> {
                     }
                     State::Idle { .. } | State::Dead => {}
                 }
+            }
+        }
+        // What never came back, even after the drain, is the server's failure.
+        for c in &self.conns {
+            if c.state == State::Open && !c.flight.is_empty() {
+                let (id, n) = (c.id, c.flight.len());
+                let timeout = self.cfg.timeout;
+                self.errors.add(ErrorClass::TimedOut, || {
+                    format!(
+                        "connection {id}: {n} message(s) never echoed, {} after the run ended",
+                        crate::text::duration(timeout)
+                    )
+                });
             }
         }
         for i in 0..self.conns.len() {
@@ -492,9 +503,7 @@ impl Engine<'_> {
     /// A connection is up: the closed loop fills its depth.
     fn opened(&mut self, i: usize, now: u64) {
         if self.cfg.rate.is_some() {
-            if self.schedule.is_none() && self.open as usize == self.conns.len() {
-                self.start_schedule(now);
-            }
+            self.maybe_start_schedule(now);
             return;
         }
         let depth = if self.churn() { 1 } else { self.cfg.depth };
@@ -504,6 +513,17 @@ impl Engine<'_> {
             }
         }
         self.flush(i, now);
+    }
+
+    /// Open loop: the schedule starts once every connection is up or failed.
+    fn maybe_start_schedule(&mut self, now: u64) {
+        if self.cfg.rate.is_some()
+            && self.schedule.is_none()
+            && self.open > 0
+            && self.open as usize + self.dead == self.conns.len()
+        {
+            self.start_schedule(now);
+        }
     }
 
     fn start_schedule(&mut self, now: u64) {
@@ -832,6 +852,7 @@ impl Engine<'_> {
         } else {
             self.conns[i].state = State::Dead;
             self.dead += 1;
+            self.maybe_start_schedule(now);
         }
     }
 

@@ -142,6 +142,51 @@ fn an_early_close_fails_the_run_and_the_others_go_on() {
 }
 
 #[test]
+fn a_server_that_stops_echoing_in_the_window_fails_the_run() {
+    // The messages in flight when the window ends are waited for (the
+    // echo timeout), and what never comes back is an error, not a quietly
+    // smaller number.
+    let server = faulty(&["--freeze-at", "0.5"]);
+    let addr = server.addr().to_string();
+    let (code, r) = bench_json(&[
+        &addr,
+        "-c",
+        "2",
+        "--warmup",
+        "200ms",
+        "--duration",
+        "1s",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(f(&r, &["errors", "timed_out"]), 2.0, "{r:#}");
+    assert!(f(&r, &["messages"]) > 0.0, "{r:#}");
+}
+
+#[test]
+fn a_count_that_nothing_spends_still_ends() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let (code, r) = bench_json(&[
+        &addr,
+        "--churn",
+        "--count",
+        "100",
+        "--warmup",
+        "0s",
+        "--connect-timeout",
+        "300ms",
+        "--timeout",
+        "300ms",
+    ]);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["stalled"], true, "{r:#}");
+    assert!(f(&r, &["errors", "refused"]) >= 1.0, "{r:#}");
+}
+
+#[test]
 fn refused_connections_are_counted_not_retried() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = free.local_addr().unwrap().to_string();
@@ -327,7 +372,9 @@ fn the_html_report_renders_its_charts() {
 
 #[test]
 fn bad_usage_exits_2_with_a_reason() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["127.0.0.1:1", "--interval", "0s"], "at least 10ms"),
+        (&["127.0.0.1:1", "-s", "0..10"], "at least one byte"),
         (&["--compare", "127.0.0.1:1"], "two endpoints"),
         (
             &["udp://127.0.0.1:1", "--churn"],

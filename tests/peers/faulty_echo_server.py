@@ -8,6 +8,8 @@ echoes every byte, except that it can
                         echo (all connections together), once
     --close-after N     close the connection that brings the echo total past
                         N bytes, once (the others go on)
+    --freeze-at S       stop reading and echoing for good S seconds after
+                        the first connection (the connections stay open)
     --stall-every S --stall T
                         stop for T seconds every S seconds (a garbage
                         collector, a blocking call): nothing is read or
@@ -26,6 +28,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--corrupt-after", type=int)
 parser.add_argument("--close-after", type=int)
+parser.add_argument("--freeze-at", type=float)
 parser.add_argument("--stall-every", type=float)
 parser.add_argument("--stall", type=float, default=0.1)
 args = parser.parse_args()
@@ -45,8 +48,12 @@ corrupted = False
 closed_one = False
 pending = {}  # connection -> bytes not yet echoed
 last_stall = time.monotonic()
+first_accept = None
 
 while True:
+    if (args.freeze_at is not None and first_accept is not None
+            and time.monotonic() - first_accept >= args.freeze_at):
+        time.sleep(3600)
     if args.stall_every and time.monotonic() - last_stall >= args.stall_every:
         time.sleep(args.stall)
         last_stall = time.monotonic()
@@ -57,6 +64,8 @@ while True:
                 conn, _ = listener.accept()
             except BlockingIOError:
                 continue
+            if first_accept is None:
+                first_accept = time.monotonic()
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pending[conn] = b""
