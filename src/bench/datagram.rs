@@ -24,9 +24,7 @@ use socket2::Socket;
 use super::BenchConfig;
 use super::alarm::Alarm;
 use super::pattern::{Sizes, Stream};
-use super::stats::{
-    self, Control, Datagrams, ErrorClass, Errors, Phase, ThreadResult, Totals, Window,
-};
+use super::stats::{self, Control, Course, Datagrams, ErrorClass, Errors, ThreadResult, Totals};
 use super::stream::{Job, describe};
 
 const WAKE: Token = Token(usize::MAX);
@@ -158,26 +156,25 @@ impl Engine<'_> {
             }
         }
         let mut events = Events::with_capacity(1024);
-        let mut window = Window::default();
-        let mut drain_until = u64::MAX;
+        let mut course = Course {
+            drain_until: u64::MAX,
+            ..Course::default()
+        };
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
-            let phase = self.control.phase();
-            if phase >= Phase::Measure && !self.stopping {
-                window.open(now, self.totals);
-                self.measuring = true;
-            }
-            let budget_done = self.count_mode
-                && self.measuring
-                && self.control.spent()
-                && self.counted_in_flight == 0;
-            if (phase == Phase::Stop || budget_done) && !self.stopping {
-                self.stopping = true;
-                self.measuring = false;
-                window.close(now, self.totals);
-                drain_until = now + self.cfg.timeout.as_nanos() as u64;
-            }
+            let budget_done =
+                self.count_mode && self.control.spent() && self.counted_in_flight == 0;
+            course.step(
+                self.control,
+                now,
+                self.totals,
+                budget_done,
+                self.cfg.timeout,
+            );
+            self.measuring = course.measuring;
+            self.stopping = course.stopping;
+            let drain_until = course.drain_until;
             let in_flight = self
                 .socks
                 .iter()
@@ -186,7 +183,7 @@ impl Engine<'_> {
                 break;
             }
             if !self.stopping && self.open == 0 {
-                window.close(now, self.totals);
+                course.window.close(now, self.totals);
                 break;
             }
             self.issue_scheduled(now);
@@ -238,7 +235,7 @@ impl Engine<'_> {
         }
         self.publish();
         self.job.live.done.store(true, Ordering::Release);
-        let (window, elapsed, cpu) = window.measured();
+        let (window, elapsed, cpu) = course.window.measured();
         Ok(ThreadResult {
             window,
             elapsed,

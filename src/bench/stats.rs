@@ -374,6 +374,46 @@ impl Window {
     }
 }
 
+/// Where one engine thread is in the run: the phase it has seen, its
+/// window, and the end of its drain. Both engines step it once per loop turn.
+#[derive(Debug, Default)]
+pub struct Course {
+    /// In the measured window: latencies are recorded.
+    pub measuring: bool,
+    /// No more messages are issued; what is in flight drains.
+    pub stopping: bool,
+    /// The thread's window.
+    pub window: Window,
+    /// When the drain gives up, ns.
+    pub drain_until: u64,
+}
+
+impl Course {
+    /// Follows the coordinator's phase. `budget_done` says a `--count`
+    /// budget is spent and nothing counted is in flight; `drain` is how long
+    /// in-flight messages are waited for at the end.
+    pub fn step(
+        &mut self,
+        control: &Control,
+        now: u64,
+        totals: Totals,
+        budget_done: bool,
+        drain: Duration,
+    ) {
+        let phase = control.phase();
+        if phase >= Phase::Measure && !self.stopping {
+            self.window.open(now, totals);
+            self.measuring = true;
+        }
+        if (phase == Phase::Stop || (budget_done && self.measuring)) && !self.stopping {
+            self.stopping = true;
+            self.measuring = false;
+            self.window.close(now, totals);
+            self.drain_until = now + drain.as_nanos() as u64;
+        }
+    }
+}
+
 /// What a thread measured.
 pub struct ThreadResult {
     /// Totals within the measured window.

@@ -35,7 +35,7 @@ use socket2::Socket;
 use super::alarm::Alarm;
 use super::pattern::{MAX_SLICE, Sizes, Stream};
 use super::stats::{
-    self, Control, Datagrams, ErrorClass, Errors, Live, Phase, ThreadResult, Totals, Window,
+    self, Control, Course, Datagrams, ErrorClass, Errors, Live, ThreadResult, Totals,
 };
 use super::{BenchConfig, Workload};
 use crate::proto::{Decoder, Limits};
@@ -244,31 +244,30 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
 impl Engine<'_> {
     fn run(&mut self) -> io::Result<ThreadResult> {
         let mut events = Events::with_capacity(1024);
-        let mut window = Window::default();
-        let mut drain_until = u64::MAX;
+        let mut course = Course {
+            drain_until: u64::MAX,
+            ..Course::default()
+        };
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
-            let phase = self.control.phase();
-            if phase >= Phase::Measure && !self.stopping {
-                window.open(now, self.totals);
-                self.measuring = true;
-            }
-            let budget_done = self.count_mode
-                && self.measuring
-                && self.control.spent()
-                && self.counted_in_flight == 0;
-            if (phase == Phase::Stop || budget_done) && !self.stopping {
-                self.stopping = true;
-                self.measuring = false;
-                window.close(now, self.totals);
-                drain_until = now + self.cfg.timeout.as_nanos() as u64;
-            }
+            let budget_done =
+                self.count_mode && self.control.spent() && self.counted_in_flight == 0;
+            course.step(
+                self.control,
+                now,
+                self.totals,
+                budget_done,
+                self.cfg.timeout,
+            );
+            self.measuring = course.measuring;
+            self.stopping = course.stopping;
+            let drain_until = course.drain_until;
             if self.stopping && (self.drained() || now >= drain_until) {
                 break;
             }
             if !self.stopping && self.all_dead() {
-                window.close(now, self.totals);
+                course.window.close(now, self.totals);
                 break;
             }
             if !self.stopping {
@@ -343,7 +342,7 @@ impl Engine<'_> {
         }
         self.publish();
         self.job.live.done.store(true, Ordering::Release);
-        let (window, elapsed, cpu) = window.measured();
+        let (window, elapsed, cpu) = course.window.measured();
         Ok(ThreadResult {
             window,
             elapsed,
