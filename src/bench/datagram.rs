@@ -16,15 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::Socket;
 
 use super::BenchConfig;
-use super::alarm::Alarm;
 use super::pattern::{Sizes, Stream};
-use super::stats::{self, Control, Course, Datagrams, ErrorClass, Errors, ThreadResult, Totals};
+use super::schedule::{Alarm, Schedule};
+use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
 use super::stream::{Job, describe};
 
 const WAKE: Token = Token(usize::MAX);
@@ -44,7 +43,7 @@ struct Msg {
     counted: bool,
 }
 
-struct Socket1 {
+struct Channel {
     id: u64,
     socket: Option<Socket>,
     stream: Stream,
@@ -58,7 +57,7 @@ struct Socket1 {
     settled: bool,
 }
 
-impl Socket1 {
+impl Channel {
     fn tag(&self, seq: u64) -> [u8; TAG] {
         (seq ^ self.key).to_le_bytes()
     }
@@ -89,22 +88,13 @@ struct Engine<'a> {
     control: &'a Control,
     poll: Poll,
     alarm: Alarm,
-    socks: Vec<Socket1>,
+    socks: Vec<Channel>,
     rbuf: Box<[u8]>,
     wbuf: Box<[u8]>,
-    measuring: bool,
-    stopping: bool,
-    count_mode: bool,
-    counted_in_flight: u64,
-    totals: Totals,
-    latency: Histogram<u64>,
-    uncorrected: Histogram<u64>,
-    errors: Errors,
+    meter: Meter,
     tally: Datagrams,
     open: u64,
-    schedule: Option<(u64, f64, u64)>,
-    rr: usize,
-    behind_max: u64,
+    schedule: Option<Schedule>,
 }
 
 /// Runs one thread's datagram sockets until the run stops.
@@ -124,19 +114,13 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
         socks: Vec::new(),
         rbuf: vec![0; largest + 1].into_boxed_slice(),
         wbuf: vec![0; largest].into_boxed_slice(),
-        measuring: false,
-        stopping: false,
-        count_mode: matches!(cfg.stop, super::Stop::Count(_)),
-        counted_in_flight: 0,
-        totals: Totals::default(),
-        latency: stats::histogram(),
-        uncorrected: stats::histogram(),
-        errors: Errors::default(),
+        meter: Meter::new(
+            matches!(cfg.stop, super::Stop::Count(_)),
+            cfg.rate.is_some(),
+        ),
         tally: Datagrams::default(),
         open: 0,
         schedule: None,
-        rr: 0,
-        behind_max: 0,
     };
     engine.run()
 }
@@ -146,7 +130,7 @@ impl Engine<'_> {
         self.open_sockets();
         let start = self.control.now();
         if let Some(rate) = self.job.rate {
-            self.schedule = Some((start, 1e9 / rate.max(1e-9), 0));
+            self.schedule = Some(Schedule::new(start, rate));
         } else {
             for i in 0..self.socks.len() {
                 for _ in 0..self.cfg.depth {
@@ -156,34 +140,20 @@ impl Engine<'_> {
             }
         }
         let mut events = Events::with_capacity(1024);
-        let mut course = Course {
-            drain_until: u64::MAX,
-            ..Course::default()
-        };
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
-            let budget_done =
-                self.count_mode && self.control.spent() && self.counted_in_flight == 0;
-            course.step(
-                self.control,
-                now,
-                self.totals,
-                budget_done,
-                self.cfg.timeout,
-            );
-            self.measuring = course.measuring;
-            self.stopping = course.stopping;
-            let drain_until = course.drain_until;
+            self.meter.step(self.control, now, self.cfg.timeout);
+            let drain_until = self.meter.drain_until();
             let in_flight = self
                 .socks
                 .iter()
                 .any(|s| s.socket.is_some() && !s.flight.is_empty());
-            if self.stopping && (!in_flight || now >= drain_until) {
+            if self.meter.stopping() && (!in_flight || now >= drain_until) {
                 break;
             }
-            if !self.stopping && self.open == 0 {
-                course.window.close(now, self.totals);
+            if !self.meter.stopping() && self.open == 0 {
+                self.meter.end(now);
                 break;
             }
             self.issue_scheduled(now);
@@ -191,12 +161,12 @@ impl Engine<'_> {
                 self.sweep(now);
                 next_sweep = now + SWEEP_NS;
             }
-            self.publish();
+            self.meter.publish(&self.job.live, self.open);
             let until = next_sweep.min(drain_until);
-            if let Some((t0, period, k)) = self.schedule
-                && !self.stopping
+            if let Some(schedule) = &self.schedule
+                && !self.meter.stopping()
             {
-                self.alarm.arm(t0 + (k as f64 * period) as u64, now)?;
+                self.alarm.arm(schedule.due(), now)?;
             }
             let timeout = Duration::from_nanos(until.saturating_sub(now));
             match self.poll.poll(&mut events, Some(timeout)) {
@@ -224,35 +194,22 @@ impl Engine<'_> {
         }
         // What is still out after the drain is lost.
         for s in &self.socks {
-            let out = s.flight.iter().take(s.unsent).count() as u64;
+            let out = s.unsent as u64;
             if out > 0 {
                 self.tally.lost += out;
                 let id = s.id;
-                self.errors.add_n(ErrorClass::Lost, out, || {
+                self.meter.errors.add_n(ErrorClass::Lost, out, || {
                     format!("socket {id}: {out} datagram(s) with no echo when the run ended")
                 });
             }
         }
-        self.publish();
-        self.job.live.done.store(true, Ordering::Release);
-        let (window, elapsed, cpu) = course.window.measured();
-        Ok(ThreadResult {
-            window,
-            elapsed,
-            cpu,
-            latency: std::mem::replace(&mut self.latency, stats::histogram()),
-            uncorrected: std::mem::replace(&mut self.uncorrected, stats::histogram()),
-            connect: stats::histogram(),
-            errors: std::mem::take(&mut self.errors),
-            established: self.open,
-            datagrams: self.tally,
-            behind_max: self.behind_max,
-        })
+        let meter = std::mem::replace(&mut self.meter, Meter::new(false, false));
+        Ok(meter.finish(&self.job.live, self.open, self.open, self.tally))
     }
 
     fn open_sockets(&mut self) {
         for &id in &self.job.ids {
-            let mut s = Socket1 {
+            let mut s = Channel {
                 id,
                 socket: None,
                 stream: Stream::new(id),
@@ -293,26 +250,13 @@ impl Engine<'_> {
         }
     }
 
-    fn publish(&self) {
-        let live = &self.job.live;
-        live.messages.store(self.totals.messages, Ordering::Relaxed);
-        live.sent.store(self.totals.sent, Ordering::Relaxed);
-        live.received.store(self.totals.received, Ordering::Relaxed);
-        live.errors.store(self.errors.total(), Ordering::Relaxed);
-        live.open.store(self.open, Ordering::Relaxed);
-    }
-
     fn issue(&mut self, i: usize, due: u64) -> bool {
-        if self.stopping || self.socks[i].socket.is_none() {
+        if self.socks[i].socket.is_none() {
             return false;
         }
-        let counted = self.count_mode && self.measuring;
-        if counted {
-            if !self.control.take() {
-                return false;
-            }
-            self.counted_in_flight += 1;
-        }
+        let Some(counted) = self.meter.admit(self.control) else {
+            return false;
+        };
         let s = &mut self.socks[i];
         let len = s.sizes.draw();
         let seq = s.next_seq;
@@ -327,25 +271,16 @@ impl Engine<'_> {
         true
     }
 
+    /// Open loop: issues every datagram that is due, round-robin.
     fn issue_scheduled(&mut self, now: u64) {
-        if self.stopping {
-            return;
-        }
-        let n = self.socks.len();
-        while let Some((t0, period, k)) = self.schedule {
-            let due = t0 + (k as f64 * period) as u64;
-            if due > now {
-                return;
-            }
-            let Some(i) = (0..n)
-                .map(|j| (self.rr + j) % n)
-                .find(|&j| self.socks[j].socket.is_some())
-            else {
+        loop {
+            let socks = &self.socks;
+            let Some((due, i)) = self.schedule.as_mut().and_then(|schedule| {
+                schedule.take(now, socks.len(), |k| socks[k].socket.is_some())
+            }) else {
                 return;
             };
-            self.rr = (i + 1) % n;
-            self.schedule = Some((t0, period, k + 1));
-            self.behind_max = self.behind_max.max(now - due);
+            self.meter.behind(now - due);
             if !self.issue(i, due) {
                 return;
             }
@@ -370,7 +305,7 @@ impl Engine<'_> {
                     s.flight[s.unsent].sent = now;
                     s.unsent += 1;
                     self.tally.sent += 1;
-                    self.totals.sent += msg.len as u64;
+                    self.meter.totals.sent += msg.len as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -396,7 +331,7 @@ impl Engine<'_> {
                     return self.fail(i, ErrorClass::of(&e), &what);
                 }
             };
-            self.totals.received += n as u64;
+            self.meter.totals.received += n as u64;
             self.take(i, n, now);
         }
     }
@@ -428,7 +363,7 @@ impl Engine<'_> {
                 return;
             }
             let id = s.id;
-            self.errors.add(ErrorClass::Mismatch, || {
+            self.meter.errors.add(ErrorClass::Mismatch, || {
                 format!("socket {id}: an echo of {n} bytes matches no datagram sent")
             });
             return;
@@ -438,33 +373,17 @@ impl Engine<'_> {
         let s = &mut self.socks[i];
         s.flight.remove(k);
         s.unsent -= 1;
-        if msg.counted {
-            self.counted_in_flight -= 1;
-        }
-        let record = if self.count_mode {
-            msg.counted
-        } else {
-            self.measuring
-        };
         if !body_ok {
+            self.meter.abandoned(msg.counted);
             let id = s.id;
-            self.errors.add(ErrorClass::Mismatch, || {
+            self.meter.errors.add(ErrorClass::Mismatch, || {
                 format!(
                     "socket {id}: the echo of datagram {} differs from it",
                     msg.seq
                 )
             });
         } else {
-            self.totals.messages += 1;
-            if record {
-                self.totals.recorded += 1;
-                self.latency
-                    .saturating_record(now.saturating_sub(msg.due).max(1));
-                if self.cfg.rate.is_some() {
-                    self.uncorrected
-                        .saturating_record(now.saturating_sub(msg.sent).max(1));
-                }
-            }
+            self.meter.echoed(now, msg.due, msg.sent, msg.counted);
         }
         if !s.settled {
             s.settled = true;
@@ -489,9 +408,7 @@ impl Engine<'_> {
                     break;
                 }
                 let seq = front.seq;
-                if front.counted {
-                    self.counted_in_flight -= 1;
-                }
+                self.meter.abandoned(front.counted);
                 s.flight.pop_front();
                 s.unsent -= 1;
                 if s.lost.len() == LOST_MEMORY {
@@ -502,7 +419,7 @@ impl Engine<'_> {
                 freed += 1;
                 let id = s.id;
                 let timeout = self.cfg.timeout;
-                self.errors.add(ErrorClass::Lost, || {
+                self.meter.errors.add(ErrorClass::Lost, || {
                     format!(
                         "socket {id}: datagram {seq} got no echo within {}",
                         crate::text::duration(timeout)
@@ -513,7 +430,7 @@ impl Engine<'_> {
                     self.job.live.settled.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if self.cfg.rate.is_none() && !self.stopping {
+            if self.cfg.rate.is_none() && !self.meter.stopping() {
                 for _ in 0..freed {
                     self.issue(i, now);
                 }
@@ -525,7 +442,9 @@ impl Engine<'_> {
     fn fail(&mut self, i: usize, class: ErrorClass, what: &str) {
         let s = &mut self.socks[i];
         let id = s.id;
-        self.errors.add(class, || format!("socket {id}: {what}"));
+        self.meter
+            .errors
+            .add(class, || format!("socket {id}: {what}"));
         if !s.settled {
             s.settled = true;
             self.job.live.settled.fetch_add(1, Ordering::Relaxed);
@@ -537,8 +456,9 @@ impl Engine<'_> {
                 .deregister(&mut SourceFd(&socket.as_raw_fd()));
             self.open -= 1;
         }
-        self.counted_in_flight -= s.flight.iter().filter(|m| m.counted).count() as u64;
-        s.flight.clear();
+        for msg in s.flight.drain(..) {
+            self.meter.abandoned(msg.counted);
+        }
         s.unsent = 0;
     }
 }
@@ -547,8 +467,8 @@ impl Engine<'_> {
 mod tests {
     use super::*;
 
-    fn sock(id: u64) -> Socket1 {
-        Socket1 {
+    fn sock(id: u64) -> Channel {
+        Channel {
             id,
             socket: None,
             stream: Stream::new(id),

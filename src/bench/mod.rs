@@ -18,13 +18,13 @@
 //! window is timed by each thread itself, from the moment it sees the phase
 //! change, so a thread that runs late does not stretch a nominal duration.
 
-mod alarm;
 pub mod compare;
 mod datagram;
 pub mod html;
 pub mod pattern;
 pub mod preflight;
 pub mod report;
+mod schedule;
 pub mod stats;
 mod stream;
 

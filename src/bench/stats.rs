@@ -336,33 +336,28 @@ impl Totals {
 /// A thread's view of the measured window: opened when it first sees
 /// [`Phase::Measure`], closed when it stops.
 #[derive(Debug, Default)]
-pub struct Window {
+struct Window {
     start: Option<(u64, Totals, Duration)>,
     end: Option<(u64, Totals, Duration)>,
 }
 
 impl Window {
     /// Opens the window (once).
-    pub fn open(&mut self, now: u64, totals: Totals) {
+    fn open(&mut self, now: u64, totals: Totals) {
         if self.start.is_none() {
             self.start = Some((now, totals, thread_cpu()));
         }
     }
 
     /// Closes an open window (once).
-    pub fn close(&mut self, now: u64, totals: Totals) {
+    fn close(&mut self, now: u64, totals: Totals) {
         if self.start.is_some() && self.end.is_none() {
             self.end = Some((now, totals, thread_cpu()));
         }
     }
 
-    /// Whether the window is open now.
-    pub fn is_open(&self) -> bool {
-        self.start.is_some() && self.end.is_none()
-    }
-
     /// Totals, wall time and CPU time within the window.
-    pub fn measured(&self) -> (Totals, Duration, Duration) {
+    fn measured(&self) -> (Totals, Duration, Duration) {
         match (self.start, self.end) {
             (Some((t0, base, cpu0)), Some((t1, totals, cpu1))) => (
                 totals.since(&base),
@@ -374,42 +369,186 @@ impl Window {
     }
 }
 
-/// Where one engine thread is in the run: the phase it has seen, its
-/// window, and the end of its drain. Both engines step it once per loop turn.
-#[derive(Debug, Default)]
-pub struct Course {
-    /// In the measured window: latencies are recorded.
-    pub measuring: bool,
-    /// No more messages are issued; what is in flight drains.
-    pub stopping: bool,
-    /// The thread's window.
-    pub window: Window,
-    /// When the drain gives up, ns.
-    pub drain_until: u64,
+/// One engine thread's measurements and where it is in the run. Both
+/// engines keep one and tell it what happens: a message issued, echoed or
+/// given up, a connect, an error. It follows the coordinator's phase,
+/// times the thread's window, keeps the `--count` budget's books, and
+/// records a latency only for messages that belong to the window.
+pub struct Meter {
+    measuring: bool,
+    stopping: bool,
+    window: Window,
+    drain_until: u64,
+    /// `--count`: the window holds exactly the budget's messages.
+    count_mode: bool,
+    counted_in_flight: u64,
+    open_loop: bool,
+    /// Running totals (all phases).
+    pub totals: Totals,
+    latency: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    connect: Histogram<u64>,
+    /// Errors of every phase.
+    pub errors: Errors,
+    behind_max: u64,
 }
 
-impl Course {
-    /// Follows the coordinator's phase. `budget_done` says a `--count`
-    /// budget is spent and nothing counted is in flight; `drain` is how long
-    /// in-flight messages are waited for at the end.
-    pub fn step(
-        &mut self,
-        control: &Control,
-        now: u64,
-        totals: Totals,
-        budget_done: bool,
-        drain: Duration,
-    ) {
+impl Meter {
+    /// A meter for a run with (`count_mode`) or without a message budget,
+    /// in the open (`open_loop`) or closed loop.
+    pub fn new(count_mode: bool, open_loop: bool) -> Meter {
+        Meter {
+            measuring: false,
+            stopping: false,
+            window: Window::default(),
+            drain_until: u64::MAX,
+            count_mode,
+            counted_in_flight: 0,
+            open_loop,
+            totals: Totals::default(),
+            latency: histogram(),
+            uncorrected: histogram(),
+            connect: histogram(),
+            errors: Errors::default(),
+            behind_max: 0,
+        }
+    }
+
+    /// Follows the coordinator's phase, once per loop turn. When the run
+    /// stops (or the budget is spent and nothing counted is in flight), the
+    /// window closes and in-flight messages get `drain` to come back.
+    pub fn step(&mut self, control: &Control, now: u64, drain: Duration) {
         let phase = control.phase();
         if phase >= Phase::Measure && !self.stopping {
-            self.window.open(now, totals);
+            self.window.open(now, self.totals);
             self.measuring = true;
         }
-        if (phase == Phase::Stop || (budget_done && self.measuring)) && !self.stopping {
+        let budget_done =
+            self.count_mode && self.measuring && control.spent() && self.counted_in_flight == 0;
+        if (phase == Phase::Stop || budget_done) && !self.stopping {
             self.stopping = true;
             self.measuring = false;
-            self.window.close(now, totals);
+            self.window.close(now, self.totals);
             self.drain_until = now + drain.as_nanos() as u64;
+        }
+    }
+
+    /// In the measured window.
+    #[inline]
+    pub fn measuring(&self) -> bool {
+        self.measuring
+    }
+
+    /// No more messages are issued.
+    #[inline]
+    pub fn stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// When the drain gives up, ns.
+    pub fn drain_until(&self) -> u64 {
+        self.drain_until
+    }
+
+    /// The thread has nothing left to run (every connection failed): its
+    /// window ends now.
+    pub fn end(&mut self, now: u64) {
+        self.window.close(now, self.totals);
+    }
+
+    /// May one more message be issued? `None`: no (stopping, or the budget
+    /// is spent); `Some(counted)`: yes, and whether it counts against the budget.
+    #[inline]
+    pub fn admit(&mut self, control: &Control) -> Option<bool> {
+        if self.stopping {
+            return None;
+        }
+        let counted = self.count_mode && self.measuring;
+        if counted {
+            if !control.take() {
+                return None;
+            }
+            self.counted_in_flight += 1;
+        }
+        Some(counted)
+    }
+
+    /// A message came back whole at `now`: due (or scheduled) at `due`,
+    /// last byte sent at `sent`.
+    #[inline]
+    pub fn echoed(&mut self, now: u64, due: u64, sent: u64, counted: bool) {
+        self.totals.messages += 1;
+        if counted {
+            self.counted_in_flight -= 1;
+        }
+        let record = if self.count_mode {
+            counted
+        } else {
+            self.measuring
+        };
+        if record {
+            self.totals.recorded += 1;
+            self.latency
+                .saturating_record(now.saturating_sub(due).max(1));
+            if self.open_loop {
+                self.uncorrected
+                    .saturating_record(now.saturating_sub(sent).max(1));
+            }
+        }
+    }
+
+    /// A message was given up (its connection failed, or it was lost).
+    pub fn abandoned(&mut self, counted: bool) {
+        if counted {
+            self.counted_in_flight -= 1;
+        }
+    }
+
+    /// A connect finished after `took` ns.
+    pub fn connected(&mut self, took: u64) {
+        if self.measuring {
+            self.connect.saturating_record(took.max(1));
+        }
+    }
+
+    /// The open-loop sender was `late` ns behind its schedule.
+    #[inline]
+    pub fn behind(&mut self, late: u64) {
+        self.behind_max = self.behind_max.max(late);
+    }
+
+    /// Publishes the running totals for progress lines.
+    pub fn publish(&self, live: &Live, open: u64) {
+        live.messages.store(self.totals.messages, Ordering::Relaxed);
+        live.sent.store(self.totals.sent, Ordering::Relaxed);
+        live.received.store(self.totals.received, Ordering::Relaxed);
+        live.cycles.store(self.totals.cycles, Ordering::Relaxed);
+        live.errors.store(self.errors.total(), Ordering::Relaxed);
+        live.open.store(open, Ordering::Relaxed);
+    }
+
+    /// The thread's result; tells the coordinator this thread is done.
+    pub fn finish(
+        self,
+        live: &Live,
+        open: u64,
+        established: u64,
+        datagrams: Datagrams,
+    ) -> ThreadResult {
+        self.publish(live, open);
+        live.done.store(true, Ordering::Release);
+        let (window, elapsed, cpu) = self.window.measured();
+        ThreadResult {
+            window,
+            elapsed,
+            cpu,
+            latency: self.latency,
+            uncorrected: self.uncorrected,
+            connect: self.connect,
+            errors: self.errors,
+            established,
+            datagrams,
+            behind_max: self.behind_max,
         }
     }
 }

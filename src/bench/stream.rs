@@ -27,16 +27,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::Socket;
 
-use super::alarm::Alarm;
 use super::pattern::{MAX_SLICE, Sizes, Stream};
-use super::stats::{
-    self, Control, Course, Datagrams, ErrorClass, Errors, Live, ThreadResult, Totals,
-};
+use super::schedule::{Alarm, Schedule};
+use super::stats::{Control, Datagrams, ErrorClass, Live, Meter, ThreadResult};
 use super::{BenchConfig, Workload};
 use crate::proto::{Decoder, Limits};
 
@@ -134,35 +131,12 @@ struct Engine<'a> {
     request: Arc<[u8]>,
     /// The first app response, which every later one must equal.
     first_response: Option<Vec<u8>>,
-    measuring: bool,
-    stopping: bool,
-    /// `--count`: the window holds exactly the budget's messages.
-    count_mode: bool,
-    counted_in_flight: u64,
+    meter: Meter,
     /// Connections that failed for good.
     dead: usize,
-    totals: Totals,
-    latency: Histogram<u64>,
-    uncorrected: Histogram<u64>,
-    connect_hist: Histogram<u64>,
-    errors: Errors,
     established: u64,
-    behind_max: u64,
-    /// Open loop: the schedule's origin, period and next message number.
+    /// Open loop: when the next message is due, and where it goes.
     schedule: Option<Schedule>,
-    rr: usize,
-}
-
-struct Schedule {
-    start: u64,
-    period: f64,
-    k: u64,
-}
-
-impl Schedule {
-    fn due(&self) -> u64 {
-        self.start + (self.k as f64 * self.period) as u64
-    }
 }
 
 /// Runs one thread's connections until the run stops.
@@ -223,20 +197,13 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
         rbuf: vec![0; READ_BUF].into_boxed_slice(),
         request,
         first_response: None,
-        measuring: false,
-        stopping: false,
-        count_mode: matches!(cfg.stop, super::Stop::Count(_)),
-        counted_in_flight: 0,
+        meter: Meter::new(
+            matches!(cfg.stop, super::Stop::Count(_)),
+            cfg.rate.is_some(),
+        ),
         dead: 0,
-        totals: Totals::default(),
-        latency: stats::histogram(),
-        uncorrected: stats::histogram(),
-        connect_hist: stats::histogram(),
-        errors: Errors::default(),
         established: 0,
-        behind_max: 0,
         schedule: None,
-        rr: 0,
     };
     engine.run()
 }
@@ -244,33 +211,19 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
 impl Engine<'_> {
     fn run(&mut self) -> io::Result<ThreadResult> {
         let mut events = Events::with_capacity(1024);
-        let mut course = Course {
-            drain_until: u64::MAX,
-            ..Course::default()
-        };
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
-            let budget_done =
-                self.count_mode && self.control.spent() && self.counted_in_flight == 0;
-            course.step(
-                self.control,
-                now,
-                self.totals,
-                budget_done,
-                self.cfg.timeout,
-            );
-            self.measuring = course.measuring;
-            self.stopping = course.stopping;
-            let drain_until = course.drain_until;
-            if self.stopping && (self.drained() || now >= drain_until) {
+            self.meter.step(self.control, now, self.cfg.timeout);
+            let drain_until = self.meter.drain_until();
+            if self.stopping() && (self.drained() || now >= drain_until) {
                 break;
             }
-            if !self.stopping && self.all_dead() {
-                course.window.close(now, self.totals);
+            if !self.stopping() && self.all_dead() {
+                self.meter.end(now);
                 break;
             }
-            if !self.stopping {
+            if !self.stopping() {
                 self.start_connects(now);
                 self.issue_scheduled(now);
             }
@@ -278,9 +231,9 @@ impl Engine<'_> {
                 self.sweep(now);
                 next_sweep = now + SWEEP_NS;
             }
-            self.publish();
+            self.meter.publish(&self.job.live, self.open);
             if let Some(s) = &self.schedule
-                && !self.stopping
+                && !self.stopping()
             {
                 self.alarm.arm(s.due(), now)?;
             }
@@ -329,7 +282,7 @@ impl Engine<'_> {
             if c.state == State::Open && !c.flight.is_empty() {
                 let (id, n) = (c.id, c.flight.len());
                 let timeout = self.cfg.timeout;
-                self.errors.add(ErrorClass::TimedOut, || {
+                self.meter.errors.add(ErrorClass::TimedOut, || {
                     format!(
                         "connection {id}: {n} message(s) never echoed, {} after the run ended",
                         crate::text::duration(timeout)
@@ -340,27 +293,23 @@ impl Engine<'_> {
         for i in 0..self.conns.len() {
             self.close(i);
         }
-        self.publish();
-        self.job.live.done.store(true, Ordering::Release);
-        let (window, elapsed, cpu) = course.window.measured();
-        Ok(ThreadResult {
-            window,
-            elapsed,
-            cpu,
-            latency: std::mem::replace(&mut self.latency, stats::histogram()),
-            uncorrected: std::mem::replace(&mut self.uncorrected, stats::histogram()),
-            connect: std::mem::replace(&mut self.connect_hist, stats::histogram()),
-            errors: std::mem::take(&mut self.errors),
-            established: self.established,
-            datagrams: Datagrams::default(),
-            behind_max: self.behind_max,
-        })
+        let meter = std::mem::replace(&mut self.meter, Meter::new(false, false));
+        Ok(meter.finish(
+            &self.job.live,
+            self.open,
+            self.established,
+            Datagrams::default(),
+        ))
+    }
+
+    fn stopping(&self) -> bool {
+        self.meter.stopping()
     }
 
     /// The earliest moment the loop must wake for its own reasons.
     fn wait_until(&self, limit: u64) -> u64 {
         let mut until = limit;
-        if !self.stopping
+        if !self.stopping()
             && let Some(&i) = self.queue.front()
             && self.connecting < MAX_CONNECTING
             && let State::Idle { at, .. } = self.conns[i].state
@@ -368,16 +317,6 @@ impl Engine<'_> {
             until = until.min(at.max(self.next_connect));
         }
         until
-    }
-
-    fn publish(&self) {
-        let live = &self.job.live;
-        live.messages.store(self.totals.messages, Ordering::Relaxed);
-        live.sent.store(self.totals.sent, Ordering::Relaxed);
-        live.received.store(self.totals.received, Ordering::Relaxed);
-        live.cycles.store(self.totals.cycles, Ordering::Relaxed);
-        live.errors.store(self.errors.total(), Ordering::Relaxed);
-        live.open.store(self.open, Ordering::Relaxed);
     }
 
     fn all_dead(&self) -> bool {
@@ -470,15 +409,7 @@ impl Engine<'_> {
             .socket
             .as_ref()
             .expect("a connecting slot has a socket");
-        let result = match socket.take_error() {
-            Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => match socket.peer_addr() {
-                Ok(_) => Ok(true),
-                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(false),
-                Err(e) => Err(e),
-            },
-        };
-        match result {
+        match crate::net::connect::finished(socket) {
             Ok(false) => {}
             Ok(true) => {
                 self.connecting -= 1;
@@ -487,9 +418,7 @@ impl Engine<'_> {
                 let c = &mut self.conns[i];
                 c.state = State::Open;
                 let took = now.saturating_sub(c.connect_started);
-                if self.measuring {
-                    self.connect_hist.saturating_record(took.max(1));
-                }
+                self.meter.connected(took);
                 self.opened(i, now);
             }
             Err(e) => {
@@ -526,28 +455,16 @@ impl Engine<'_> {
     }
 
     fn start_schedule(&mut self, now: u64) {
-        let rate = self.job.rate.unwrap_or(1.0).max(1e-9);
-        self.schedule = Some(Schedule {
-            start: now,
-            period: 1e9 / rate,
-            k: 0,
-        });
+        self.schedule = Some(Schedule::new(now, self.job.rate.unwrap_or(1.0)));
     }
 
     // ---- sending ----
 
     /// Issues one more message on connection `i` (not yet written).
     fn issue(&mut self, i: usize, due: u64) -> bool {
-        if self.stopping {
+        let Some(counted) = self.meter.admit(self.control) else {
             return false;
-        }
-        let counted = self.count_mode && self.measuring;
-        if counted {
-            if !self.control.take() {
-                return false;
-            }
-            self.counted_in_flight += 1;
-        }
+        };
         let len = match self.cfg.workload {
             Workload::Echo => self.conns[i].sizes.draw() as u64,
             Workload::App { .. } => self.request.len() as u64,
@@ -565,25 +482,14 @@ impl Engine<'_> {
 
     /// Open loop: issues every message that is due, round-robin.
     fn issue_scheduled(&mut self, now: u64) {
-        let n = self.conns.len();
         loop {
-            let Some(s) = &self.schedule else { return };
-            let due = s.due();
-            if due > now {
-                return;
-            }
-            // The next open connection, round-robin.
-            let Some(i) = (0..n)
-                .map(|k| (self.rr + k) % n)
-                .find(|&k| self.conns[k].state == State::Open)
-            else {
+            let conns = &self.conns;
+            let Some((due, i)) = self.schedule.as_mut().and_then(|schedule| {
+                schedule.take(now, conns.len(), |k| conns[k].state == State::Open)
+            }) else {
                 return;
             };
-            self.rr = (i + 1) % n;
-            if let Some(s) = &mut self.schedule {
-                s.k += 1;
-            }
-            self.behind_max = self.behind_max.max(now - due);
+            self.meter.behind(now - due);
             if !self.issue(i, due) {
                 return;
             }
@@ -612,7 +518,7 @@ impl Engine<'_> {
             match (&*socket).write(chunk) {
                 Ok(n) => {
                     c.written += n as u64;
-                    self.totals.sent += n as u64;
+                    self.meter.totals.sent += n as u64;
                     while c.unsent < c.flight.len() && c.flight[c.unsent].end <= c.written {
                         c.flight[c.unsent].sent = now;
                         c.unsent += 1;
@@ -670,7 +576,7 @@ impl Engine<'_> {
                     return self.fail(i, now, ErrorClass::EarlyClose, &what);
                 }
                 Ok(n) => {
-                    self.totals.received += n as u64;
+                    self.meter.totals.received += n as u64;
                     let outcome = match self.cfg.workload {
                         Workload::Echo => self.take_echo(i, n),
                         Workload::App { .. } => self.take_responses(i, n),
@@ -756,24 +662,7 @@ impl Engine<'_> {
             c.flight.pop_front();
             c.unsent = c.unsent.saturating_sub(1);
             done += 1;
-            self.totals.messages += 1;
-            if msg.counted {
-                self.counted_in_flight -= 1;
-            }
-            let record = if self.count_mode {
-                msg.counted
-            } else {
-                self.measuring
-            };
-            if record {
-                self.totals.recorded += 1;
-                self.latency
-                    .saturating_record(now.saturating_sub(msg.due).max(1));
-                if self.cfg.rate.is_some() {
-                    self.uncorrected
-                        .saturating_record(now.saturating_sub(msg.sent).max(1));
-                }
-            }
+            self.meter.echoed(now, msg.due, msg.sent, msg.counted);
             if !c.settled {
                 c.settled = true;
                 self.job.live.settled.fetch_add(1, Ordering::Relaxed);
@@ -784,7 +673,7 @@ impl Engine<'_> {
         }
         if self.churn() {
             if self.conns[i].flight.is_empty() {
-                self.totals.cycles += 1;
+                self.meter.totals.cycles += 1;
                 self.close(i);
                 self.requeue(i, now);
             }
@@ -817,7 +706,7 @@ impl Engine<'_> {
                 State::Open => {
                     if let Some(front) = self.conns[i].flight.front()
                         && now.saturating_sub(front.due) > echo_limit
-                        && !self.stopping
+                        && !self.stopping()
                     {
                         let what = format!(
                             "no echo within {} ({} message(s) in flight)",
@@ -835,18 +724,19 @@ impl Engine<'_> {
     fn fail(&mut self, i: usize, now: u64, class: ErrorClass, what: &str) {
         let c = &self.conns[i];
         let id = c.id;
-        self.errors
+        self.meter
+            .errors
             .add(class, || format!("connection {id}: {what}"));
         if !c.settled {
             self.conns[i].settled = true;
             self.job.live.settled.fetch_add(1, Ordering::Relaxed);
         }
-        let counted = self.conns[i].flight.iter().filter(|m| m.counted).count() as u64;
-        self.counted_in_flight -= counted;
-        self.conns[i].flight.clear();
+        for msg in self.conns[i].flight.drain(..) {
+            self.meter.abandoned(msg.counted);
+        }
         self.conns[i].unsent = 0;
         self.close(i);
-        if self.churn() && !self.stopping {
+        if self.churn() && !self.stopping() {
             self.requeue(i, now + RETRY_NS);
         } else {
             self.conns[i].state = State::Dead;
@@ -930,25 +820,5 @@ pub(super) fn describe(e: &io::Error) -> String {
             format!("{:?} ({text})", nix::errno::Errno::from_raw(n))
         }
         None => e.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedule_spreads_messages_evenly() {
-        let mut s = Schedule {
-            start: 1_000,
-            period: 1e9 / 3.0,
-            k: 0,
-        };
-        let mut dues = Vec::new();
-        for _ in 0..4 {
-            dues.push(s.due());
-            s.k += 1;
-        }
-        assert_eq!(dues, [1_000, 333_334_333, 666_667_666, 1_000_001_000]);
     }
 }
