@@ -43,7 +43,14 @@ fuzz_target!(|input: &[u8]| {
     if let Ok(messages) = whole {
         for message in messages {
             let bytes = encode(&message).expect("a decoded message encodes");
-            let again = run(&bytes, bytes.len(), limits).expect("an encoded message decodes");
+            // The encoder writes the header as Python does (", " and ": "),
+            // which may be longer than the compact header that was read:
+            // the header limit does not apply to the round trip.
+            let roomy = Limits {
+                max_header: usize::from(u16::MAX),
+                ..limits
+            };
+            let again = run(&bytes, bytes.len(), roomy).expect("an encoded message decodes");
             assert_eq!(again, vec![message]);
         }
     }

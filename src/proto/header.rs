@@ -124,10 +124,11 @@ impl Header {
                 Err(_) => DecodeError::HeaderNotJson(e.to_string()),
             }
         })?;
-        for (i, (key, _)) in entries.iter().enumerate() {
-            if entries[..i].iter().any(|(k, _)| k == key) {
-                return Err(DecodeError::DuplicateKey(key.clone()));
-            }
+        // A set, not a scan of the keys before: a hostile header of
+        // thousands of keys must not cost millions of comparisons.
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        if let Some((key, _)) = entries.iter().find(|(key, _)| !seen.insert(key.as_str())) {
+            return Err(DecodeError::DuplicateKey(key.clone()));
         }
         let mut found: [Option<Value>; 4] = Default::default();
         let mut extra = Vec::new();
