@@ -162,11 +162,7 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
         .any(|l| l.socket_type() == SocketType::Datagram);
     let started = Instant::now();
     let stats = server::run(listeners, &config, &shutdown)?;
-    let cut = if stats.cut_off > 0 {
-        format!(", {} cut off at the end of the grace period", stats.cut_off)
-    } else {
-        String::new()
-    };
+    let cut = cut_off_note(stats.cut_off);
     let datagrams = if has_datagrams {
         format!(
             " and {} datagram{} ({} dropped)",
@@ -572,13 +568,23 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let stats = app::server::run(listeners, config, &shutdown)?;
     say(format_args!(
-        "served {} connection{}, sent {} bytes in {}",
+        "served {} connection{}, sent {} bytes in {}{}",
         stats.connections,
         if stats.connections == 1 { "" } else { "s" },
         stats.bytes_sent,
         text::duration(started.elapsed()),
+        cut_off_note(stats.cut_off),
     ))?;
     Ok(ExitCode::Success)
+}
+
+/// The summary's note on connections the grace period cut off, if any.
+fn cut_off_note(cut_off: u64) -> String {
+    if cut_off > 0 {
+        format!(", {cut_off} cut off at the end of the grace period")
+    } else {
+        String::new()
+    }
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {

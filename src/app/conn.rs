@@ -16,7 +16,7 @@
 //! - While a response is unsent, the connection is not read from: a client
 //!   that pipelines requests without reading holds one response's bytes.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +30,9 @@ use super::table::SearchTable;
 use crate::net::Peer;
 use crate::proto::{Decoder, Limits, Message, encode_into};
 use crate::serve::buffer::BufPool;
-use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister};
+use crate::serve::{
+    Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister, write_some,
+};
 use crate::text;
 
 /// How long a closing connection reads and drops what its peer still sends.
@@ -93,7 +95,6 @@ impl Service for AppService {
             written: 0,
             sent: 0,
             since: now,
-            peer_closed: false,
             close_after_write: false,
         }
         .with_request_deadline(now)
@@ -128,7 +129,6 @@ pub(crate) struct AppConn {
     written: usize,
     sent: u64,
     since: Instant,
-    peer_closed: bool,
     /// Close once `out` is sent (a later request in the same read was rejected).
     close_after_write: bool,
 }
@@ -146,6 +146,11 @@ impl AppConn {
     /// the total is over the budget.
     fn account(&mut self) -> bool {
         let now = self.decoder.buffered() as u64;
+        if now == self.holding {
+            // Nothing changed: leave the counter all loops share alone.
+            return now == 0
+                || self.shared.buffered.load(Ordering::Relaxed) <= self.shared.config.max_buffered;
+        }
         let total = if now >= self.holding {
             let grew = now - self.holding;
             self.shared.buffered.fetch_add(grew, Ordering::Relaxed) + grew
@@ -159,16 +164,25 @@ impl AppConn {
 
     fn with_request_deadline(mut self, start: Instant) -> AppConn {
         self.request_started = start;
-        self.deadline = Some(self.header_deadline());
+        self.deadline = Some(self.reading_deadline());
         self
     }
 
-    fn header_deadline(&self) -> Instant {
-        let limit = self
-            .shared
-            .config
-            .header_timeout
-            .min(self.shared.config.request_timeout);
+    /// How long a request's header may take: the header timeout, within
+    /// the whole request's.
+    fn header_limit(&self) -> Duration {
+        let config = &self.shared.config;
+        config.header_timeout.min(config.request_timeout)
+    }
+
+    /// When the request being read must be whole: its header by the header
+    /// limit, then all of it by the request timeout, both from its start.
+    fn reading_deadline(&self) -> Instant {
+        let limit = if self.decoder.has_header() {
+            self.shared.config.request_timeout
+        } else {
+            self.header_limit()
+        };
         crate::deadline::after(self.request_started, limit)
     }
 
@@ -231,11 +245,7 @@ impl AppConn {
                 return self.write(io);
             }
             if self.decoder.has_header() {
-                let all = crate::deadline::after(
-                    self.request_started,
-                    self.shared.config.request_timeout,
-                );
-                self.deadline = Some(all);
+                self.deadline = Some(self.reading_deadline());
             }
         }
         Progress::Yield
@@ -282,23 +292,19 @@ impl AppConn {
 
     /// Sends what is queued; then reads the next request or closes.
     fn write(&mut self, io: &mut Io<'_>) -> Progress {
-        while self.written < self.out.len() {
-            match (&self.stream).write(&self.out[self.written..]) {
-                Ok(0) => return Progress::Close(Ended::Failed(io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    self.written += n;
-                    self.sent += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Wait for room, not for more requests.
-                    if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
-                        return Progress::Close(Ended::Failed(e));
-                    }
-                    return Progress::Wait;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Progress::Close(Ended::Failed(e)),
+        match write_some(&self.stream, &self.out[self.written..]) {
+            Ok(n) => {
+                self.written += n;
+                self.sent += n as u64;
             }
+            Err(e) => return Progress::Close(Ended::Failed(e)),
+        }
+        if self.written < self.out.len() {
+            // Wait for room, not for more requests.
+            if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
+                return Progress::Close(Ended::Failed(e));
+            }
+            return Progress::Wait;
         }
         self.out.clear();
         self.written = 0;
@@ -311,12 +317,7 @@ impl AppConn {
             self.phase = Phase::Reading;
             self.request_started = Instant::now();
             // A pipelined request's header may be decoded already.
-            let deadline = if self.decoder.has_header() {
-                crate::deadline::after(self.request_started, self.shared.config.request_timeout)
-            } else {
-                self.header_deadline()
-            };
-            self.deadline = Some(deadline);
+            self.deadline = Some(self.reading_deadline());
             // Read the next request on the loop's next turn (not from here:
             // a client that keeps sending would make this recursion deep).
             return Progress::Yield;
@@ -355,8 +356,8 @@ impl AppConn {
 }
 
 impl Connection for AppConn {
-    fn note(&mut self, peer_closed: bool, _urgent: bool) {
-        self.peer_closed |= peer_closed;
+    fn note(&mut self, _peer_closed: bool, _urgent: bool) {
+        // Reads go on until the end of stream; the flags change nothing here.
     }
 
     fn drive(&mut self, io: &mut Io<'_>) -> Progress {
@@ -391,11 +392,7 @@ impl Connection for AppConn {
         self.deadline = None;
         match self.phase {
             Phase::Reading => {
-                let header_limit = self
-                    .shared
-                    .config
-                    .header_timeout
-                    .min(self.shared.config.request_timeout);
+                let header_limit = self.header_limit();
                 let (what, limit) = if self.decoder.has_header() {
                     (
                         "the request was not whole",

@@ -23,7 +23,7 @@
 //! - A connection reads at most [`READ_BUDGET`] buffers per turn, so a bulk
 //!   sender cannot starve the loop's other connections.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::time::Instant;
 
@@ -32,7 +32,7 @@ use socket2::Socket;
 
 use crate::net::Peer;
 use crate::serve::buffer::{BufPool, Pending};
-use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, reregister};
+use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, reregister, write_some};
 
 /// Reads per turn before a busy connection yields to the others: 16 x 64 KiB
 /// is 1 MiB, a few hundred microseconds of copying.
@@ -70,15 +70,55 @@ impl Conn {
         }
     }
 
+    /// Sends pending bytes; once they are all out, gives the buffer back and
+    /// reads again.
+    fn flush(&mut self, io: &mut Io<'_>) -> io::Result<()> {
+        let Some(pending) = &mut self.pending else {
+            return Ok(());
+        };
+        let n = write_some(&self.stream, pending.bytes())?;
+        self.echoed += n as u64;
+        pending.consume(n);
+        if pending.is_empty() {
+            let pending = self.pending.take().expect("matched as Some above");
+            io.pool.give(pending.into_buf());
+            reregister(&self.stream, io, READ_INTEREST)?;
+        }
+        Ok(())
+    }
+
+    /// Everything received was echoed and the client closed its side: our
+    /// FIN tells it the echo is complete.
+    fn finish(&mut self) -> Progress {
+        match self.stream.shutdown(Shutdown::Write) {
+            Ok(()) => Progress::Close(Ended::Finished),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Progress::Close(Ended::Finished),
+            Err(e) => Progress::Close(Ended::Failed(e)),
+        }
+    }
+}
+
+/// The echo service: each connection echoes.
+pub(crate) struct EchoService;
+
+impl crate::serve::Service for EchoService {
+    type Conn = Conn;
+
+    fn open(&self, stream: Socket, peer: Peer) -> Conn {
+        Conn::new(stream, peer)
+    }
+}
+
+impl Connection for Conn {
     /// Records what an event said, for when the connection is next driven.
     /// `peer_closed`: the event carried EPOLLRDHUP or EPOLLHUP; `urgent`: EPOLLPRI.
-    pub(crate) fn note(&mut self, peer_closed: bool, urgent: bool) {
+    fn note(&mut self, peer_closed: bool, urgent: bool) {
         self.peer_closed |= peer_closed;
         self.urgent |= urgent;
     }
 
-    /// Echoes what can be echoed now (call [`Conn::note`] first with the event's flags).
-    pub(crate) fn drive(&mut self, io: &mut Io<'_>) -> Progress {
+    /// Echoes what can be echoed now (call `note` first with the event's flags).
+    fn drive(&mut self, io: &mut Io<'_>) -> Progress {
         if let Err(e) = self.flush(io) {
             return Progress::Close(Ended::Failed(e));
         }
@@ -121,37 +161,17 @@ impl Conn {
         Progress::Yield
     }
 
-    /// Sends pending bytes; once they are all out, gives the buffer back and
-    /// reads again.
-    fn flush(&mut self, io: &mut Io<'_>) -> io::Result<()> {
-        let Some(pending) = &mut self.pending else {
-            return Ok(());
-        };
-        let n = write_some(&self.stream, pending.bytes())?;
-        self.echoed += n as u64;
-        pending.consume(n);
-        if pending.is_empty() {
-            let pending = self.pending.take().expect("matched as Some above");
-            io.pool.give(pending.into_buf());
-            reregister(&self.stream, io, READ_INTEREST)?;
-        }
-        Ok(())
-    }
-
-    /// Everything received was echoed and the client closed its side: our
-    /// FIN tells it the echo is complete.
-    fn finish(&mut self) -> Progress {
-        match self.stream.shutdown(Shutdown::Write) {
-            Ok(()) => Progress::Close(Ended::Finished),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Progress::Close(Ended::Finished),
-            Err(e) => Progress::Close(Ended::Failed(e)),
+    /// Gives a pending buffer back to the pool before the connection is dropped.
+    fn release(&mut self, pool: &mut BufPool) {
+        if let Some(pending) = self.pending.take() {
+            pool.give(pending.into_buf());
         }
     }
 
     /// Ends the connection at the grace deadline: one last try to send what
     /// is pending, then FIN, so the client sees an orderly end. Returns the
     /// pending buffer to the pool.
-    pub(crate) fn cut_off(mut self, pool: &mut BufPool) -> u64 {
+    fn cut_off(mut self, pool: &mut BufPool) -> u64 {
         if let Some(mut pending) = self.pending.take() {
             if let Ok(n) = write_some(&self.stream, pending.bytes()) {
                 self.echoed += n as u64;
@@ -161,42 +181,6 @@ impl Conn {
         }
         let _ = self.stream.shutdown(Shutdown::Write);
         self.echoed
-    }
-
-    /// Gives a pending buffer back to the pool before the connection is dropped.
-    pub(crate) fn release(&mut self, pool: &mut BufPool) {
-        if let Some(pending) = self.pending.take() {
-            pool.give(pending.into_buf());
-        }
-    }
-}
-
-/// The echo service: each connection echoes.
-pub(crate) struct EchoService;
-
-impl crate::serve::Service for EchoService {
-    type Conn = Conn;
-
-    fn open(&self, stream: Socket, peer: Peer) -> Conn {
-        Conn::new(stream, peer)
-    }
-}
-
-impl Connection for Conn {
-    fn note(&mut self, peer_closed: bool, urgent: bool) {
-        Conn::note(self, peer_closed, urgent);
-    }
-
-    fn drive(&mut self, io: &mut Io<'_>) -> Progress {
-        Conn::drive(self, io)
-    }
-
-    fn release(&mut self, pool: &mut BufPool) {
-        Conn::release(self, pool);
-    }
-
-    fn cut_off(self, pool: &mut BufPool) -> u64 {
-        Conn::cut_off(self, pool)
     }
 
     fn peer(&self) -> Peer {
@@ -210,26 +194,4 @@ impl Connection for Conn {
     fn bytes(&self) -> u64 {
         self.echoed
     }
-}
-
-/// Writes as much of `buf` as the socket takes now. A short write means the
-/// send buffer is full, so it stops there rather than make a write that
-/// would only return `EAGAIN`.
-fn write_some(stream: &Socket, buf: &[u8]) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match (&*stream).write(&buf[done..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                done += n;
-                if done < buf.len() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }

@@ -16,7 +16,7 @@
 pub(crate) mod buffer;
 mod worker;
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, mpsc};
@@ -123,6 +123,28 @@ pub(crate) enum Ended {
 pub(crate) fn reregister(stream: &Socket, io: &Io<'_>, interest: Interest) -> io::Result<()> {
     io.registry
         .reregister(&mut SourceFd(&stream.as_raw_fd()), io.token, interest)
+}
+
+/// Writes as much of `buf` as the socket takes now. A short write means the
+/// send buffer is full, so it stops there rather than make a write that
+/// would only return `EAGAIN`.
+pub(crate) fn write_some(stream: &Socket, buf: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match (&*stream).write(&buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                done += n;
+                if done < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// How the stream loops run.
