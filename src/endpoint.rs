@@ -74,6 +74,16 @@ pub enum SocketType {
     Datagram,
 }
 
+impl SocketType {
+    /// The `socket(2)` type.
+    pub fn socket2(self) -> socket2::Type {
+        match self {
+            SocketType::Stream => socket2::Type::STREAM,
+            SocketType::Datagram => socket2::Type::DGRAM,
+        }
+    }
+}
+
 /// A host and a port, before or after resolution.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HostPort {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::endpoint::{Endpoint, LocalName, Purpose, ResolveError, SocketType};
+use crate::endpoint::{Endpoint, LocalName, Purpose, ResolveError};
 use crate::exit::{Classify, ExitCode};
 use crate::shutdown::Shutdown;
 pub use pattern::SizeRange;
@@ -171,10 +171,7 @@ impl Classify for BenchError {
 impl Target {
     /// Resolves `endpoint` (its first address, for IP endpoints).
     pub fn resolve(endpoint: &Endpoint) -> Result<Target, BenchError> {
-        let ty = match endpoint.socket_type() {
-            SocketType::Stream => Type::STREAM,
-            SocketType::Datagram => Type::DGRAM,
-        };
+        let ty = endpoint.socket_type().socket2();
         if let Some(name) = endpoint.local_name() {
             let addr = crate::net::unix::sock_addr(name).map_err(|e| {
                 BenchError::Usage(format!("{endpoint}: not a Unix socket address: {e}"))
@@ -190,9 +187,8 @@ impl Target {
             .host_port()
             .expect("an endpoint is either local or host:port");
         let addrs = hp.resolve(Purpose::Connect)?;
-        let first = *addrs
-            .first()
-            .ok_or_else(|| BenchError::Usage(format!("{endpoint} resolved to no address")))?;
+        // `resolve` returns at least one address, or an error.
+        let first = addrs[0];
         Ok(Target {
             endpoint: endpoint.with_addr(first),
             addr: first.into(),

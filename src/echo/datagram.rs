@@ -182,6 +182,9 @@ pub(crate) struct DatagramLoop {
     got: Vec<Received>,
     /// Those of them to echo, by slot.
     keep: Vec<usize>,
+    /// The last Unix sender of this batch checked, and the verdict: a batch
+    /// from one client checks its path once, not once per datagram.
+    return_path: Option<(UnixAddr, Result<(), Drop>)>,
     drops: DropLog,
     shutdown: Shutdown,
     stats: DatagramStats,
@@ -255,6 +258,7 @@ impl DatagramLoop {
             headers,
             got: Vec::with_capacity(BATCH),
             keep: Vec::with_capacity(BATCH),
+            return_path: None,
             drops: DropLog::new(now),
             poll,
             listener,
@@ -378,6 +382,7 @@ impl DatagramLoop {
     fn answer(&mut self) {
         let now = Instant::now();
         self.keep.clear();
+        self.return_path = None;
         for i in 0..self.got.len() {
             match self.admit(i, now) {
                 Ok(()) => self.keep.push(i),
@@ -455,7 +460,14 @@ impl DatagramLoop {
         }
         match r.from {
             Source::Unknown => Err(Drop::Unbound),
-            Source::Unix(addr) => self.check_return_path(&addr),
+            Source::Unix(addr) => match self.return_path {
+                Some((last, verdict)) if last == addr => verdict,
+                _ => {
+                    let verdict = self.check_return_path(&addr);
+                    self.return_path = Some((addr, verdict));
+                    verdict
+                }
+            },
             Source::Ip(source) => {
                 let (Some(gate), Some(local)) = (&mut self.gate, self.local) else {
                     return Ok(());

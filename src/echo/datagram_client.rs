@@ -100,7 +100,8 @@ impl DatagramClient {
         let (socket, server, local, file, max) = match endpoint.host_port() {
             Some(hp) => {
                 let addrs = hp.resolve(Purpose::Connect).map_err(ConnectError::from)?;
-                let addr = pick_address(&addrs, opts)?;
+                // The first the name resolved to (in --bind's family).
+                let addr = connect::candidates(&addrs, opts)?[0];
                 let target = addr.to_string();
                 let fail = |e| ConnectError::from_io(target.clone(), e);
                 let socket =
@@ -163,6 +164,12 @@ impl DatagramClient {
         self.max
     }
 
+    /// Keeps `payload` to recognise a late echo of it, in the same buffer.
+    fn remember(&mut self, payload: &[u8]) {
+        self.previous.clear();
+        self.previous.extend_from_slice(payload);
+    }
+
     /// Sends `payload` as one datagram and waits for its echo, sending again
     /// after each `reply_timeout`, `retries` times at most.
     pub fn exchange(
@@ -193,7 +200,7 @@ impl DatagramClient {
                         rtt: sent_at.elapsed(),
                         tries: attempt,
                     };
-                    self.previous = payload.to_vec();
+                    self.remember(payload);
                     return Ok(echo);
                 }
                 if reply == self.previous.as_slice() {
@@ -205,7 +212,7 @@ impl DatagramClient {
                 }
             }
         }
-        self.previous = payload.to_vec();
+        self.remember(payload);
         if self.mismatched > mismatched_before {
             return Err(ClientError::DatagramMismatch {
                 answers: self.mismatched - mismatched_before,
@@ -493,24 +500,6 @@ fn one_of_many(
     }
     report.elapsed = started.elapsed();
     report
-}
-
-/// Picks the address to send to: the first the name resolved to, in the
-/// family of `--bind` if given.
-fn pick_address(addrs: &[SocketAddr], opts: &ConnectOptions) -> Result<SocketAddr, ConnectError> {
-    let fits = |a: &&SocketAddr| opts.bind.is_none_or(|b| b.is_ipv6() == a.is_ipv6());
-    match addrs.iter().find(fits) {
-        Some(addr) => Ok(*addr),
-        None => {
-            let bind = opts.bind.expect("only --bind can rule every address out");
-            let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            Err(ConnectError::FamilyMismatch {
-                target: all.join(", "),
-                bind,
-                family: if bind.is_ipv6() { "IPv6" } else { "IPv4" },
-            })
-        }
-    }
 }
 
 /// The sequence number of a series echo (`message #N`, N at most `sent`).

@@ -76,14 +76,6 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Every refusal, in the order reports list them.
-    pub const ALL: [Refusal; 4] = [
-        Refusal::LoopPort,
-        Refusal::OwnPort,
-        Refusal::SourceRate,
-        Refusal::TotalRate,
-    ];
-
     /// How a drop report names it.
     pub fn describe(self) -> &'static str {
         match self {
@@ -134,7 +126,8 @@ impl Rate {
 /// The rules for one socket, with the state they need.
 #[derive(Debug)]
 pub struct Gate {
-    limits: RateLimits,
+    /// Loopback sources skip the per-source limit.
+    exempt_loopback: bool,
     per_source: Option<Rate>,
     total: Option<Rate>,
     sources: HashMap<IpAddr, Instant>,
@@ -148,7 +141,7 @@ impl Gate {
     /// A gate with these limits, starting at `now`.
     pub fn new(limits: RateLimits, now: Instant) -> Gate {
         Gate {
-            limits,
+            exempt_loopback: limits.exempt_loopback,
             per_source: Rate::new(limits.per_source),
             total: Rate::new(limits.total),
             sources: HashMap::new(),
@@ -174,7 +167,7 @@ impl Gate {
             return Err(Refusal::OwnPort);
         }
         if let Some(rate) = self.per_source
-            && !(self.limits.exempt_loopback && ip.is_loopback())
+            && !(self.exempt_loopback && ip.is_loopback())
         {
             if now - self.last_sweep >= SWEEP_EVERY {
                 self.sweep(now);

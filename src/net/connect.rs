@@ -236,11 +236,7 @@ pub fn connect_local(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, C
         .local_name()
         .expect("connect_local is called with Unix endpoints only");
     let fail = |e| local_error(endpoint, name, e);
-    let ty = match endpoint.socket_type() {
-        SocketType::Stream => Type::STREAM,
-        SocketType::Datagram => Type::DGRAM,
-    };
-    let socket = Socket::new(Domain::UNIX, ty, None).map_err(fail)?;
+    let socket = Socket::new(Domain::UNIX, endpoint.socket_type().socket2(), None).map_err(fail)?;
     connect_local_with(&socket, endpoint, timeout)?;
     Ok(socket)
 }
@@ -391,31 +387,43 @@ pub fn finished(socket: &Socket) -> io::Result<bool> {
     }
 }
 
+/// The addresses to try, in order: those of `--bind`'s family if given
+/// (an error when there are none), else both families interleaved (RFC 8305).
+pub fn candidates(
+    addrs: &[SocketAddr],
+    opts: &ConnectOptions,
+) -> Result<Vec<SocketAddr>, ConnectError> {
+    let Some(bind) = opts.bind else {
+        return Ok(interleave_families(addrs));
+    };
+    let fitting: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| a.is_ipv6() == bind.is_ipv6())
+        .collect();
+    if fitting.is_empty() {
+        return Err(ConnectError::FamilyMismatch {
+            target: join(addrs),
+            bind,
+            family: if bind.is_ipv6() { "IPv6" } else { "IPv4" },
+        });
+    }
+    Ok(fitting)
+}
+
+fn join(addrs: &[SocketAddr]) -> String {
+    let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    all.join(", ")
+}
+
 /// Connects to the first of `addrs` that answers, Happy Eyeballs style.
 /// Returns the connected (non-blocking) socket and the address it reached.
 pub fn connect(
     addrs: &[SocketAddr],
     opts: &ConnectOptions,
 ) -> Result<(Socket, SocketAddr), ConnectError> {
-    let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    let all = all.join(", ");
-    let ordered: Vec<SocketAddr> = match opts.bind {
-        Some(bind) => addrs
-            .iter()
-            .copied()
-            .filter(|a| a.is_ipv6() == bind.is_ipv6())
-            .collect(),
-        None => interleave_families(addrs),
-    };
-    if let Some(bind) = opts.bind
-        && ordered.is_empty()
-    {
-        return Err(ConnectError::FamilyMismatch {
-            target: all,
-            bind,
-            family: if bind.is_ipv6() { "IPv6" } else { "IPv4" },
-        });
-    }
+    let all = join(addrs);
+    let ordered = candidates(addrs, opts)?;
     let started = Instant::now();
     let deadline = crate::deadline::after(started, opts.timeout);
     let mut poll = Poll::new().map_err(|e| ConnectError::from_io(all.clone(), e))?;

@@ -46,6 +46,16 @@ pub struct SocketFile {
 }
 
 impl SocketFile {
+    /// Takes charge of the socket file just bound at `path`.
+    fn at(path: PathBuf) -> io::Result<SocketFile> {
+        let meta = std::fs::symlink_metadata(&path)?;
+        Ok(SocketFile {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -61,14 +71,12 @@ impl SocketFile {
 impl Drop for SocketFile {
     fn drop(&mut self) {
         match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => {
-                match std::fs::remove_file(&self.path) {
-                    Ok(()) => tracing::debug!("removed socket file {}", self.path.display()),
-                    Err(e) => {
-                        tracing::warn!("cannot remove socket file {}: {e}", self.path.display())
-                    }
+            Ok(meta) if self.is(&meta) => match std::fs::remove_file(&self.path) {
+                Ok(()) => tracing::debug!("removed socket file {}", self.path.display()),
+                Err(e) => {
+                    tracing::warn!("cannot remove socket file {}: {e}", self.path.display())
                 }
-            }
+            },
             Ok(_) => tracing::debug!(
                 "{} is no longer our socket file; left in place",
                 self.path.display()
@@ -91,14 +99,6 @@ pub fn sock_addr(name: &LocalName) -> io::Result<SockAddr> {
     }
 }
 
-/// What a Unix socket of this type is, for `socket()`.
-fn socket_type(ty: SocketType) -> Type {
-    match ty {
-        SocketType::Stream => Type::STREAM,
-        SocketType::Datagram => Type::DGRAM,
-    }
-}
-
 /// Binds a Unix socket (and listens, for a stream one). Returns the socket,
 /// non-blocking, and the file to remove when it closes.
 pub(crate) fn bind(
@@ -114,7 +114,7 @@ pub(crate) fn bind(
         source,
     };
     let addr = sock_addr(name).map_err(other)?;
-    let socket = Socket::new(Domain::UNIX, socket_type(ty), None).map_err(other)?;
+    let socket = Socket::new(Domain::UNIX, ty.socket2(), None).map_err(other)?;
     socket.set_nonblocking(true).map_err(other)?;
     if ty == SocketType::Datagram {
         room_for_largest_datagram(&socket).map_err(other)?;
@@ -159,12 +159,7 @@ fn bind_path(
             .map_err(|e| in_use_or(endpoint, &LocalName::Path(path.into()), e))?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(other)?;
-    let meta = std::fs::symlink_metadata(path).map_err(other)?;
-    Ok(SocketFile {
-        path: path.to_path_buf(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
+    SocketFile::at(path.to_path_buf()).map_err(other)
 }
 
 /// The send buffer a Unix datagram socket needs to send the largest datagram
@@ -201,7 +196,7 @@ fn replace_if_stale(path: &Path, addr: &SockAddr, endpoint: &Endpoint) -> Result
         });
     }
     let ty = endpoint.socket_type();
-    let probe = Socket::new(Domain::UNIX, socket_type(ty), None).map_err(|e| BindError::Other {
+    let probe = Socket::new(Domain::UNIX, ty.socket2(), None).map_err(|e| BindError::Other {
         at: endpoint.clone(),
         source: e,
     })?;
@@ -286,17 +281,7 @@ pub fn bind_temp_datagram() -> io::Result<(Socket, SocketFile)> {
                 }
             };
             match socket.bind(&addr) {
-                Ok(()) => {
-                    let meta = std::fs::symlink_metadata(&path)?;
-                    return Ok((
-                        socket,
-                        SocketFile {
-                            path,
-                            dev: meta.dev(),
-                            ino: meta.ino(),
-                        },
-                    ));
-                }
+                Ok(()) => return Ok((socket, SocketFile::at(path)?)),
                 Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => last = e,
                 Err(e) => {
                     last = e;
