@@ -151,10 +151,7 @@ fn a_malformed_response_exits_7_and_says_why() {
 
 #[test]
 fn refused_exits_3_and_silence_exits_4() {
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_holder, closed) = util::refusing();
     let out = app_client(&[&closed.to_string(), "search", "x"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
 
@@ -225,7 +222,7 @@ fn the_guides_client_gets_the_guides_answers_from_echokit() {
     }
     // And echokit's own client, over a Unix socket too.
     let dir = tempfile::tempdir().unwrap();
-    let path = format!("unix:{}", dir.path().join("app.sock").display());
+    let path = util::unix(&dir.path().join("app.sock"));
     let _unix = app_server(&[&path]);
     let out = app_client(&[&path, "search", "ring"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -233,13 +230,6 @@ fn the_guides_client_gets_the_guides_answers_from_echokit() {
         text(&out.stdout),
         "Got result: In the caves beneath the Misty Mountains. 💍\n"
     );
-}
-
-/// A raw connection to the server, with bounded reads.
-fn raw(server: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(server).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    s
 }
 
 /// Reads until the server closes; the bytes, or the error that ended it.
@@ -256,15 +246,15 @@ fn hostile_requests_are_rejected_in_time_with_memory_flat_while_others_are_serve
     let before = server.rss_bytes();
     let started = std::time::Instant::now();
     // A content length of 10^12.
-    let mut huge = raw(addr);
+    let mut huge = util::connect(addr);
     let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1000000000000}"#;
     huge.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
     huge.write_all(h).unwrap();
     // A header of invalid JSON.
-    let mut garbled = raw(addr);
+    let mut garbled = util::connect(addr);
     garbled.write_all(b"\x00\x09{not json").unwrap();
     // A header one byte at a time, never finished in time.
-    let mut trickle = raw(addr);
+    let mut trickle = util::connect(addr);
     trickle.write_all(b"\x00\x60{").unwrap();
     // Meanwhile the guide's client is served.
     let out = guides_client(addr, "search", "morpheus");
@@ -314,7 +304,7 @@ fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
     let request = |action: &str, value: &str| {
         echokit::proto::encode(&echokit::app::request(action, value)).unwrap()
     };
-    let mut s = raw(server.addr());
+    let mut s = util::connect(server.addr());
     // Two requests at once, then the write side closed.
     let mut both = request("search", "morpheus");
     both.extend(request("search", "ring"));
@@ -338,7 +328,7 @@ fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
 
     // A good request, then a bad one, then more: the good one is answered
     // before the connection closes.
-    let mut s = raw(server.addr());
+    let mut s = util::connect(server.addr());
     let mut mixed = request("search", "morpheus");
     mixed.extend_from_slice(b"\x00\x09{not json");
     mixed.extend(request("search", "ring"));
@@ -355,7 +345,7 @@ fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
     // Without keep-alive: bytes after the request are dropped, the answer
     // arrives whole, and the close is a FIN, not a reset.
     let plain = app_server(&["127.0.0.1:0"]);
-    let mut s = raw(plain.addr());
+    let mut s = util::connect(plain.addr());
     let mut req = request("search", "morpheus");
     req.extend(vec![b'x'; 100_000]);
     s.write_all(&req).unwrap();
@@ -385,7 +375,7 @@ fn an_idle_keep_alive_connection_is_closed_at_the_header_deadline() {
     // Each request moves the deadline later; the timer set for the first
     // must find the later one and fire at it, not before and not never.
     let server = app_server(&["127.0.0.1:0", "--keep-alive", "--header-timeout", "1s"]);
-    let mut s = raw(server.addr());
+    let mut s = util::connect(server.addr());
     let req = echokit::proto::encode(&echokit::app::request("search", "ring")).unwrap();
     let started = std::time::Instant::now();
     let mut last_answer = started;
@@ -422,7 +412,7 @@ fn a_large_json_value_costs_its_size_not_a_tree() {
     let zeros = vec!["0"; 4 << 20].join(",");
     let content = format!(r#"{{"action": "search", "value": [{zeros}]}}"#);
     let message = echokit::proto::Message::new("text/json", "utf-8", content.into_bytes());
-    let mut s = raw(server.addr());
+    let mut s = util::connect(server.addr());
     s.write_all(&echokit::proto::encode(&message).unwrap())
         .unwrap();
     let all = read_to_close(&mut s).unwrap();
@@ -452,7 +442,7 @@ fn unfinished_requests_together_are_held_to_a_budget() {
     let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
     let mut clients = Vec::new();
     for _ in 0..3 {
-        let mut c = raw(server.addr());
+        let mut c = util::connect(server.addr());
         c.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
         c.write_all(h).unwrap();
         c.write_all(&vec![b'x'; 600 << 10]).unwrap();

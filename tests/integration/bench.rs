@@ -6,7 +6,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::render;
-use crate::util::{Server, echokit_run, peer, python, text};
+use crate::util::{Server, echokit_run, peer, python, refusing, text, unix, unixgram};
 
 /// `echokit bench ARGS --json`, run to completion: (exit code, report).
 fn bench_json(args: &[&str]) -> (i32, Value) {
@@ -84,8 +84,8 @@ fn a_clean_run_over_tcp_reports_every_figure() {
 #[test]
 fn the_same_run_works_over_unix_udp_and_unixgram() {
     let dir = tempfile::tempdir().unwrap();
-    let stream = format!("unix:{}/s.sock", dir.path().display());
-    let gram = format!("unixgram:{}/d.sock", dir.path().display());
+    let stream = unix(&dir.path().join("s.sock"));
+    let gram = unixgram(&dir.path().join("d.sock"));
     let server = Server::start(&["udp://127.0.0.1:0", &stream, &gram], 3);
     for endpoint in &server.endpoints {
         let mut args = vec![endpoint.as_str(), "-c", "4", "-s", "64", "-d", "2"];
@@ -166,9 +166,8 @@ fn a_server_that_stops_echoing_in_the_window_fails_the_run() {
 
 #[test]
 fn a_count_that_nothing_spends_still_ends() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = free.local_addr().unwrap().to_string();
-    drop(free);
+    let (_holder, addr) = refusing();
+    let addr = addr.to_string();
     let (code, r) = bench_json(&[
         &addr,
         "--churn",
@@ -188,9 +187,8 @@ fn a_count_that_nothing_spends_still_ends() {
 
 #[test]
 fn refused_connections_are_counted_not_retried() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = free.local_addr().unwrap().to_string();
-    drop(free);
+    let (_holder, addr) = refusing();
+    let addr = addr.to_string();
     let (code, r) = bench_json(&[&addr, "-c", "3", "--duration", "200ms"]);
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(f(&r, &["errors", "refused"]), 3.0, "{r:#}");

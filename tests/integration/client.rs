@@ -113,12 +113,7 @@ fn a_file_is_sent_as_one_message_and_compared() {
 
 #[test]
 fn refused_exits_3_and_says_nothing_listens() {
-    // A bound socket that does not listen: connects to it are refused.
-    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    holder
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    let addr = holder.local_addr().unwrap().as_socket().unwrap();
+    let (_holder, addr) = util::refusing();
     let out = client(&[&addr.to_string()]);
     assert_eq!(out.status.code(), Some(3));
     assert_stderr_has(

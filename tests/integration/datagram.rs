@@ -285,8 +285,8 @@ fn a_silent_port_is_lost_after_the_retries_and_a_closed_one_is_refused() {
 fn unix_datagrams_are_echoed_to_the_senders_path_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("echo.sock");
-    let server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
-    assert_eq!(server.endpoints[0], format!("unixgram:{}", path.display()));
+    let server = Server::start(&[&util::unixgram(&path)], 1);
+    assert_eq!(server.endpoints[0], util::unixgram(&path));
     let client_path = dir.path().join("client.sock");
     let mut cmd = python();
     cmd.args([peer("datagram_client.py").as_str(), "unixgram"])
@@ -331,7 +331,7 @@ fn unix_datagrams_are_echoed_to_the_senders_path_whole() {
 fn an_unbound_unix_sender_is_logged_and_the_server_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("echo.sock");
-    let server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
+    let server = Server::start(&[&util::unixgram(&path)], 1);
     let unbound = std::os::unix::net::UnixDatagram::unbound().unwrap();
     unbound.send_to(b"where to?", &path).unwrap();
     let line = server.stderr_line("dropped");
@@ -354,8 +354,8 @@ fn abstract_unix_datagram_names_need_no_file() {
 #[test]
 fn one_server_serves_tcp_udp_and_unix_at_once_and_sums_them_up() {
     let dir = tempfile::tempdir().unwrap();
-    let stream = format!("unix:{}", dir.path().join("s.sock").display());
-    let dgram = format!("unixgram:{}", dir.path().join("d.sock").display());
+    let stream = util::unix(&dir.path().join("s.sock"));
+    let dgram = util::unixgram(&dir.path().join("d.sock"));
     let mut server = Server::start(&["127.0.0.1:0", "udp://127.0.0.1:0", &stream, &dgram], 4);
     for endpoint in server.endpoints.clone() {
         let out = util::client(&[&endpoint, "-m", "mixed"]);
@@ -535,7 +535,7 @@ fn unix_echoes_go_to_each_sender_whatever_came_before_in_the_batch() {
     // sender before it, and a longer path than before was cut short.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("echo.sock");
-    let _server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
+    let _server = Server::start(&[&util::unixgram(&path)], 1);
     let a = unix_dgram(&dir.path().join("a.sock"));
     let mut buf = [0; 64];
     for round in 0..3 {
@@ -560,7 +560,7 @@ fn a_senders_path_through_a_symbolic_link_gets_no_echo() {
     // own) and have the server write there with its rights.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("echo.sock");
-    let server = Server::start(&[&format!("unixgram:{}", path.display())], 1);
+    let server = Server::start(&[&util::unixgram(&path)], 1);
     let victim = unix_dgram(&dir.path().join("victim.sock"));
     let sender_path = dir.path().join("sender.sock");
     let sender = unix_dgram(&sender_path);
@@ -594,7 +594,7 @@ fn ctrl_c_removes_a_unixgram_clients_own_socket_file() {
     let mut cmd = util::echokit();
     cmd.env("TMPDIR", tmp.path()).args([
         "echo-client",
-        &format!("unixgram:{}", dir.path().join("silent.sock").display()),
+        &util::unixgram(&dir.path().join("silent.sock")),
         "--reply-timeout",
         "20s",
     ]);

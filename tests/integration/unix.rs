@@ -7,11 +7,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::process::Stdio;
 
-use crate::util::{self, Server, assert_stderr_has, pattern, peer, python, text};
-
-fn unix(path: &std::path::Path) -> String {
-    format!("unix:{}", path.display())
-}
+use crate::util::{self, Server, assert_stderr_has, pattern, peer, python, text, unix};
 
 fn mode_of(path: &std::path::Path) -> u32 {
     std::fs::symlink_metadata(path)

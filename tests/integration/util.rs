@@ -361,3 +361,30 @@ pub fn python() -> Command {
 pub fn peer(name: &str) -> String {
     format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A loopback address where nothing listens, held for as long as the
+/// returned socket lives: bound, never listening, so every connect is
+/// refused and no other test can take the port meanwhile.
+pub fn refusing() -> (socket2::Socket, SocketAddr) {
+    let holder =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    holder
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    let addr = holder
+        .local_addr()
+        .expect("a bound address")
+        .as_socket()
+        .expect("an IP address");
+    (holder, addr)
+}
+
+/// `unix:PATH`, as the tools write it.
+pub fn unix(path: &std::path::Path) -> String {
+    format!("unix:{}", path.display())
+}
+
+/// `unixgram:PATH`, as the tools write it.
+pub fn unixgram(path: &std::path::Path) -> String {
+    format!("unixgram:{}", path.display())
+}
