@@ -17,54 +17,41 @@ APP="$ROOT/benches/app"
 SECS="${1:-5}"
 REPS="${2:-3}"
 CONC="${3:-32}"
-READY_SECS=10   # how long a server may take to print its "listening on" line
 ECHOKIT="${ECHOKIT:-$ROOT/target/release/echokit}"
 [ -x "$ECHOKIT" ] || { echo "benches/app.sh: build echokit first (cargo build --release)" >&2; exit 1; }
 mkdir -p "$APP/bin"
 cc -O2 -Wall -Wextra -o "$APP/bin/appload" "$APP/appload.c"
 TMP="$(mktemp -d)"
-pid=""
-cleanup() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$TMP"; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+cleanup() { kill_server; rm -rf "$TMP"; }
 trap cleanup EXIT
 # The guide's request and the answer it must get, as the guide's Python builds them.
-python3 - "$TMP" <<'PY'
-import json, struct, sys
-def message(ct, enc, content):
-    h = json.dumps({"byteorder": sys.byteorder, "content-type": ct, "content-encoding": enc,
-                    "content-length": len(content)}, ensure_ascii=False).encode()
-    return struct.pack(">H", len(h)) + h + content
-req = message("text/json", "utf-8", json.dumps({"action": "search", "value": "morpheus"}, ensure_ascii=False).encode())
-resp = message("text/json", "utf-8", json.dumps({"result": "Follow the white rabbit. \U0001f430"}, ensure_ascii=False).encode())
+PYTHONPATH="$ROOT/tests/peers" python3 - "$TMP" <<'PY'
+import json, sys
+from guide_protocol import TABLE, message
+def text(obj):
+    return json.dumps(obj, ensure_ascii=False).encode()
+req = message("text/json", "utf-8", text({"action": "search", "value": "morpheus"}))
+resp = message("text/json", "utf-8", text({"result": TABLE["morpheus"]}))
 open(sys.argv[1] + "/req", "wb").write(req)
 open(sys.argv[1] + "/resp", "wb").write(resp)
 PY
 run_one() { # label command...
     local label="$1"; shift
-    # The server's stdout is a FIFO: its first line, read as soon as it is
-    # written (within READY_SECS), gives the port; no polling.
-    rm -f "$TMP/stdout"
-    mkfifo "$TMP/stdout"
-    taskset -c 0 "$@" </dev/null >"$TMP/stdout" 2>/dev/null &
-    pid=$!
-    local first="" port=""
-    exec {server_out}<"$TMP/stdout"
-    read -r -t "$READY_SECS" -u "$server_out" first || true
-    if [[ $first =~ ^listening\ on\ tcp://127\.0\.0\.1:([0-9]+)$ ]]; then
-        port="${BASH_REMATCH[1]}"
-    fi
-    [ -n "$port" ] || { echo "$label printed no listening line (got '$first')" >&2; exit 1; }
+    port=""
+    start_server "$label" tcp "$@" || exit 1
     local line t0 t1 g0 g1
-    # CPU time (clock ticks) of the server and of the generator: the
-    # generator's connects and closes cost the kernel as much as the
-    # server's accepts, so it may be the limit; server CPU per request says
-    # what the server costs either way.
-    t0="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
-    g0="$(awk '{print $16 + $17}' "/proc/$$/stat")"
-    line="$(taskset -c 1 "$APP/bin/appload" 127.0.0.1 "$port" "$SECS" "$CONC" "$TMP/req" "$TMP/resp")"
-    t1="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
-    g1="$(awk '{print $16 + $17}' "/proc/$$/stat")"
-    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""
-    exec {server_out}<&-
+    # CPU time (clock ticks) of the server and of the generator (a reaped
+    # child of this shell): the generator's connects and closes cost the
+    # kernel as much as the server's accepts, so it may be the limit; server
+    # CPU per request says what the server costs either way.
+    t0="$(proc_ticks "$server_pid")"
+    g0="$(children_ticks $$)"
+    line="$(taskset -c 1 "$APP/bin/appload" "$host" "$port" "$SECS" "$CONC" "$TMP/req" "$TMP/resp")"
+    t1="$(proc_ticks "$server_pid")"
+    g1="$(children_ticks $$)"
+    stop_server
     local tck; tck="$(getconf CLK_TCK)"
     local wall; wall="$(python3 -c "print($SECS + 1)")"
     echo "{\"server\": \"$label\", \"rep\": $rep, \"server_cpu\": $(python3 -c "print(round(($t1 - $t0) / $tck / $wall, 2))"), \"generator_cpu\": $(python3 -c "print(round(($g1 - $g0) / $tck / $wall, 2))"), ${line#\{}" | tee -a "$TMP/results"

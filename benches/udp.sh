@@ -42,7 +42,6 @@ ECHOKIT="${ECHOKIT:-$ROOT/target/release/echokit}"
 OUT="${OUT:-$ROOT/benches/results/udp.jsonl}"
 STOP_SECS="${STOP_SECS:-5}"
 CC="${CC:-cc}"
-READY_SECS=10   # how long a server may take to print its "listening on" line
 
 die() { echo "benches/udp.sh: $*" >&2; exit 1; }
 [[ $SECS =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "SECONDS must be a number, not '$SECS'"
@@ -61,84 +60,21 @@ done
 PYTHON="$(python3 -c 'import sys; print(sys.executable)')"
 
 TMP="$(mktemp -d)"
-server_pid=""   # the server running now, if any
-server_out=""   # the read end of its stdout
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    kill_server
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server LABEL COMMAND...: starts COMMAND pinned to CPU 0 and reads
-# "listening on udp://HOST:PORT" from its first line of stdout; sets
-# server_pid, host and port. Returns 1 (server stopped) if no such line comes.
-start_server() {
-    local label="$1" line=""
-    shift
-    rm -f "$TMP/stdout"
-    mkfifo "$TMP/stdout"
-    taskset -c 0 "$@" </dev/null >"$TMP/stdout" 2>"$TMP/$label.stderr" &
-    server_pid=$!
-    exec {server_out}<"$TMP/stdout"
-    read -r -t "$READY_SECS" -u "$server_out" line || true
-    if [[ $line =~ ^listening\ on\ udp://\[?([^]]*)\]?:([0-9]+)$ ]]; then
-        host="${BASH_REMATCH[1]}"
-        port="${BASH_REMATCH[2]}"
-        return 0
-    fi
-    stop_server >/dev/null 2>&1 || true
-    echo "$label did not print 'listening on udp://HOST:PORT' within ${READY_SECS}s" \
-        "(first line: '${line}'); its stderr:" >&2
-    sed 's/^/    /' "$TMP/$label.stderr" >&2
-    return 1
-}
-
-# state PID: the process's state letter (Z for a zombie), empty once reaped.
-state() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
-    stat="${stat##*) }"
-    echo "${stat%% *}"
-}
-
-# stop_server: SIGTERM, up to STOP_SECS for the server to exit, then SIGKILL;
-# reaps it and checks that it and its port are gone. Sets stop_ms and killed.
-stop_server() {
-    local pid="$server_pid" t0 s i
-    t0="${EPOCHREALTIME/./}"
-    killed=false
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_SECS * 50; i++)); do
-        s="$(state "$pid")"
-        [ -z "$s" ] || [ "$s" = Z ] && break
-        sleep 0.02
-    done
-    s="$(state "$pid")"
-    if [ -n "$s" ] && [ "$s" != Z ]; then
-        echo "server $pid still running ${STOP_SECS}s after SIGTERM: SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-        killed=true
-    fi
-    wait "$pid" 2>/dev/null || true
-    stop_ms=$(( (${EPOCHREALTIME/./} - t0) / 1000 ))
-    server_pid=""
-    exec {server_out}<&-
-    [ -z "$(state "$pid")" ] || die "server $pid is still there after being stopped"
-    if [ -n "${port:-}" ] && [ -n "$(ss -Hunl "sport = :$port" 2>/dev/null)" ]; then
-        die "udp port $port is still bound after its server $pid was stopped: $(ss -Hunlp "sport = :$port")"
-    fi
-}
-
 # start LABEL: start_server with LABEL's command line.
 start() {
     case "$1" in
-    echokit) start_server echokit "$ECHOKIT" echo-server udp://127.0.0.1:0 ;;
-    c) start_server c "$UDP/bin/echo-c" 0 ;;
-    python) start_server python "$PYTHON" "$UDP/echo.py" 0 ;;
+    echokit) start_server echokit udp "$ECHOKIT" echo-server udp://127.0.0.1:0 ;;
+    c) start_server c udp "$UDP/bin/echo-c" 0 ;;
+    python) start_server python udp "$PYTHON" "$UDP/echo.py" 0 ;;
     esac
 }
 
@@ -183,12 +119,6 @@ if grep -qs '^CONFIG_IRQ_TIME_ACCOUNTING=y' "/boot/config-$(uname -r)" ||
     IRQ_APART=1
 fi
 machine_ticks() { awk -v apart=$IRQ_APART '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, apart * ($7 + $8) }' /proc/stat; }
-proc_ticks() {     # utime + stime of PID; nothing if it is gone
-    local s f
-    s="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
-    read -r -a f <<<"${s##*) }"
-    echo $((f[11] + f[12]))
-}
 field() { sed -n "s/.*\"$1\":\([-0-9.a-z]*\).*/\1/p" <<<"$2"; }
 
 failures=0

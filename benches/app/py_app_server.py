@@ -9,26 +9,17 @@ written for this project (benches only).
 Its first line on stdout is `listening on tcp://127.0.0.1:PORT`.
 """
 import json
+import os
 import selectors
 import socket
 import struct
 import sys
 
-TABLE = {
-    "morpheus": "Follow the white rabbit. \U0001f430",
-    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
-    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
-}
+# The guide's table and message framing, shared with the test peers.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "peers"))
+from guide_protocol import TABLE, message  # noqa: E402
+
 sel = selectors.DefaultSelector()
-
-
-def message(content_type, encoding, content):
-    header = json.dumps(
-        {"byteorder": sys.byteorder, "content-type": content_type,
-         "content-encoding": encoding, "content-length": len(content)},
-        ensure_ascii=False,
-    ).encode("utf-8")
-    return struct.pack(">H", len(header)) + header + content
 
 
 def answer(header, content):
