@@ -290,17 +290,49 @@ impl Decoder {
     }
 }
 
-/// Whether the codec can check content in this encoding.
-fn check_encoding_known(encoding: &str) -> Result<(), DecodeError> {
-    match normalise(encoding).as_str() {
-        "utf-8" | "utf8" | "ascii" | "us-ascii" | "latin-1" | "latin1" | "iso-8859-1"
-        | "binary" => Ok(()),
-        _ => Err(DecodeError::UnsupportedEncoding(encoding.into())),
+/// The encodings the codec can check content in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Utf8,
+    Ascii,
+    /// Every byte is a latin-1 character.
+    Latin1,
+    /// Any bytes.
+    Binary,
+}
+
+impl Encoding {
+    /// Names as Python's codecs take them: any case, `_` for `-`, spaces
+    /// around. No allocation: this runs for every message.
+    fn of(name: &str) -> Option<Encoding> {
+        const NAMES: [(&str, Encoding); 8] = [
+            ("utf-8", Encoding::Utf8),
+            ("utf8", Encoding::Utf8),
+            ("ascii", Encoding::Ascii),
+            ("us-ascii", Encoding::Ascii),
+            ("latin-1", Encoding::Latin1),
+            ("latin1", Encoding::Latin1),
+            ("iso-8859-1", Encoding::Latin1),
+            ("binary", Encoding::Binary),
+        ];
+        let name = name.trim();
+        let same = |known: &str| {
+            name.len() == known.len()
+                && name.bytes().zip(known.bytes()).all(|(a, b)| {
+                    let a = a.to_ascii_lowercase();
+                    a == b || (a == b'_' && b == b'-')
+                })
+        };
+        NAMES.iter().find(|(known, _)| same(known)).map(|&(_, e)| e)
     }
 }
 
-fn normalise(encoding: &str) -> String {
-    encoding.trim().to_ascii_lowercase().replace('_', "-")
+/// Whether the codec can check content in this encoding.
+fn check_encoding_known(encoding: &str) -> Result<(), DecodeError> {
+    match Encoding::of(encoding) {
+        Some(_) => Ok(()),
+        None => Err(DecodeError::UnsupportedEncoding(encoding.into())),
+    }
 }
 
 /// Checks that content decodes with its encoding.
@@ -309,16 +341,15 @@ fn check_content(encoding: &str, content: &[u8]) -> Result<(), DecodeError> {
         encoding: encoding.into(),
         at,
     };
-    match normalise(encoding).as_str() {
-        "utf-8" | "utf8" => std::str::from_utf8(content)
+    match Encoding::of(encoding) {
+        Some(Encoding::Utf8) => std::str::from_utf8(content)
             .map(drop)
             .map_err(|e| bad(e.valid_up_to())),
-        "ascii" | "us-ascii" => match content.iter().position(|b| !b.is_ascii()) {
+        Some(Encoding::Ascii) => match content.iter().position(|b| !b.is_ascii()) {
             Some(at) => Err(bad(at)),
             None => Ok(()),
         },
-        // Every byte is a latin-1 character; binary is any bytes.
-        _ => Ok(()),
+        Some(Encoding::Latin1 | Encoding::Binary) | None => Ok(()),
     }
 }
 
@@ -396,6 +427,15 @@ mod tests {
             "every byte belongs to the one message"
         );
         Ok(r.message)
+    }
+
+    #[test]
+    fn encoding_names_are_read_as_python_reads_them() {
+        assert_eq!(Encoding::of("UTF_8"), Some(Encoding::Utf8));
+        assert_eq!(Encoding::of(" Latin-1 "), Some(Encoding::Latin1));
+        assert_eq!(Encoding::of("US-ASCII"), Some(Encoding::Ascii));
+        assert_eq!(Encoding::of("utf-16"), None);
+        assert_eq!(Encoding::of("utf-"), None);
     }
 
     #[test]
