@@ -12,22 +12,17 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::Socket;
 
 use super::BenchConfig;
 use super::pattern::{Sizes, Stream};
-use super::schedule::{Alarm, Schedule};
+use super::reactor::Reactor;
+use super::schedule::Schedule;
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
 use super::stream::{Job, describe};
 
-const WAKE: Token = Token(usize::MAX);
-const ALARM: Token = Token(usize::MAX - 1);
 const SWEEP_NS: u64 = 10_000_000;
 /// The sequence number's bytes at the head of a datagram.
 const TAG: usize = 8;
@@ -86,8 +81,7 @@ struct Engine<'a> {
     job: &'a Job,
     cfg: &'a BenchConfig,
     control: &'a Control,
-    poll: Poll,
-    alarm: Alarm,
+    reactor: Reactor,
     socks: Vec<Channel>,
     rbuf: Box<[u8]>,
     wbuf: Box<[u8]>,
@@ -99,18 +93,14 @@ struct Engine<'a> {
 
 /// Runs one thread's datagram sockets until the run stops.
 pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    job.control.register(waker);
+    let reactor = Reactor::new(&job.control)?;
     let cfg = &*job.cfg;
     let largest = cfg.sizes.max.max(TAG);
-    let alarm = Alarm::new(poll.registry(), ALARM)?;
     let mut engine = Engine {
         job: &job,
         cfg,
         control: &job.control,
-        alarm,
-        poll,
+        reactor,
         socks: Vec::new(),
         rbuf: vec![0; largest + 1].into_boxed_slice(),
         wbuf: vec![0; largest].into_boxed_slice(),
@@ -139,7 +129,6 @@ impl Engine<'_> {
                 self.flush(i, start);
             }
         }
-        let mut events = Events::with_capacity(1024);
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
@@ -163,34 +152,24 @@ impl Engine<'_> {
             }
             self.meter.publish(&self.job.live, self.open);
             let until = next_sweep.min(drain_until);
-            if let Some(schedule) = &self.schedule
-                && !self.meter.stopping()
-            {
-                self.alarm.arm(schedule.due(), now)?;
-            }
-            let timeout = Duration::from_nanos(until.saturating_sub(now));
-            match self.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            for event in events.iter() {
-                if event.token() == WAKE {
-                    continue;
-                }
-                if event.token() == ALARM {
-                    self.alarm.fired();
-                    continue;
-                }
-                let i = event.token().0;
+            let due = self
+                .schedule
+                .as_ref()
+                .filter(|_| !self.meter.stopping())
+                .map(Schedule::due);
+            self.reactor.wait(now, until, due)?;
+            let ready = std::mem::take(&mut self.reactor.ready);
+            for event in &ready {
+                let i = event.slot;
                 let now = self.control.now();
-                if event.is_readable() || event.is_error() {
+                if event.readable || event.error {
                     self.read(i, now);
                 }
-                if event.is_writable() && self.socks[i].unsent < self.socks[i].flight.len() {
+                if event.writable && self.socks[i].unsent < self.socks[i].flight.len() {
                     self.flush(i, now);
                 }
             }
+            self.reactor.ready = ready;
         }
         // What is still out after the drain is lost.
         for s in &self.socks {
@@ -228,11 +207,7 @@ impl Engine<'_> {
                 .socket(id, &self.cfg.bind)
                 .and_then(|socket| {
                     socket.connect(&self.cfg.target.addr)?;
-                    self.poll.registry().register(
-                        &mut SourceFd(&socket.as_raw_fd()),
-                        Token(i),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )?;
+                    self.reactor.register(socket.as_raw_fd(), i)?;
                     Ok(socket)
                 });
             match made {
@@ -450,10 +425,7 @@ impl Engine<'_> {
             self.job.live.settled.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(socket) = s.socket.take() {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&socket.as_raw_fd()));
+            self.reactor.deregister(socket.as_raw_fd());
             self.open -= 1;
         }
         for msg in s.flight.drain(..) {

@@ -23,6 +23,7 @@ mod datagram;
 pub mod html;
 pub mod pattern;
 pub mod preflight;
+mod reactor;
 pub mod report;
 mod schedule;
 pub mod stats;

@@ -25,20 +25,16 @@ use std::net::Shutdown as Half;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::Socket;
 
 use super::pattern::{MAX_SLICE, Sizes, Stream};
-use super::schedule::{Alarm, Schedule};
+use super::reactor::Reactor;
+use super::schedule::Schedule;
 use super::stats::{Control, Datagrams, ErrorClass, Live, Meter, ThreadResult};
 use super::{BenchConfig, Workload};
 use crate::proto::{Decoder, Limits};
 
-const WAKE: Token = Token(usize::MAX);
-const ALARM: Token = Token(usize::MAX - 1);
 /// One read buffer per thread.
 const READ_BUF: usize = 64 * 1024;
 /// Connects in progress at once, per thread.
@@ -118,8 +114,7 @@ struct Engine<'a> {
     job: &'a Job,
     cfg: &'a BenchConfig,
     control: &'a Control,
-    poll: Poll,
-    alarm: Alarm,
+    reactor: Reactor,
     conns: Vec<Conn>,
     queue: VecDeque<usize>,
     connecting: usize,
@@ -141,9 +136,7 @@ struct Engine<'a> {
 
 /// Runs one thread's connections until the run stops.
 pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    job.control.register(waker);
+    let reactor = Reactor::new(&job.control)?;
     let cfg = &*job.cfg;
     let depth = match cfg.rate {
         Some(_) => 64,
@@ -181,13 +174,11 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
         }
         Workload::Echo => Arc::from(&[][..]),
     };
-    let alarm = Alarm::new(poll.registry(), ALARM)?;
     let mut engine = Engine {
         job: &job,
         cfg,
         control: &job.control,
-        alarm,
-        poll,
+        reactor,
         queue: (0..conns.len()).collect(),
         conns,
         connecting: 0,
@@ -210,7 +201,6 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
 
 impl Engine<'_> {
     fn run(&mut self) -> io::Result<ThreadResult> {
-        let mut events = Events::with_capacity(1024);
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
@@ -232,50 +222,36 @@ impl Engine<'_> {
                 next_sweep = now + SWEEP_NS;
             }
             self.meter.publish(&self.job.live, self.open);
-            if let Some(s) = &self.schedule
-                && !self.stopping()
-            {
-                self.alarm.arm(s.due(), now)?;
-            }
-            let timeout = self
-                .wait_until(next_sweep.min(drain_until))
-                .saturating_sub(now);
-            match self
-                .poll
-                .poll(&mut events, Some(Duration::from_nanos(timeout)))
-            {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            for event in events.iter() {
-                if event.token() == WAKE {
-                    continue;
-                }
-                if event.token() == ALARM {
-                    self.alarm.fired();
-                    continue;
-                }
-                let i = event.token().0;
+            let due = self
+                .schedule
+                .as_ref()
+                .filter(|_| !self.stopping())
+                .map(Schedule::due);
+            let until = self.wait_until(next_sweep.min(drain_until));
+            self.reactor.wait(now, until, due)?;
+            let ready = std::mem::take(&mut self.reactor.ready);
+            for event in &ready {
+                let i = event.slot;
                 let now = self.control.now();
                 match self.conns[i].state {
                     State::Connecting { .. } => {
-                        if event.is_writable() || event.is_error() || event.is_write_closed() {
+                        if event.writable || event.error || event.write_closed {
                             self.finish_connect(i, now);
                         }
                     }
                     State::Open => {
-                        let closed = event.is_read_closed() || event.is_error();
-                        if event.is_readable() || closed {
+                        let closed = event.read_closed || event.error;
+                        if event.readable || closed {
                             self.read(i, now, closed);
                         }
-                        if event.is_writable() && self.conns[i].want_write {
+                        if event.writable && self.conns[i].want_write {
                             self.flush(i, now);
                         }
                     }
                     State::Idle { .. } | State::Dead => {}
                 }
             }
+            self.reactor.ready = ready;
         }
         // What never came back, even after the drain, is the server's failure.
         for c in &self.conns {
@@ -388,11 +364,7 @@ impl Engine<'_> {
             }
         }
         let fd = socket.as_raw_fd();
-        if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(i),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.reactor.register(fd, i) {
             return self.fail(i, now, ErrorClass::of(&e), &e.to_string());
         }
         self.conns[i].socket = Some(socket);
@@ -754,10 +726,7 @@ impl Engine<'_> {
             _ => {}
         }
         if let Some(socket) = c.socket.take() {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&socket.as_raw_fd()));
+            self.reactor.deregister(socket.as_raw_fd());
             let _ = socket.shutdown(Half::Write);
         }
         c.state = State::Dead;
