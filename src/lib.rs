@@ -13,6 +13,7 @@
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
+//! | [`sockets`]  | every socket of the host, as netstat and lsof show them, explained |
 //! | [`os`]       | what only the OS tells: kernel limits, who holds a port           |
 //! | [`text`]     | bytes as Python prints them, sizes and durations                  |
 //!
@@ -62,6 +63,7 @@ pub mod os;
 pub mod proto;
 mod serve;
 pub mod shutdown;
+pub mod sockets;
 pub mod text;
 
 pub use endpoint::Endpoint;

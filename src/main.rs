@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AppClientArgs, AppServerArgs, BenchArgs, Cli, ClientTarget, Command, EchoClientArgs,
-    EchoServerArgs,
+    EchoServerArgs, SocketsArgs,
 };
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
@@ -46,6 +46,7 @@ fn main() -> ProcessExit {
         Command::AppClient(args) => app_client(args),
         Command::AppServer(args) => app_server(args),
         Command::Bench(args) => bench(args),
+        Command::Sockets(args) => sockets(args),
     };
     // Flush the logs before the last word.
     drop(log_guard);
@@ -77,6 +78,8 @@ fn classify(err: &anyhow::Error) -> ExitCode {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<BenchError>() {
             e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<echokit::sockets::SocketsError>() {
+            e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
             e.exit_code()
         } else {
@@ -95,7 +98,10 @@ fn classify(err: &anyhow::Error) -> ExitCode {
 fn init_logging(cli: &Cli) -> WorkerGuard {
     let quiet_default = match cli.command {
         Command::EchoServer(_) | Command::AppServer(_) => "info",
-        Command::EchoClient(_) | Command::AppClient(_) | Command::Bench(_) => "warn",
+        Command::EchoClient(_)
+        | Command::AppClient(_)
+        | Command::Bench(_)
+        | Command::Sockets(_) => "warn",
     };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -842,4 +848,54 @@ fn run_one(
         }
     }
     Ok(report)
+}
+
+/// `echokit sockets`: the table once, or again every --watch interval.
+fn sockets(args: SocketsArgs) -> anyhow::Result<ExitCode> {
+    use echokit::sockets::{self, render::View};
+    let kinds = args.kinds();
+    let filter = args.filter();
+    let clear_screen = args.watch.is_some() && !args.json && std::io::stdout().is_terminal();
+    let mut previous: Option<sockets::Snapshot> = None;
+    let mut shown = 0u64;
+    loop {
+        let snapshot = sockets::snapshot(&kinds)?;
+        let growth = previous
+            .as_ref()
+            .map(|p| sockets::send_queue_growth(p, &snapshot))
+            .unwrap_or_default();
+        let view = View {
+            snapshot: &snapshot,
+            rows: sockets::select(&snapshot, &filter),
+            explain: args.explain,
+            growth,
+        };
+        if args.json {
+            say(view.json())?;
+        } else {
+            if clear_screen {
+                // Home the cursor and clear, as watch(1) does.
+                print!("\x1b[H\x1b[2J");
+            }
+            if let Some(every) = args.watch {
+                if shown > 0 && !clear_screen {
+                    say("")?;
+                }
+                say(format_args!(
+                    "{} (every {}; Ctrl-C stops)",
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+                    text::duration(every)
+                ))?;
+            }
+            say(view.table().trim_end())?;
+        }
+        shown += 1;
+        let Some(every) = args.watch else { break };
+        if args.count.is_some_and(|n| shown >= n) {
+            break;
+        }
+        std::thread::sleep(every);
+        previous = Some(snapshot);
+    }
+    Ok(ExitCode::Success)
 }

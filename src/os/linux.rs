@@ -1,8 +1,9 @@
 //! Linux: `/proc/sys` knobs, the owners of bound sockets, read from
 //! `/proc/net/{tcp,udp,unix}` (socket inodes) and `/proc/PID/fd` (who holds
-//! them), and the credentials of a Unix socket's peer (`SO_PEERCRED`).
+//! them), the listen-queue counters of `/proc/net/netstat`, and the
+//! credentials of a Unix socket's peer (`SO_PEERCRED`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::path::Path;
 use procfs::net::TcpState;
 use procfs::process::FDTarget;
 
-use super::{PeerCredentials, PortHolder, Proto};
+use super::{ListenCounters, PeerCredentials, PortHolder, Proto};
 
 pub(super) fn read_number(path: &str) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -78,27 +79,76 @@ fn holders_of(inodes: &HashSet<u64>) -> Vec<PortHolder> {
         return Vec::new();
     }
     let mut holders = Vec::new();
+    each_socket_descriptor(|inode, holder| {
+        if inodes.contains(&inode) && !holders.contains(holder) {
+            holders.push(holder.clone());
+        }
+    });
+    holders
+}
+
+pub(super) fn socket_owners() -> HashMap<u64, Vec<PortHolder>> {
+    let mut owners: HashMap<u64, Vec<PortHolder>> = HashMap::new();
+    each_socket_descriptor(|inode, holder| {
+        let list = owners.entry(inode).or_default();
+        // A process with two descriptors on one socket (dup, fork) is listed once.
+        if !list.iter().any(|h| h.pid == holder.pid) {
+            list.push(holder.clone());
+        }
+    });
+    owners
+}
+
+/// Calls `found` for every socket descriptor of every process this user
+/// can see, with the socket's inode and the process.
+fn each_socket_descriptor(mut found: impl FnMut(u64, &PortHolder)) {
     let Ok(processes) = procfs::process::all_processes() else {
-        return holders;
+        return;
     };
     for process in processes.flatten() {
         let Ok(fds) = process.fd() else { continue };
-        let holds = fds
-            .flatten()
-            .any(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode)));
-        if !holds {
-            continue;
+        let mut holder = None;
+        for fd in fds.flatten() {
+            let FDTarget::Socket(inode) = fd.target else {
+                continue;
+            };
+            let holder = holder.get_or_insert_with(|| describe(&process));
+            found(inode, holder);
         }
-        let command = match process.cmdline() {
-            Ok(args) if !args.is_empty() => args.join(" "),
-            _ => process.stat().map(|s| s.comm).unwrap_or_default(),
-        };
-        holders.push(PortHolder {
-            pid: process.pid() as u32,
-            command,
-        });
     }
-    holders
+}
+
+fn describe(process: &procfs::process::Process) -> PortHolder {
+    let name = process.stat().map(|s| s.comm).unwrap_or_default();
+    let command = match process.cmdline() {
+        Ok(args) if !args.is_empty() => args.join(" "),
+        _ => name.clone(),
+    };
+    PortHolder {
+        pid: process.pid() as u32,
+        name,
+        command,
+    }
+}
+
+pub(super) fn listen_counters() -> Option<ListenCounters> {
+    parse_listen_counters(&std::fs::read_to_string("/proc/net/netstat").ok()?)
+}
+
+/// Reads `ListenOverflows` and `ListenDrops` from `/proc/net/netstat`'s
+/// text: a `TcpExt:` line of names, then a `TcpExt:` line of values.
+fn parse_listen_counters(text: &str) -> Option<ListenCounters> {
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let names = lines.next()?.split_whitespace().skip(1);
+    let values = lines.next()?.split_whitespace().skip(1);
+    let table: HashMap<&str, u64> = names
+        .zip(values)
+        .filter_map(|(n, v)| Some((n, v.parse().ok()?)))
+        .collect();
+    Some(ListenCounters {
+        listen_overflows: *table.get("ListenOverflows")?,
+        listen_drops: *table.get("ListenDrops")?,
+    })
 }
 
 pub(super) fn ephemeral_ports() -> Option<(u16, u16)> {
@@ -107,5 +157,39 @@ pub(super) fn ephemeral_ports() -> Option<(u16, u16)> {
     match (parts.next()?, parts.next()?) {
         (Ok(lo), Ok(hi)) if lo <= hi => Some((lo, hi)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_counters_are_read_by_name() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPHPHits\n\
+                    TcpExt: 0 12 15 99\n\
+                    IpExt: InNoRoutes\n\
+                    IpExt: 0\n";
+        assert_eq!(
+            parse_listen_counters(text),
+            Some(ListenCounters {
+                listen_overflows: 12,
+                listen_drops: 15
+            })
+        );
+        assert_eq!(parse_listen_counters("IpExt: A\nIpExt: 1\n"), None);
+    }
+
+    #[test]
+    fn this_process_holds_its_sockets() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let owners = socket_owners();
+        let me = std::process::id();
+        assert!(
+            owners.values().flatten().any(|h| h.pid == me),
+            "no socket of pid {me} among {} inodes",
+            owners.len()
+        );
+        drop(listener);
     }
 }

@@ -1,7 +1,9 @@
-//! What only the operating system can tell: kernel limits and which process
-//! holds a port. Linux reads `/proc`; another OS gets its own module beside
-//! `linux.rs` and the fallbacks below keep the rest of echokit portable.
+//! What only the operating system can tell: kernel limits, which process
+//! holds a socket, the listen-queue counters. Linux reads `/proc`; another OS
+//! gets its own module beside `linux.rs` and the fallbacks below keep the
+//! rest of echokit portable.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -10,12 +12,24 @@ use std::path::Path;
 mod linux;
 
 /// A process that holds a socket, as far as `/proc` tells.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PortHolder {
     /// Its process id.
     pub pid: u32,
+    /// Its command name (`comm`, as `ps -o comm` shows it).
+    pub name: String,
     /// Its command line (or command name when the line is empty).
     pub command: String,
+}
+
+/// The kernel's counts, since boot, of connections a full listener turned
+/// away (`/proc/net/netstat`'s TcpExt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ListenCounters {
+    /// `ListenOverflows`: a completed handshake found the accept queue full.
+    pub listen_overflows: u64,
+    /// `ListenDrops`: SYNs dropped at a listener, overflows included.
+    pub listen_drops: u64,
 }
 
 impl std::fmt::Display for PortHolder {
@@ -77,6 +91,23 @@ pub fn port_holders(proto: Proto, addr: SocketAddr) -> Vec<PortHolder> {
         let _ = (proto, addr);
         Vec::new()
     };
+}
+
+/// Every process holding each socket, by socket inode (`socket:[INODE]` in
+/// `/proc/PID/fd`). Another user's processes are missing unless run as root.
+pub fn socket_owners() -> HashMap<u64, Vec<PortHolder>> {
+    #[cfg(target_os = "linux")]
+    return linux::socket_owners();
+    #[cfg(not(target_os = "linux"))]
+    return HashMap::new();
+}
+
+/// The listen-queue overflow counters, if the kernel tells.
+pub fn listen_counters() -> Option<ListenCounters> {
+    #[cfg(target_os = "linux")]
+    return linux::listen_counters();
+    #[cfg(not(target_os = "linux"))]
+    return None;
 }
 
 /// The processes holding the Unix socket bound at `name`: a path, or `@NAME`

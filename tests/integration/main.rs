@@ -10,5 +10,6 @@ mod docs;
 mod interop;
 mod render;
 mod server;
+mod sockets;
 mod unix;
 mod util;
