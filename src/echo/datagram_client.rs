@@ -363,7 +363,11 @@ impl DatagramClient {
         let target = self.server.to_string();
         match e.raw_os_error() {
             Some(libc::ECONNREFUSED) if self.local.is_some() => {
-                ClientError::Connect(ConnectError::Refused { target })
+                let server = self.socket.peer_addr().ok().and_then(|a| a.as_socket());
+                let here = server.and_then(|s| {
+                    crate::sockets::nearby::refused_here(crate::sockets::Kind::Udp, &[s])
+                });
+                ClientError::Connect(ConnectError::Refused { target, here })
             }
             Some(libc::ECONNREFUSED | libc::ENOENT) => {
                 ClientError::Connect(ConnectError::NoLocalServer {

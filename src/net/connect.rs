@@ -66,13 +66,13 @@ impl Default for ConnectOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// A RST answered the SYN (`ECONNREFUSED`).
-    #[error(
-        "connection refused by {target}: nothing is listening there: \
-         is the server running, is the port right, is a firewall in the way?"
-    )]
+    #[error("connection refused by {target}: {}", refused_why(.here))]
     Refused {
         /// The addresses tried.
         target: String,
+        /// When they are this host's: what listens here instead (see
+        /// [`crate::sockets::nearby`]).
+        here: Option<String>,
     },
     /// Nothing answered in time.
     #[error(
@@ -153,6 +153,16 @@ pub enum ConnectError {
     },
 }
 
+fn refused_why(here: &Option<String>) -> &str {
+    match here {
+        Some(here) => here,
+        None => {
+            "nothing is listening there: is the server running, is the port right, \
+             is a firewall in the way?"
+        }
+    }
+}
+
 fn local_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::EADDRINUSE) => {
@@ -185,7 +195,9 @@ impl ConnectError {
     /// Classifies the error of a connect attempt to `target`.
     pub fn from_io(target: String, source: io::Error) -> ConnectError {
         match source.raw_os_error() {
-            Some(libc::ECONNREFUSED) | Some(libc::ECONNRESET) => ConnectError::Refused { target },
+            Some(libc::ECONNREFUSED) | Some(libc::ECONNRESET) => {
+                ConnectError::Refused { target, here: None }
+            }
             Some(libc::ETIMEDOUT) => ConnectError::TimedOut {
                 target,
                 after: Duration::ZERO,
@@ -462,7 +474,7 @@ pub fn connect(
             continue;
         }
         if live == 0 {
-            return Err(pick_error(errors, &all));
+            return Err(pick_error(errors, &ordered));
         }
         if now >= deadline {
             return Err(ConnectError::TimedOut {
@@ -502,16 +514,20 @@ pub fn connect(
 }
 
 /// The error to report when every attempt failed: the most telling one, with
-/// every address tried as its target.
-fn pick_error(errors: Vec<ConnectError>, all: &str) -> ConnectError {
+/// every address tried as its target. A refusal on this host says what
+/// listens here instead.
+fn pick_error(errors: Vec<ConnectError>, tried: &[SocketAddr]) -> ConnectError {
     let best = errors
         .into_iter()
         .enumerate()
         .max_by_key(|(i, e)| (e.weight(), std::cmp::Reverse(*i)))
         .map(|(_, e)| e);
-    let target = all.to_string();
+    let target = join(tried);
     match best {
-        Some(ConnectError::Refused { .. }) => ConnectError::Refused { target },
+        Some(ConnectError::Refused { .. }) => ConnectError::Refused {
+            target,
+            here: crate::sockets::nearby::refused_here(crate::sockets::Kind::Tcp, tried),
+        },
         Some(ConnectError::Unreachable { source, .. }) => {
             ConnectError::Unreachable { target, source }
         }

@@ -10,6 +10,7 @@
 //! | `mod.rs`       | the model ([`Entry`], [`State`]), [`snapshot`] and [`Filter`] |
 //! | `sock_diag.rs` | Linux: the kernel's sock_diag netlink dump, read and parsed   |
 //! | `render.rs`    | the table, the JSON and the explanations                      |
+//! | `nearby.rs`    | what listens here instead, for a refused connect's error      |
 //!
 //! Why netlink and not `/proc/net/tcp`: a listening socket's accept queue and
 //! backlog exist only there (procfs shows 0 for both), and netlink reads
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 use crate::os::{self, ListenCounters, PortHolder};
 
+pub mod nearby;
 pub mod render;
 #[cfg(target_os = "linux")]
 pub mod sock_diag;

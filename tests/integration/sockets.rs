@@ -257,8 +257,9 @@ fn unix_and_udp_sockets_are_listed_with_their_holders() {
     assert_eq!(rows(&udp)[0]["proto"], "udp");
     assert_eq!(rows(&udp)[0]["state"], "UNCONN");
     assert_eq!(rows(&udp)[0]["owners"][0]["pid"], server.pid());
-    // --tcp leaves it out.
-    assert!(rows(&sockets_json(&["--tcp", "--port", &port])).is_empty());
+    // --tcp leaves it out (a TCP socket of another test may share the number).
+    let tcp = sockets_json(&["--tcp", "--port", &port]);
+    assert!(rows(&tcp).iter().all(|s| s["proto"] == "tcp"), "{tcp:#}");
 }
 
 #[test]
@@ -288,4 +289,56 @@ fn a_bad_state_is_a_usage_error() {
     let out = echokit_run(&["sockets", "--state", "sleeping"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not a socket state"));
+}
+
+#[test]
+fn a_refused_client_hears_of_the_server_on_the_other_loopback() {
+    let server = Server::start(&["[::1]:0"], 1);
+    let port = server.addr().port();
+    // Hold 127.0.0.1 on the same port without listening: it refuses.
+    let holder = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    if holder.bind(&v4.into()).is_err() {
+        // Another socket has that port on 127.0.0.1: nothing to show here.
+        return;
+    }
+    let out = echokit_run(&["echo-client", &v4.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "refused");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "nothing listens on 127.0.0.1:{port} on this host, but echokit echo-server (pid {}) \
+             listens on [::1]:{port}: connect to that address",
+            server.pid()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_refused_client_hears_of_the_nearest_port_that_listens() {
+    // A refusing port whose next port is free for the server.
+    let (_holder, refused) = loop {
+        let (holder, addr) = crate::util::refusing();
+        let next = SocketAddr::new(addr.ip(), addr.port() + 1);
+        if std::net::TcpListener::bind(next).is_ok() {
+            break (holder, addr);
+        }
+    };
+    let next = format!("127.0.0.1:{}", refused.port() + 1);
+    let server = Server::start(&[&next], 1);
+    let out = echokit_run(&["echo-client", &refused.to_string()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("nothing listens on {refused} on this host; ")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "echokit echo-server (pid {}) listens on {next}",
+            server.pid()
+        )),
+        "{err}"
+    );
 }
