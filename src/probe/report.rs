@@ -101,7 +101,7 @@ fn row(o: &Outcome, width: usize) -> String {
         _ => errno_text(t).unwrap_or_default(),
     };
     format!(
-        "{:<width$}  {:<11}{middle:<21}{}",
+        "{:<width$}  {:<12}{middle:<21}{}",
         label(o),
         t.state.as_str(),
         t.hint(o.probe.proto())
@@ -128,7 +128,7 @@ fn statistics(o: &Outcome) -> Vec<String> {
         .filter_map(|t| t.time)
         .collect();
     let open = o.tries.iter().filter(|t| t.state == State::Open).count();
-    let failed = 100.0 * (tries - open) as f64 / tries as f64;
+    let failed = failed_percent(tries, open);
     let mut lines = vec![
         format!("--- {} connect statistics ---", o.probe.shown()),
         format!(
@@ -163,6 +163,14 @@ fn statistics(o: &Outcome) -> Vec<String> {
         lines.push(format!("{n} {}{errno}: {hint}", state.as_str()));
     }
     lines
+}
+
+/// The share of tries that did not find the target open, in percent, to a tenth.
+fn failed_percent(tries: usize, open: usize) -> f64 {
+    if tries == 0 {
+        return 0.0;
+    }
+    (1000.0 * (tries - open) as f64 / tries as f64).round() / 10.0
 }
 
 /// min/avg/max/p99 of connect times.
@@ -204,7 +212,13 @@ impl Stats {
 fn disagreements(outcomes: &[&Outcome]) -> Vec<String> {
     let mut by_target: BTreeMap<String, Vec<&Outcome>> = BTreeMap::new();
     for o in outcomes {
-        if o.probe.name().is_some() {
+        // A name, or `:PORT` (both loopbacks): one target, several addresses.
+        let several = o
+            .probe
+            .endpoint
+            .host_port()
+            .is_some_and(|hp| !matches!(hp.host, crate::endpoint::Host::Ip(_)));
+        if several {
             by_target
                 .entry(o.probe.endpoint.to_string())
                 .or_default()
@@ -221,9 +235,8 @@ fn disagreements(outcomes: &[&Outcome]) -> Vec<String> {
         if open.is_empty() || open.len() == group.len() {
             continue;
         }
-        let name = group[0].probe.name().unwrap_or_default();
         notes.push(format!(
-            "note: {endpoint}: {name} has {} addresses and only {} answered: a server \
+            "note: {endpoint} has {} addresses and only {} answered: a server \
              listening on one address is not reached on the others (bind it to each, or \
              connect to the one it listens on)",
             group.len(),
@@ -284,14 +297,15 @@ pub fn json(report: &Report) -> Value {
             "tries": report.outcomes.iter().map(|o| o.tries.len()).sum::<usize>(),
             "all_open": report.exit_code() == crate::ExitCode::Success,
             "states": states,
-            "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
+            "elapsed_ms": time_ms(Some(report.elapsed)),
             "interrupted": report.interrupted,
         },
     })
 }
 
+/// Milliseconds to the microsecond: finer is noise, and keeps the numbers short.
 fn time_ms(d: Option<Duration>) -> Value {
-    d.map_or(Value::Null, |d| json!(d.as_secs_f64() * 1000.0))
+    d.map_or(Value::Null, |d| json!(d.as_micros() as f64 / 1000.0))
 }
 
 fn try_json(o: &Outcome, t: &Try) -> Value {
@@ -343,11 +357,7 @@ fn probe_json(o: &Outcome, repeated: bool) -> Value {
             json!({
                 "tries": o.tries.len(),
                 "open": open,
-                "failed_percent": if o.tries.is_empty() {
-                    0.0
-                } else {
-                    100.0 * (o.tries.len() - open) as f64 / o.tries.len() as f64
-                },
+                "failed_percent": failed_percent(o.tries.len(), open),
                 "min_ms": ms_of(|s| s.min),
                 "avg_ms": ms_of(|s| s.avg),
                 "max_ms": ms_of(|s| s.max),
@@ -410,13 +420,13 @@ mod tests {
         );
         let lines = text(&r, false);
         assert_eq!(lines.len(), 3, "{lines:#?}");
-        assert!(lines[0].starts_with("tcp://127.0.0.1:22    refused    ECONNREFUSED (111)"));
+        assert!(lines[0].starts_with("tcp://127.0.0.1:22    refused     ECONNREFUSED (111)"));
         assert!(
             lines[0]
                 .ends_with("nothing listens on this port (the host answered the SYN with a reset)")
         );
         assert!(
-            lines[1].starts_with("tcp://127.0.0.1:8080  open       0.081 ms"),
+            lines[1].starts_with("tcp://127.0.0.1:8080  open        0.081 ms"),
             "{}",
             lines[1]
         );
@@ -470,7 +480,9 @@ mod tests {
             "{lines:#?}"
         );
         assert!(
-            lines[2].starts_with("note: tcp://localhost:8080: localhost has 2 addresses and only tcp://127.0.0.1:8080 answered"),
+            lines[2].starts_with(
+                "note: tcp://localhost:8080 has 2 addresses and only tcp://127.0.0.1:8080 answered"
+            ),
             "{lines:#?}"
         );
     }
