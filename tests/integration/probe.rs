@@ -116,8 +116,9 @@ fn probe_a_list_and_a_range() {
             endpoint,
             &format!("tcp://127.0.0.1:{}", usize::from(a.port()) + i)
         );
+        // Other tests' sockets may sit in the range: a full accept queue times out.
         assert!(
-            ["open", "refused"].contains(&state.as_str()),
+            ["open", "refused", "timed_out"].contains(&state.as_str()),
             "{endpoint}: {state}"
         );
     }
