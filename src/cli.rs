@@ -16,6 +16,7 @@ use echokit::endpoint::SocketType;
 use echokit::exit::ExitCode;
 use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
 use echokit::net::listen::DEFAULT_BACKLOG;
+use echokit::probe::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT};
 use echokit::sockets::{Filter, Kind, State};
 
 /// The socket guide's echo server and clients, made real: fast, safe against
@@ -109,6 +110,28 @@ pub enum Command {
     /// not). Other users' processes are only named when run as root.
     #[command(after_help = ExitCode::help_table())]
     Sockets(SocketsArgs),
+    /// Is anything listening? Connect to each TARGET as the guide's
+    /// connect_ex does, and say what happened and why.
+    ///
+    /// One line per probe: the endpoint, `open`, `refused`, `timed out` or
+    /// `unreachable`, the errno connect_ex would return (ECONNREFUSED is 111)
+    /// and what it means. A host name is probed on each of its addresses
+    /// (localhost is ::1 and 127.0.0.1: a server may listen on one only).
+    /// TARGET takes any endpoint, and a port range or list:
+    /// 127.0.0.1:8000-8100, localhost:22,80,443, udp://HOST:53, unix:PATH.
+    /// With more than 24 probes, the open ones are listed and the rest
+    /// counted (--all lists every one). UDP sends one datagram: an answer is
+    /// open, an ICMP port unreachable is refused, silence is `no reply` and
+    /// proves nothing. Unix sockets may also be `missing`, `denied` or of
+    /// the `wrong type`. --count N tries each target N times, --interval
+    /// apart, and prints each connect time and min/avg/max/p99, as ping
+    /// does. Exit 0 when every try found its target open, 1 when any did
+    /// not, 2 on bad usage.
+    #[command(
+        after_help = ExitCode::help_table(),
+        override_usage = "echokit probe [OPTIONS] TARGET..."
+    )]
+    Probe(ProbeArgs),
 }
 
 /// `echokit sockets`.
@@ -201,6 +224,47 @@ fn parse_state(s: &str) -> Result<State, String> {
              fin-wait1, fin-wait2, time-wait, close-wait, last-ack, closing or unconn"
         )
     })
+}
+
+/// `echokit probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// What to probe: HOST:PORT, HOST:8000-8100, HOST:22,80,443, PORT,
+    /// [IPv6]:PORT, udp://HOST:PORT(S), unix:PATH, unixgram:PATH
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// How long a try waits for an answer (a SYN is sent again after 1s)
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_PROBE_TIMEOUT).to_string())]
+    pub timeout: Duration,
+    /// Tries in flight at once, at most (each holds a socket)
+    #[arg(short = 'C', long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY as u32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub concurrency: u32,
+    /// Try each target N times and print connect times and statistics, as ping does
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: Option<u32>,
+    /// With --count: the time from one round of tries to the next [default: 1s]
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = parse_duration, requires = "count")]
+    pub interval: Option<Duration>,
+    /// The local address to connect from
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// The local port to connect from (firewall rules are often per port); a
+    /// TCP try from it closes with a reset, so the next one can reuse it
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub source_port: Option<u16>,
+    /// List every probe, not only the open ones, when there are many
+    #[arg(long)]
+    pub all: bool,
+    /// Print one JSON object with every probe and the summary instead
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ProbeArgs {
+    /// The time between rounds of tries.
+    pub fn interval(&self) -> Duration {
+        self.interval.unwrap_or(Duration::from_secs(1))
+    }
 }
 
 /// `echokit bench`.

@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AppClientArgs, AppServerArgs, BenchArgs, Cli, ClientTarget, Command, EchoClientArgs,
-    EchoServerArgs, SocketsArgs,
+    EchoServerArgs, ProbeArgs, SocketsArgs,
 };
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
@@ -27,6 +27,7 @@ use echokit::echo::{server, stream};
 use echokit::endpoint::{ParseError, ResolveError, SocketType};
 use echokit::exit::{Classify, ExitCode};
 use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions};
+use echokit::probe::{self, ProbeError};
 use echokit::shutdown::Shutdown;
 use echokit::{Endpoint, os, text};
 
@@ -47,6 +48,7 @@ fn main() -> ProcessExit {
         Command::AppServer(args) => app_server(args),
         Command::Bench(args) => bench(args),
         Command::Sockets(args) => sockets(args),
+        Command::Probe(args) => probe(args),
     };
     // Flush the logs before the last word.
     drop(log_guard);
@@ -80,6 +82,8 @@ fn classify(err: &anyhow::Error) -> ExitCode {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<echokit::sockets::SocketsError>() {
             e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<ProbeError>() {
+            e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
             e.exit_code()
         } else {
@@ -101,7 +105,8 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
         Command::EchoClient(_)
         | Command::AppClient(_)
         | Command::Bench(_)
-        | Command::Sockets(_) => "warn",
+        | Command::Sockets(_)
+        | Command::Probe(_) => "warn",
     };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -898,4 +903,60 @@ fn sockets(args: SocketsArgs) -> anyhow::Result<ExitCode> {
         previous = Some(snapshot);
     }
     Ok(ExitCode::Success)
+}
+
+/// `echokit probe`: the library probes and renders; this turns flags into
+/// its config and prints.
+fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let targets = match probe::target::expand(&args.targets) {
+        Ok(targets) => targets,
+        Err(e) => usage_error(e.to_string()),
+    };
+    if (args.bind.is_some() || args.source_port.is_some())
+        && let Some(t) = targets.iter().find(|t| t.endpoint.local_name().is_some())
+    {
+        usage_error(format!(
+            "--bind and --source-port are for IP targets; {} is a Unix socket",
+            t.endpoint
+        ));
+    }
+    if args.timeout.is_zero() {
+        usage_error("--timeout must be more than 0: it is how long an answer may take".into());
+    }
+    os::raise_fd_limit();
+    let connect = ConnectOptions {
+        bind: args.bind,
+        source_port: args.source_port,
+        ..ConnectOptions::default()
+    };
+    let probes = match probe::resolve(&targets, &connect) {
+        Ok(probes) => probes,
+        Err(e) => usage_error(e.to_string()),
+    };
+    let cfg = probe::Config {
+        timeout: args.timeout,
+        concurrency: args.concurrency as usize,
+        connect,
+        count: args.count,
+        interval: args.interval(),
+    };
+    // Ctrl-C during --count ends the tries and prints the statistics, as ping does.
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone())?;
+    let ping = args.count.is_some() && !args.json;
+    let mut printed = Ok(());
+    let report = probe::run(&probes, &cfg, &shutdown, &mut |p, t| {
+        if ping && printed.is_ok() {
+            printed = say(probe::report::try_line(p, t));
+        }
+    })?;
+    printed?;
+    if args.json {
+        say(probe::report::json(&report))?;
+    } else {
+        for line in probe::report::text(&report, args.all) {
+            say(line)?;
+        }
+    }
+    Ok(report.exit_code())
 }

@@ -192,6 +192,20 @@ impl Classify for ConnectError {
 }
 
 impl ConnectError {
+    /// The errno behind the error, when there is one: `ECONNREFUSED` for a
+    /// refusal and `ETIMEDOUT` for a timeout (whose kernel errors are not
+    /// kept), the kernel's own otherwise.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            ConnectError::Refused { .. } => Some(libc::ECONNREFUSED),
+            ConnectError::TimedOut { .. } => Some(libc::ETIMEDOUT),
+            ConnectError::Unreachable { source, .. }
+            | ConnectError::LocalBind { source, .. }
+            | ConnectError::Other { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
     /// Classifies the error of a connect attempt to `target`.
     pub fn from_io(target: String, source: io::Error) -> ConnectError {
         match source.raw_os_error() {

@@ -21,3 +21,19 @@ fn the_readme_quick_start_is_two_commands() {
     assert!(readme.contains("cargo run --release -- echo-server"));
     assert!(readme.contains("cargo test --release"));
 }
+
+#[test]
+fn the_readme_names_every_probe_state() {
+    let readme = readme();
+    let section = readme
+        .split("## probe")
+        .nth(1)
+        .expect("README has a probe section");
+    for state in echokit::probe::State::ALL {
+        assert!(
+            section.contains(state.as_str()) && section.contains(state.key()),
+            "the README's probe section lacks {:?}",
+            state.as_str()
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod client;
 mod datagram;
 mod docs;
 mod interop;
+mod probe;
 mod render;
 mod server;
 mod sockets;
