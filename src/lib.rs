@@ -10,6 +10,7 @@
 //! | [`proto`]    | the guide's application protocol: a codec with no I/O             |
 //! | [`app`]      | the guide's search service and its client, on top of `proto`      |
 //! | [`bench`](mod@bench) | the load generator: closed and open loop, churn, reports          |
+//! | [`resolve`]  | name resolution as Python sees it, and why answers differ         |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
@@ -60,6 +61,7 @@ pub mod exit;
 pub mod net;
 pub mod os;
 pub mod proto;
+pub mod resolve;
 mod serve;
 pub mod shutdown;
 pub mod text;
