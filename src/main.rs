@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AppClientArgs, AppServerArgs, BenchArgs, Cli, ClientTarget, Command, EchoClientArgs,
-    EchoServerArgs,
+    EchoServerArgs, ResolveArgs,
 };
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
@@ -27,6 +27,7 @@ use echokit::echo::{server, stream};
 use echokit::endpoint::{ParseError, ResolveError, SocketType};
 use echokit::exit::{Classify, ExitCode};
 use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions};
+use echokit::resolve::{self, LookupError};
 use echokit::shutdown::Shutdown;
 use echokit::{Endpoint, os, text};
 
@@ -46,6 +47,7 @@ fn main() -> ProcessExit {
         Command::AppClient(args) => app_client(args),
         Command::AppServer(args) => app_server(args),
         Command::Bench(args) => bench(args),
+        Command::Resolve(args) => resolve(args),
     };
     // Flush the logs before the last word.
     drop(log_guard);
@@ -58,6 +60,24 @@ fn main() -> ProcessExit {
         }
     };
     ProcessExit::from(code.code())
+}
+
+/// `echokit resolve`: the report on stdout, each failure on stderr.
+fn resolve(args: ResolveArgs) -> anyhow::Result<ExitCode> {
+    let options = resolve::Options {
+        timeout: args.timeout,
+        reverse: args.reverse,
+    };
+    let report = resolve::run(&args.names, &options)?;
+    if args.json {
+        say(report.json())?;
+    } else {
+        say(report.text().trim_end())?;
+    }
+    for error in report.errors() {
+        eprintln!("error: {error}");
+    }
+    Ok(report.exit_code())
 }
 
 /// The exit code of the first error in the chain that knows its own.
@@ -79,6 +99,8 @@ fn classify(err: &anyhow::Error) -> ExitCode {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
             e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<LookupError>() {
+            e.exit_code()
         } else {
             continue;
         };
@@ -95,7 +117,10 @@ fn classify(err: &anyhow::Error) -> ExitCode {
 fn init_logging(cli: &Cli) -> WorkerGuard {
     let quiet_default = match cli.command {
         Command::EchoServer(_) | Command::AppServer(_) => "info",
-        Command::EchoClient(_) | Command::AppClient(_) | Command::Bench(_) => "warn",
+        Command::EchoClient(_)
+        | Command::AppClient(_)
+        | Command::Bench(_)
+        | Command::Resolve(_) => "warn",
     };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",

@@ -9,6 +9,7 @@ mod datagram;
 mod docs;
 mod interop;
 mod render;
+mod resolve;
 mod server;
 mod unix;
 mod util;
