@@ -2,6 +2,8 @@
 
 use echokit::ExitCode;
 
+use crate::util::{echokit_run, text};
+
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
 }
@@ -20,4 +22,27 @@ fn the_readme_quick_start_is_two_commands() {
     let readme = readme();
     assert!(readme.contains("cargo run --release -- echo-server"));
     assert!(readme.contains("cargo test --release"));
+}
+
+#[test]
+fn the_readme_command_table_lists_every_command() {
+    let readme = readme();
+    let out = echokit_run(&["--help"]);
+    let help = text(&out.stdout);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.contains(&"resolve"), "{help}");
+    for command in commands {
+        let row = format!("| `echokit {command}");
+        assert!(
+            readme.contains(&row),
+            "the README's command table lacks {command}"
+        );
+    }
 }
