@@ -294,6 +294,12 @@ impl ResolverConfig {
             "order: getaddrinfo sorts the addresses by RFC 6724 ({rules}), by the source \
              addresses this host has: a host without IPv6 connectivity puts IPv4 first"
         ));
+        for reason in &self.unreadable {
+            lines.push(format!(
+                "cannot read {reason}: the lines above take it as empty, as glibc does when it \
+                 is missing"
+            ));
+        }
         lines.push(
             "IPv6: a program that passes AI_ADDRCONFIG gets IPv6 addresses only when this host \
              has an IPv6 address other than loopback (this list, as Python's getaddrinfo, does \
@@ -442,7 +448,14 @@ bad-line-without-address
         ] {
             assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
         }
-        let bare = ResolverConfig::from_texts(None, None, None, None).explanation();
+        let mut missing = ResolverConfig::from_texts(None, None, None, None);
+        missing.unreadable = vec!["/etc/resolv.conf: No such file or directory".into()];
+        let bare = missing.explanation();
+        assert!(
+            bare.iter()
+                .any(|l| l.starts_with("cannot read /etc/resolv.conf: No such file")),
+            "{bare:?}"
+        );
         assert!(bare[0].contains("glibc's default applies"), "{bare:?}");
         assert!(
             bare.iter().any(|l| l.contains("asks 127.0.0.1")),
