@@ -17,6 +17,7 @@ use echokit::exit::ExitCode;
 use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
 use echokit::net::listen::DEFAULT_BACKLOG;
 use echokit::probe::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT};
+use echokit::resolve::{self, Name};
 use echokit::sockets::{Filter, Kind, State};
 
 /// The socket guide's echo server and clients, made real: fast, safe against
@@ -97,7 +98,7 @@ pub enum Command {
         override_usage = "echokit bench [OPTIONS] [ENDPOINT]\n       echokit bench --compare [OPTIONS] ENDPOINT_A ENDPOINT_B"
     )]
     Bench(BenchArgs),
-    /// List sockets as `netstat -anp` and `lsof -i -n` do together, and explain them.
+    /// List sockets with their state and process, as netstat and lsof do, explained.
     ///
     /// Every TCP, UDP and Unix socket of this host, IPv4 and IPv6: protocol,
     /// Recv-Q and Send-Q, local and foreign address, state, and the PID and
@@ -132,6 +133,20 @@ pub enum Command {
         override_usage = "echokit probe [OPTIONS] TARGET..."
     )]
     Probe(ProbeArgs),
+    /// Show what the system resolver answers for names, as Python's socket calls see it.
+    ///
+    /// For each NAME: gethostbyname's answer (the first IPv4 address), the
+    /// whole getaddrinfo list in the resolver's order (family, socket type,
+    /// protocol, address: what socket() and connect() take), the canonical
+    /// name, and where the answer comes from; first this host's own name
+    /// (gethostname), last why a name can resolve differently on another host
+    /// or in another run (/etc/nsswitch.conf, /etc/hosts, /etc/resolv.conf,
+    /// /etc/gai.conf). A NAME is HOST, HOST:SERVICE (a port, or a name from
+    /// /etc/services: localhost:http is port 80), an IP address, or
+    /// [IPv6]:SERVICE. Exit 0 when every NAME resolved, else the first
+    /// failure's code; with --reverse, an IP address without a name fails.
+    #[command(after_help = ExitCode::help_table())]
+    Resolve(ResolveArgs),
 }
 
 /// `echokit sockets`.
@@ -224,6 +239,25 @@ fn parse_state(s: &str) -> Result<State, String> {
              fin-wait1, fin-wait2, time-wait, close-wait, last-ack, closing or unconn"
         )
     })
+}
+
+/// `echokit resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// HOST, HOST:SERVICE, an IP address, or [IPv6]:SERVICE (several may be given)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<Name>,
+    /// Also look up the name of each address (getnameinfo: a PTR record in
+    /// DNS or a line in /etc/hosts), as Python's socket.gethostbyaddr
+    #[arg(long)]
+    pub reverse: bool,
+    /// The longest each NAME may take: a DNS server that does not answer is
+    /// given up on after this
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = humantime::format_duration(resolve::DEFAULT_TIMEOUT).to_string())]
+    pub timeout: Duration,
+    /// Print one JSON object instead
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `echokit probe`.
@@ -740,6 +774,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{s}` is not a duration: expected e.g. 10s, 500ms or 1m30s"))
 }
 
+/// A timeout: a duration of more than 0.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "`{s}` is no time at all: give a timeout such as 5s"
+        ));
+    }
+    Ok(d)
+}
+
 /// A keepalive idle time: the kernel takes whole seconds from 1 to 32767
 /// (TCP_KEEPIDLE), and would refuse anything else on every connection.
 fn parse_keepalive(s: &str) -> Result<Duration, String> {
@@ -830,6 +875,8 @@ mod tests {
         assert_eq!(parse_size("256K"), Ok(256 << 10));
         assert_eq!(parse_size("4MiB"), Ok(4 << 20));
         assert!(parse_size("4 parsecs").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_mode("0600"), Ok(0o600));
         assert_eq!(parse_mode("660"), Ok(0o660));
         assert!(parse_mode("0800").is_err());

@@ -426,7 +426,7 @@ fn parse_port(s: &str) -> Result<u16, ParseError> {
 }
 
 /// RFC 1123 host names, plus `_` which real resolvers accept in labels.
-fn is_host_name(s: &str) -> bool {
+pub(crate) fn is_host_name(s: &str) -> bool {
     s.len() <= 253
         && s.trim_end_matches('.').split('.').all(|label| {
             !label.is_empty()

@@ -11,6 +11,7 @@
 //! | [`app`]      | the guide's search service and its client, on top of `proto`      |
 //! | [`bench`](mod@bench) | the load generator: closed and open loop, churn, reports          |
 //! | [`probe`]    | `connect_ex` as a tool: open, refused, timed out, and why         |
+//! | [`resolve`]  | name resolution as Python sees it, and why answers differ         |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
@@ -63,6 +64,7 @@ pub mod net;
 pub mod os;
 pub mod probe;
 pub mod proto;
+pub mod resolve;
 mod serve;
 pub mod shutdown;
 pub mod sockets;

@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AppClientArgs, AppServerArgs, BenchArgs, Cli, ClientTarget, Command, EchoClientArgs,
-    EchoServerArgs, ProbeArgs, SocketsArgs,
+    EchoServerArgs, ProbeArgs, ResolveArgs, SocketsArgs,
 };
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
@@ -28,6 +28,7 @@ use echokit::endpoint::{ParseError, ResolveError, SocketType};
 use echokit::exit::{Classify, ExitCode};
 use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions};
 use echokit::probe::{self, ProbeError};
+use echokit::resolve::{self, LookupError};
 use echokit::shutdown::Shutdown;
 use echokit::{Endpoint, os, text};
 
@@ -49,6 +50,7 @@ fn main() -> ProcessExit {
         Command::Bench(args) => bench(args),
         Command::Sockets(args) => sockets(args),
         Command::Probe(args) => probe(args),
+        Command::Resolve(args) => resolve(args),
     };
     // Flush the logs before the last word.
     drop(log_guard);
@@ -86,6 +88,8 @@ fn classify(err: &anyhow::Error) -> ExitCode {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
             e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<LookupError>() {
+            e.exit_code()
         } else {
             continue;
         };
@@ -106,7 +110,8 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
         | Command::AppClient(_)
         | Command::Bench(_)
         | Command::Sockets(_)
-        | Command::Probe(_) => "warn",
+        | Command::Probe(_)
+        | Command::Resolve(_) => "warn",
     };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -957,6 +962,24 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         for line in probe::report::text(&report, args.all) {
             say(line)?;
         }
+    }
+    Ok(report.exit_code())
+}
+
+/// `echokit resolve`: the report on stdout, each failure on stderr.
+fn resolve(args: ResolveArgs) -> anyhow::Result<ExitCode> {
+    let options = resolve::Options {
+        timeout: args.timeout,
+        reverse: args.reverse,
+    };
+    let report = resolve::run(&args.names, &options)?;
+    if args.json {
+        say(report.json())?;
+    } else {
+        say(report.text().trim_end())?;
+    }
+    for error in report.errors() {
+        eprintln!("error: {error}");
     }
     Ok(report.exit_code())
 }

@@ -90,7 +90,7 @@ fn reaches(local: IpAddr, wanted: &[SocketAddr]) -> bool {
 fn who(e: &Entry) -> String {
     let holder = match e.owners.first() {
         Some(o) => format!("{} (pid {})", short_command(&o.command, &o.name), o.pid),
-        None => "a process this user cannot see".into(),
+        None => "a process not visible here".into(),
     };
     format!("{holder} listens on {}", e.local)
 }

@@ -2,6 +2,8 @@
 
 use echokit::ExitCode;
 
+use crate::util::{echokit_run, text};
+
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
 }
@@ -34,6 +36,31 @@ fn the_readme_names_every_probe_state() {
             section.contains(state.as_str()) && section.contains(state.key()),
             "the README's probe section lacks {:?}",
             state.as_str()
+        );
+    }
+}
+
+#[test]
+fn the_readme_command_table_lists_every_command() {
+    let readme = readme();
+    let out = echokit_run(&["--help"]);
+    let help = text(&out.stdout);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A command's line; a wrapped description is indented further.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.contains(&"resolve"), "{help}");
+    for command in commands {
+        let row = format!("| `echokit {command}");
+        assert!(
+            readme.contains(&row),
+            "the README's command table lacks {command}"
         );
     }
 }

@@ -10,6 +10,7 @@ mod docs;
 mod interop;
 mod probe;
 mod render;
+mod resolve;
 mod server;
 mod sockets;
 mod unix;
