@@ -149,6 +149,19 @@ pub enum Command {
     Resolve(ResolveArgs),
 }
 
+impl Command {
+    /// Whether `--trace-calls` was given.
+    pub fn traces_calls(&self) -> bool {
+        match self {
+            Command::EchoServer(a) => a.trace_calls,
+            Command::EchoClient(a) => a.trace_calls,
+            Command::AppServer(a) => a.trace_calls,
+            Command::AppClient(a) => a.trace_calls,
+            _ => false,
+        }
+    }
+}
+
 /// `echokit sockets`.
 #[derive(Debug, Args)]
 pub struct SocketsArgs {
@@ -485,6 +498,10 @@ pub struct AppServerArgs {
     /// Permissions of a Unix socket file, in octal
     #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "0600")]
     pub mode: u32,
+    /// Print each socket call on stderr as it happens (socket, bind, listen,
+    /// accept, connect, recv, send, close), with its arguments and result
+    #[arg(long)]
+    pub trace_calls: bool,
 }
 
 /// `echokit app-client`.
@@ -514,6 +531,10 @@ pub struct AppClientArgs {
     /// Print the response's header and content as JSON instead
     #[arg(long)]
     pub json: bool,
+    /// Print each socket call on stderr as it happens (socket, bind, listen,
+    /// accept, connect, recv, send, close), with its arguments and result
+    #[arg(long)]
+    pub trace_calls: bool,
 }
 
 /// `echokit echo-server`.
@@ -555,6 +576,10 @@ pub struct EchoServerArgs {
     /// UDP answers per second to all sources together; 0 for no limit
     #[arg(long, value_name = "PPS", default_value_t = 0)]
     pub udp_rate_total: u32,
+    /// Print each socket call on stderr as it happens (socket, bind, listen,
+    /// accept, connect, recv, send, close), with its arguments and result
+    #[arg(long)]
+    pub trace_calls: bool,
 }
 
 impl EchoServerArgs {
@@ -640,6 +665,10 @@ pub struct EchoClientArgs {
     /// Datagrams: the time between two datagrams of a --count series [default: 1s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "count")]
     pub interval: Option<Duration>,
+    /// Print each socket call on stderr as it happens (socket, bind, listen,
+    /// accept, connect, recv, send, close), with its arguments and result
+    #[arg(long)]
+    pub trace_calls: bool,
 }
 
 /// What `echo-client`'s positional arguments ask for.

@@ -12,6 +12,7 @@
 //! | [`bench`](mod@bench) | the load generator: closed and open loop, churn, reports          |
 //! | [`probe`]    | `connect_ex` as a tool: open, refused, timed out, and why         |
 //! | [`resolve`]  | name resolution as Python sees it, and why answers differ         |
+//! | [`calls`]    | `--trace-calls`: each socket call printed as it happens           |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
@@ -56,6 +57,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod calls;
 pub mod deadline;
 pub mod echo;
 pub mod endpoint;

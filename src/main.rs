@@ -42,6 +42,9 @@ const LOG_LINES_BUFFERED: usize = 10_000;
 fn main() -> ProcessExit {
     let cli = Cli::parse();
     let log_guard = init_logging(&cli);
+    if cli.command.traces_calls() {
+        echokit::calls::enable();
+    }
     let outcome = match cli.command {
         Command::EchoServer(args) => echo_server(args),
         Command::EchoClient(args) => echo_client(args),

@@ -2,7 +2,7 @@
 //! out: one deadline for the whole exchange (connect, send, response), the
 //! codec's limits on what it reads, and typed errors for the exit codes.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
@@ -119,7 +119,7 @@ pub fn exchange(
     let mut sent = 0;
     while sent < bytes.len() {
         socket.set_write_timeout(Some(left("sending the request")?))?;
-        match (&socket).write(&bytes[sent..]) {
+        match crate::calls::send(&socket, &bytes[sent..]) {
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if timed_out(&e) => {
@@ -135,6 +135,7 @@ pub fn exchange(
         }
     }
     let response = read_response(&socket, &server, opts, &left, &timed_out)?;
+    crate::calls::close(&socket);
     Ok((response, server))
 }
 
@@ -154,7 +155,7 @@ fn read_response(
     let mut buf = vec![0; 64 * 1024];
     loop {
         socket.set_read_timeout(Some(left(STAGE)?.max(Duration::from_micros(1))))?;
-        let n = match (&*socket).read(&mut buf) {
+        let n = match crate::calls::recv(socket, &mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if timed_out(&e) => {

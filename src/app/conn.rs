@@ -16,7 +16,7 @@
 //! - While a response is unsent, the connection is not read from: a client
 //!   that pipelines requests without reading holds one response's bytes.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -189,7 +189,7 @@ impl AppConn {
     /// Reads and decodes; answers each whole request.
     fn read(&mut self, io: &mut Io<'_>) -> Progress {
         for _ in 0..READ_BUDGET {
-            let n = match (&self.stream).read(io.scratch) {
+            let n = match crate::calls::recv(&self.stream, io.scratch) {
                 Ok(0) => {
                     if let Err(e) = self.decoder.finish() {
                         tracing::warn!(
@@ -330,7 +330,7 @@ impl AppConn {
     fn close_cleanly(&mut self, io: &mut Io<'_>) -> Progress {
         if self.phase != Phase::Draining {
             self.phase = Phase::Draining;
-            if let Err(e) = self.stream.shutdown(Shutdown::Write)
+            if let Err(e) = crate::calls::shutdown(&self.stream, Shutdown::Write)
                 && e.kind() != io::ErrorKind::NotConnected
             {
                 return Progress::Close(Ended::Failed(e));
@@ -342,7 +342,7 @@ impl AppConn {
 
     fn drain(&mut self, io: &mut Io<'_>) -> Progress {
         for _ in 0..READ_BUDGET {
-            match (&self.stream).read(io.scratch) {
+            match crate::calls::recv(&self.stream, io.scratch) {
                 Ok(0) => return Progress::Close(Ended::Finished),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
@@ -418,12 +418,16 @@ impl Connection for AppConn {
     fn release(&mut self, _pool: &mut BufPool) {}
 
     fn cut_off(self, _pool: &mut BufPool) -> u64 {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = crate::calls::shutdown(&self.stream, Shutdown::Write);
         self.sent
     }
 
     fn peer(&self) -> Peer {
         self.peer
+    }
+
+    fn socket(&self) -> &Socket {
+        &self.stream
     }
 
     fn since(&self) -> Instant {

@@ -14,7 +14,7 @@
 //! the endpoint resolves to; the others go to the address that answered.
 //! Unix stream sockets go through the same engine.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -336,6 +336,8 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
         connect_timeout: connect_opts.timeout,
     };
     engine.add(Ok(first), engine.deadline)?;
+    // Connected already: its connect has nothing left to report.
+    engine.conns[0].phase = Phase::Exchanging;
     for _ in 1..plan.connections {
         // The others go where the first one went.
         let socket = match server.host_port().and_then(HostPort::addr) {
@@ -526,6 +528,7 @@ impl Engine<'_> {
                 .poll
                 .registry()
                 .deregister(&mut SourceFd(&stream.as_raw_fd()));
+            crate::calls::close(&stream);
         }
     }
 
@@ -595,7 +598,7 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
     }
     if matches!(conn.phase, Phase::Exchanging) && conn.sent < expected.len() {
         while conn.sent < expected.len() {
-            match (&*stream).write(&expected[conn.sent..]) {
+            match crate::calls::send(stream, &expected[conn.sent..]) {
                 Ok(n) => conn.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -617,13 +620,11 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
         };
         if want == 0 {
             // The whole echo is back: half-close and wait for the server's FIN.
-            stream
-                .shutdown(Shutdown::Write)
-                .or_else(ignore_not_connected)?;
+            crate::calls::shutdown(stream, Shutdown::Write).or_else(ignore_not_connected)?;
             conn.phase = Phase::Closing(Instant::now() + CLOSE_WAIT);
             continue;
         }
-        match (&*stream).read(&mut scratch[..want]) {
+        match crate::calls::recv(stream, &mut scratch[..want]) {
             Ok(0) => {
                 return match conn.phase {
                     Phase::Closing(_) => Ok(true),

@@ -23,13 +23,14 @@
 //! - A connection reads at most [`READ_BUDGET`] buffers per turn, so a bulk
 //!   sender cannot starve the loop's other connections.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::Shutdown;
 use std::time::Instant;
 
 use mio::Interest;
 use socket2::Socket;
 
+use crate::calls;
 use crate::net::Peer;
 use crate::serve::buffer::{BufPool, Pending};
 use crate::serve::{Connection, Ended, Io, Progress, READ_INTEREST, reregister, write_some};
@@ -90,7 +91,7 @@ impl Conn {
     /// Everything received was echoed and the client closed its side: our
     /// FIN tells it the echo is complete.
     fn finish(&mut self) -> Progress {
-        match self.stream.shutdown(Shutdown::Write) {
+        match calls::shutdown(&self.stream, Shutdown::Write) {
             Ok(()) => Progress::Close(Ended::Finished),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Progress::Close(Ended::Finished),
             Err(e) => Progress::Close(Ended::Failed(e)),
@@ -129,7 +130,7 @@ impl Connection for Conn {
             return self.finish();
         }
         for _ in 0..READ_BUDGET {
-            let n = match (&self.stream).read(io.scratch) {
+            let n = match calls::recv(&self.stream, io.scratch) {
                 Ok(0) => {
                     self.eof = true;
                     return self.finish();
@@ -179,12 +180,16 @@ impl Connection for Conn {
             }
             pool.give(pending.into_buf());
         }
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = calls::shutdown(&self.stream, Shutdown::Write);
         self.echoed
     }
 
     fn peer(&self) -> Peer {
         self.peer
+    }
+
+    fn socket(&self) -> &Socket {
+        &self.stream
     }
 
     fn since(&self) -> Instant {

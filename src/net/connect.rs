@@ -17,6 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::unix;
+use crate::calls;
 use crate::endpoint::{Endpoint, LocalName, Purpose, ResolveError, SocketType};
 use crate::exit::{Classify, ExitCode};
 
@@ -262,7 +263,8 @@ pub fn connect_local(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, C
         .local_name()
         .expect("connect_local is called with Unix endpoints only");
     let fail = |e| local_error(endpoint, name, e);
-    let socket = Socket::new(Domain::UNIX, endpoint.socket_type().socket2(), None).map_err(fail)?;
+    let socket =
+        calls::socket(Domain::UNIX, endpoint.socket_type().socket2(), None).map_err(fail)?;
     connect_local_with(&socket, endpoint, timeout)?;
     Ok(socket)
 }
@@ -281,7 +283,7 @@ pub fn connect_local_with(
     let fail = |e| local_error(endpoint, name, e);
     let addr = unix::sock_addr(name).map_err(fail)?;
     socket.set_write_timeout(Some(timeout)).map_err(fail)?;
-    match socket.connect(&addr) {
+    match calls::connect(socket, &addr) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             return Err(ConnectError::TimedOut {
@@ -292,7 +294,7 @@ pub fn connect_local_with(
         Err(e) => return Err(fail(e)),
     }
     socket.set_write_timeout(None).map_err(fail)?;
-    socket.set_nonblocking(true).map_err(fail)?;
+    calls::nonblocking(socket).map_err(fail)?;
     Ok(())
 }
 
@@ -367,20 +369,21 @@ pub fn local_addr_for(addr: SocketAddr, opts: &ConnectOptions) -> Option<SocketA
 pub fn start(addr: SocketAddr, opts: &ConnectOptions) -> Result<Socket, ConnectError> {
     let target = addr.to_string();
     let fail = |e| ConnectError::from_io(target.clone(), e);
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
-    socket.set_nonblocking(true).map_err(fail)?;
+    let socket = calls::socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(fail)?;
+    let s = &socket;
+    calls::nonblocking(s).map_err(fail)?;
     // Echo clients send small messages and wait for them: Nagle's algorithm
     // would hold the second message of a pipeline back for an ACK.
-    socket.set_tcp_nodelay(true).map_err(fail)?;
+    calls::option(s, "TCP_NODELAY", 1, s.set_tcp_nodelay(true)).map_err(fail)?;
     if let Some(local) = local_addr_for(addr, opts) {
         let bind_fail = |source| ConnectError::LocalBind { local, source };
         if local.port() != 0 {
-            socket.set_reuse_address(true).map_err(bind_fail)?;
+            calls::option(s, "SO_REUSEADDR", 1, s.set_reuse_address(true)).map_err(bind_fail)?;
         }
-        socket.bind(&local.into()).map_err(bind_fail)?;
+        calls::bind(s, &local.into()).map_err(bind_fail)?;
     }
-    match socket.connect(&addr.into()) {
+    match calls::connect(s, &addr.into()) {
         Ok(()) => Ok(socket),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(socket),
         Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Err(ConnectError::LocalBind {
@@ -403,6 +406,12 @@ fn unspecified(addr: SocketAddr) -> IpAddr {
 /// Whether a started connect has finished: `Ok(true)` connected, `Ok(false)`
 /// still in progress, `Err` failed.
 pub fn finished(socket: &Socket) -> io::Result<bool> {
+    let result = connect_outcome(socket);
+    calls::connect_ended(socket, &result);
+    result
+}
+
+fn connect_outcome(socket: &Socket) -> io::Result<bool> {
     if let Some(e) = socket.take_error()? {
         return Err(e);
     }

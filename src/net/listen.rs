@@ -21,6 +21,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::unix::{self, SocketFile};
+use crate::calls;
 use crate::endpoint::{Endpoint, Purpose, ResolveError, SocketType};
 use crate::exit::{Classify, ExitCode};
 use crate::os::{self, PortHolder, Proto};
@@ -250,30 +251,36 @@ fn bind_addr(at: &Endpoint, addr: SocketAddr, opts: &ListenOptions) -> Result<Li
     } else {
         (Type::DGRAM, Protocol::UDP)
     };
-    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto)).map_err(fail)?;
+    let socket = calls::socket(Domain::for_address(addr), ty, Some(proto)).map_err(fail)?;
+    let s = &socket;
     if stream {
-        socket.set_reuse_address(true).map_err(fail)?;
+        calls::option(s, "SO_REUSEADDR", 1, s.set_reuse_address(true)).map_err(fail)?;
         // TCP urgent data stays in the byte stream (and so is echoed in its
         // place) instead of being set apart; accepted sockets inherit this.
-        socket.set_out_of_band_inline(true).map_err(fail)?;
+        calls::option(s, "SO_OOBINLINE", 1, s.set_out_of_band_inline(true)).map_err(fail)?;
     }
     if addr.is_ipv6() {
-        socket.set_only_v6(true).map_err(fail)?;
+        calls::option(s, "IPV6_V6ONLY", 1, s.set_only_v6(true)).map_err(fail)?;
     }
     if let Some(size) = opts.sndbuf {
-        socket.set_send_buffer_size(size).map_err(fail)?;
+        calls::option(s, "SO_SNDBUF", size, s.set_send_buffer_size(size)).map_err(fail)?;
     }
     if let Some(size) = opts.rcvbuf {
-        socket.set_recv_buffer_size(size).map_err(fail)?;
+        calls::option(s, "SO_RCVBUF", size, s.set_recv_buffer_size(size)).map_err(fail)?;
     }
     if !stream && addr.ip().is_unspecified() {
-        ask_destination_address(&socket, addr).map_err(fail)?;
+        let name = if addr.is_ipv6() {
+            "IPV6_RECVPKTINFO"
+        } else {
+            "IP_PKTINFO"
+        };
+        calls::option(s, name, 1, ask_destination_address(s, addr)).map_err(fail)?;
     }
-    socket.set_nonblocking(true).map_err(fail)?;
-    socket.bind(&addr.into()).map_err(fail)?;
+    calls::nonblocking(s).map_err(fail)?;
+    calls::bind(s, &addr.into()).map_err(fail)?;
     if stream {
         let backlog = i32::try_from(opts.backlog).unwrap_or(i32::MAX);
-        socket.listen(backlog).map_err(fail)?;
+        calls::listen(s, backlog).map_err(fail)?;
     }
     let local = socket
         .local_addr()

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::listen::{BindError, ListenOptions};
+use crate::calls;
 use crate::echo::datagram::UNIX_DATAGRAM_MAX;
 use crate::endpoint::{Endpoint, LocalName, SocketType};
 use crate::os;
@@ -114,23 +115,21 @@ pub(crate) fn bind(
         source,
     };
     let addr = sock_addr(name).map_err(other)?;
-    let socket = Socket::new(Domain::UNIX, ty.socket2(), None).map_err(other)?;
-    socket.set_nonblocking(true).map_err(other)?;
+    let socket = calls::socket(Domain::UNIX, ty.socket2(), None).map_err(other)?;
+    calls::nonblocking(&socket).map_err(other)?;
     if ty == SocketType::Datagram {
         room_for_largest_datagram(&socket).map_err(other)?;
     }
     let file = match name {
         LocalName::Abstract(_) => {
-            socket
-                .bind(&addr)
-                .map_err(|e| in_use_or(endpoint, name, e))?;
+            calls::bind(&socket, &addr).map_err(|e| in_use_or(endpoint, name, e))?;
             None
         }
         LocalName::Path(path) => Some(bind_path(&socket, &addr, path, endpoint, opts.mode)?),
     };
     if ty == SocketType::Stream {
         let backlog = i32::try_from(opts.backlog).unwrap_or(i32::MAX);
-        socket.listen(backlog).map_err(other)?;
+        calls::listen(&socket, backlog).map_err(other)?;
     }
     tracing::debug!("bound {endpoint}");
     Ok((socket, file))
@@ -149,13 +148,12 @@ fn bind_path(
     };
     // Linux creates the file with the socket inode's mode (less the umask).
     set_socket_mode(socket, mode).map_err(other)?;
-    if let Err(e) = socket.bind(addr) {
+    if let Err(e) = calls::bind(socket, addr) {
         if e.raw_os_error() != Some(libc::EADDRINUSE) {
             return Err(other(e));
         }
         replace_if_stale(path, addr, endpoint)?;
-        socket
-            .bind(addr)
+        calls::bind(socket, addr)
             .map_err(|e| in_use_or(endpoint, &LocalName::Path(path.into()), e))?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(other)?;

@@ -16,7 +16,7 @@
 pub(crate) mod buffer;
 mod worker;
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, mpsc};
@@ -76,6 +76,9 @@ pub(crate) trait Connection: Send + 'static {
     /// Who is at the other end.
     fn peer(&self) -> Peer;
 
+    /// Its socket.
+    fn socket(&self) -> &Socket;
+
     /// When it was accepted.
     fn since(&self) -> Instant;
 
@@ -131,7 +134,7 @@ pub(crate) fn reregister(stream: &Socket, io: &Io<'_>, interest: Interest) -> io
 pub(crate) fn write_some(stream: &Socket, buf: &[u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match (&*stream).write(&buf[done..]) {
+        match crate::calls::send(stream, &buf[done..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 done += n;

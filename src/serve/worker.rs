@@ -309,6 +309,7 @@ impl<S: Service> Worker<S> {
     fn close(&mut self, key: usize, ended: Ended) {
         let mut conn = self.conns.remove(key);
         conn.release(&mut self.pool);
+        crate::calls::close(conn.socket());
         self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
         self.stats.bytes += conn.bytes();
         let peer = conn.peer();
@@ -359,10 +360,11 @@ impl<S: Service> Worker<S> {
         // Echo replies are small and latency-bound: without TCP_NODELAY,
         // Nagle's algorithm holds a partial segment until the client ACKs the
         // previous one, and bulk echo loses a third of its throughput.
-        stream.set_tcp_nodelay(true)?;
+        crate::calls::option(stream, "TCP_NODELAY", 1, stream.set_tcp_nodelay(true))?;
         if let Some(idle) = self.options.keepalive {
             let keepalive = socket2::TcpKeepalive::new().with_time(idle);
-            stream.set_tcp_keepalive(&keepalive)?;
+            let result = stream.set_tcp_keepalive(&keepalive);
+            crate::calls::option(stream, "SO_KEEPALIVE", 1, result)?;
         }
         Ok(())
     }
@@ -394,10 +396,7 @@ impl<S: Service> Worker<S> {
                     return;
                 };
                 // Non-blocking from the start: no fcntl per connection.
-                match listener
-                    .socket()
-                    .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-                {
+                match crate::calls::accept(listener.socket()) {
                     Ok((stream, addr)) => {
                         let peer = Peer::of(&stream, &addr);
                         let once = acceptor.once;
@@ -479,6 +478,7 @@ impl<S: Service> Worker<S> {
                     .poll
                     .registry()
                     .deregister(&mut SourceFd(&listener.socket().as_raw_fd()));
+                crate::calls::close(listener.socket());
             }
             // Closes them; a Unix listener removes its socket file.
             acceptor.listeners.clear();
@@ -530,6 +530,7 @@ impl<S: Service> Worker<S> {
     fn cut_off_all(&mut self) {
         for conn in self.conns.drain() {
             tracing::info!("{}: cut off at the end of the grace period", conn.peer());
+            crate::calls::close(conn.socket());
             self.stats.bytes += conn.cut_off(&mut self.pool);
             self.stats.cut_off += 1;
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);

@@ -13,5 +13,6 @@ mod render;
 mod resolve;
 mod server;
 mod sockets;
+mod trace;
 mod unix;
 mod util;

@@ -179,6 +179,15 @@ impl Server {
         lines
     }
 
+    /// Every stderr line not yet read, once the server has exited.
+    pub fn rest_of_stderr(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(LIMIT) {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// The server's resident memory, from /proc.
     pub fn rss_bytes(&self) -> u64 {
         self.status_kib("VmRSS:") * 1024

@@ -1,0 +1,441 @@
+//! `--trace-calls`: each socket call printed on stderr as it happens, with
+//! its arguments and result, so that a run shows the socket guide's sequence
+//! (`socket`, `bind`, `listen`, `accept`, `recv`, `send`, `close`) on real
+//! sockets, the way `strace` would, and says what each call means the first
+//! time it appears.
+//!
+//! The functions here make the call and then, if tracing is on, print it.
+//! Tracing is one process-wide switch, like the log level: when it is off
+//! (the default) each call costs one predictable branch on a relaxed atomic
+//! load, next to a system call that costs microseconds.
+//!
+//! The names are those of the system calls made: a socket2 `Socket` reads
+//! with `recv(2)` and writes with `send(2)` (`MSG_NOSIGNAL`), and the
+//! servers accept with `accept4(2)`, printed `accept` as the guide calls it.
+
+use std::fmt::{self, Write as _};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Which explanations were printed already: one bit per [`Gloss`].
+static EXPLAINED: AtomicU32 = AtomicU32::new(0);
+
+/// Turns tracing on for the whole process.
+pub fn enable() {
+    ON.store(true, Ordering::Relaxed);
+}
+
+/// Whether tracing is on.
+#[inline]
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// What a first occurrence of a call (or of one of its outcomes) means.
+#[derive(Clone, Copy, Debug)]
+enum Gloss {
+    Socket,
+    ReuseAddr,
+    OobInline,
+    V6Only,
+    NoDelay,
+    Option,
+    Nonblocking,
+    Bind,
+    Listen,
+    Accept,
+    AcceptEmpty,
+    Connect,
+    ConnectPending,
+    Connected,
+    Recv,
+    RecvEmpty,
+    RecvEof,
+    Send,
+    SendFull,
+    Shutdown,
+    Close,
+}
+
+impl Gloss {
+    fn text(self) -> &'static str {
+        match self {
+            Gloss::Socket => "a new socket; the number is its file descriptor",
+            Gloss::ReuseAddr => "bind even while old connections on the port are in TIME_WAIT",
+            Gloss::OobInline => "urgent data stays in the byte stream",
+            Gloss::V6Only => "IPv6 only: an IPv4 socket may take the same port",
+            Gloss::NoDelay => "small writes leave at once (no Nagle delay)",
+            Gloss::Option => "a socket option",
+            Gloss::Nonblocking => {
+                "non-blocking: calls return EAGAIN instead of waiting (setblocking(False))"
+            }
+            Gloss::Bind => "the socket takes this address",
+            Gloss::Listen => {
+                "now it takes connections; the kernel finishes handshakes into a queue of this size"
+            }
+            Gloss::Accept => "a connection from the queue: a new socket for this client",
+            Gloss::AcceptEmpty => "no connection waiting: epoll will say when one comes",
+            Gloss::Connect => "connected",
+            Gloss::ConnectPending => {
+                "the handshake is under way; the socket turns writable when it ends"
+            }
+            Gloss::Connected => "the handshake ended: 0 means connected",
+            Gloss::Recv => "bytes read, at most the number asked",
+            Gloss::RecvEmpty => "nothing to read now: epoll will say when there is",
+            Gloss::RecvEof => "the peer shut down its side: no more data will come",
+            Gloss::Send => "bytes handed to the kernel, which sends them",
+            Gloss::SendFull => "the send buffer is full: wait until the socket is writable",
+            Gloss::Shutdown => "no more sending: the peer reads end of stream (a FIN)",
+            Gloss::Close => "the descriptor is released",
+        }
+    }
+
+    /// Whether this is its first time (and marks it done).
+    fn first(self) -> bool {
+        let bit = 1 << self as u32;
+        EXPLAINED.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+}
+
+/// Prints one call, with its gloss the first time.
+#[cold]
+fn emit(line: fmt::Arguments<'_>, gloss: Gloss) {
+    let mut text = line.to_string();
+    if gloss.first() {
+        let pad = 44usize.saturating_sub(text.chars().count());
+        let _ = write!(text, "{:pad$}  # {}", "", gloss.text());
+    }
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
+/// `-1 EAGAIN (Resource temporarily unavailable)`, as strace shows a failure.
+fn failure(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let errno = nix::errno::Errno::from_raw(n);
+            // The C library's words (strerror), without std's "(os error N)".
+            let text = io::Error::from_raw_os_error(n).to_string();
+            let words = text.split(" (os error").next().unwrap_or(&text);
+            format!("-1 {errno:?} ({words})")
+        }
+        None => format!("-1 ({e})"),
+    }
+}
+
+/// An address as the tools print it: `127.0.0.1:65432`, `[::1]:80`, a
+/// Unix path, `@NAME`.
+fn address(addr: &SockAddr) -> String {
+    if let Some(ip) = addr.as_socket() {
+        return ip.to_string();
+    }
+    if let Some(path) = addr.as_pathname() {
+        return path.display().to_string();
+    }
+    if let Some(name) = addr.as_abstract_namespace() {
+        return format!("@{}", String::from_utf8_lossy(name));
+    }
+    "(unnamed)".into()
+}
+
+fn fd(socket: &Socket) -> i32 {
+    socket.as_raw_fd()
+}
+
+/// `socket(2)`.
+#[inline]
+pub fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Result<Socket> {
+    let result = Socket::new(domain, ty, protocol);
+    if on() {
+        match &result {
+            Ok(s) => emit(
+                format_args!("socket({domain:?}, {ty:?}) = {}", fd(s)),
+                Gloss::Socket,
+            ),
+            Err(e) => emit(
+                format_args!("socket({domain:?}, {ty:?}) = {}", failure(e)),
+                Gloss::Socket,
+            ),
+        }
+    }
+    result
+}
+
+/// Reports a `setsockopt(2)` made through one of socket2's setters:
+/// `setsockopt(3, SO_REUSEADDR, 1)`.
+#[inline]
+pub fn option<T>(
+    socket: &Socket,
+    name: &str,
+    value: impl fmt::Display,
+    result: io::Result<T>,
+) -> io::Result<T> {
+    if on() {
+        let outcome = match &result {
+            Ok(_) => String::new(),
+            Err(e) => format!(" = {}", failure(e)),
+        };
+        let gloss = match name {
+            "SO_REUSEADDR" => Gloss::ReuseAddr,
+            "SO_OOBINLINE" => Gloss::OobInline,
+            "IPV6_V6ONLY" => Gloss::V6Only,
+            "TCP_NODELAY" => Gloss::NoDelay,
+            _ => Gloss::Option,
+        };
+        emit(
+            format_args!("setsockopt({}, {name}, {value}){outcome}", fd(socket)),
+            gloss,
+        );
+    }
+    result
+}
+
+/// `fcntl(2)` setting `O_NONBLOCK`.
+#[inline]
+pub fn nonblocking(socket: &Socket) -> io::Result<()> {
+    let result = socket.set_nonblocking(true);
+    if on() {
+        let outcome = match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!(" = {}", failure(e)),
+        };
+        emit(
+            format_args!("fcntl({}, F_SETFL, O_NONBLOCK){outcome}", fd(socket)),
+            Gloss::Nonblocking,
+        );
+    }
+    result
+}
+
+/// `bind(2)`.
+#[inline]
+pub fn bind(socket: &Socket, addr: &SockAddr) -> io::Result<()> {
+    let result = socket.bind(addr);
+    if on() {
+        let outcome = match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!(" = {}", failure(e)),
+        };
+        emit(
+            format_args!("bind({}, {}){outcome}", fd(socket), address(addr)),
+            Gloss::Bind,
+        );
+    }
+    result
+}
+
+/// `listen(2)`.
+#[inline]
+pub fn listen(socket: &Socket, backlog: i32) -> io::Result<()> {
+    let result = socket.listen(backlog);
+    if on() {
+        let outcome = match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!(" = {}", failure(e)),
+        };
+        emit(
+            format_args!("listen({}, {backlog}){outcome}", fd(socket)),
+            Gloss::Listen,
+        );
+    }
+    result
+}
+
+/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new socket is
+/// non-blocking from the start.
+#[inline]
+pub fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    let result = listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    if on() {
+        match &result {
+            Ok((s, from)) => emit(
+                format_args!(
+                    "accept({}) = {} from {}",
+                    fd(listener),
+                    fd(s),
+                    peer_name(s, from)
+                ),
+                Gloss::Accept,
+            ),
+            Err(e) => emit(
+                format_args!("accept({}) = {}", fd(listener), failure(e)),
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Gloss::AcceptEmpty
+                } else {
+                    Gloss::Accept
+                },
+            ),
+        }
+    }
+    result
+}
+
+/// A Unix client has no address: its credentials say who it is.
+fn peer_name(socket: &Socket, from: &SockAddr) -> String {
+    if from.as_socket().is_some() {
+        return address(from);
+    }
+    match crate::os::peer_credentials(socket) {
+        Some(creds) => format!("a local client, {creds}"),
+        None => "a local client".into(),
+    }
+}
+
+/// `connect(2)`.
+#[inline]
+pub fn connect(socket: &Socket, addr: &SockAddr) -> io::Result<()> {
+    let result = socket.connect(addr);
+    if on() {
+        match &result {
+            Ok(()) => emit(
+                format_args!("connect({}, {}) = 0", fd(socket), address(addr)),
+                Gloss::Connect,
+            ),
+            Err(e) => emit(
+                format_args!(
+                    "connect({}, {}) = {}",
+                    fd(socket),
+                    address(addr),
+                    failure(e)
+                ),
+                if e.raw_os_error() == Some(libc::EINPROGRESS) {
+                    Gloss::ConnectPending
+                } else {
+                    Gloss::Connect
+                },
+            ),
+        }
+    }
+    result
+}
+
+/// Reports how a non-blocking connect ended, as `getsockopt(SO_ERROR)` told.
+#[inline]
+pub fn connect_ended(socket: &Socket, result: &io::Result<bool>) {
+    if on() {
+        match result {
+            Ok(false) => {}
+            Ok(true) => emit(
+                format_args!("getsockopt({}, SO_ERROR) = 0", fd(socket)),
+                Gloss::Connected,
+            ),
+            Err(e) => {
+                let name = e
+                    .raw_os_error()
+                    .map(|n| format!("{:?}", nix::errno::Errno::from_raw(n)))
+                    .unwrap_or_else(|| e.to_string());
+                emit(
+                    format_args!("getsockopt({}, SO_ERROR) = {name} ({e})", fd(socket)),
+                    Gloss::Connected,
+                );
+            }
+        }
+    }
+}
+
+/// `recv(2)`.
+#[inline]
+pub fn recv(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
+    let result = (&*socket).read(buf);
+    if on() {
+        let (fd, asked) = (fd(socket), buf.len());
+        match &result {
+            Ok(0) => emit(
+                format_args!("recv({fd}, {asked}) = 0 (peer closed)"),
+                Gloss::RecvEof,
+            ),
+            Ok(n) => emit(format_args!("recv({fd}, {asked}) = {n}"), Gloss::Recv),
+            Err(e) => emit(
+                format_args!("recv({fd}, {asked}) = {}", failure(e)),
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Gloss::RecvEmpty
+                } else {
+                    Gloss::Recv
+                },
+            ),
+        }
+    }
+    result
+}
+
+/// `send(2)` (with `MSG_NOSIGNAL`: a closed peer is an error, not a SIGPIPE).
+#[inline]
+pub fn send(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
+    let result = (&*socket).write(buf);
+    if on() {
+        let (fd, len) = (fd(socket), buf.len());
+        match &result {
+            Ok(n) => emit(format_args!("send({fd}, {len}) = {n}"), Gloss::Send),
+            Err(e) => emit(
+                format_args!("send({fd}, {len}) = {}", failure(e)),
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Gloss::SendFull
+                } else {
+                    Gloss::Send
+                },
+            ),
+        }
+    }
+    result
+}
+
+/// `shutdown(2)`.
+#[inline]
+pub fn shutdown(socket: &Socket, how: Shutdown) -> io::Result<()> {
+    let result = socket.shutdown(how);
+    if on() {
+        let how = match how {
+            Shutdown::Read => "SHUT_RD",
+            Shutdown::Write => "SHUT_WR",
+            Shutdown::Both => "SHUT_RDWR",
+        };
+        let outcome = match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!(" = {}", failure(e)),
+        };
+        emit(
+            format_args!("shutdown({}, {how}){outcome}", fd(socket)),
+            Gloss::Shutdown,
+        );
+    }
+    result
+}
+
+/// Reports the `close(2)` that dropping `socket` is about to make.
+#[inline]
+pub fn close(socket: &Socket) {
+    if on() {
+        emit(format_args!("close({})", fd(socket)), Gloss::Close);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_read_as_strace_prints_them() {
+        let e = io::Error::from_raw_os_error(libc::EAGAIN);
+        assert_eq!(failure(&e), "-1 EAGAIN (Resource temporarily unavailable)");
+        let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(failure(&e), "-1 ECONNREFUSED (Connection refused)");
+    }
+
+    #[test]
+    fn addresses_read_as_the_tools_print_them() {
+        let ip: std::net::SocketAddr = "127.0.0.1:65432".parse().unwrap();
+        assert_eq!(address(&ip.into()), "127.0.0.1:65432");
+        let path = SockAddr::unix("/tmp/echo.sock").unwrap();
+        assert_eq!(address(&path), "/tmp/echo.sock");
+        assert_eq!(
+            format!("{:?} {:?}", Domain::IPV4, Type::STREAM),
+            "AF_INET SOCK_STREAM"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! `--trace-calls`: the socket calls of a real run, in the socket guide's
+//! order, on the servers and the clients.
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+
+use crate::util::{LIMIT, Server, connect, echokit_run, text};
+
+/// The trace lines of some stderr, without their explanations.
+fn calls(stderr: &[String]) -> Vec<String> {
+    stderr
+        .iter()
+        .filter(|l| !l.contains(" INFO ") && !l.contains(" WARN ") && !l.contains(" DEBUG "))
+        .map(|l| l.split("  # ").next().unwrap_or(l).trim_end().to_string())
+        .collect()
+}
+
+/// Asserts that `want` appear in `got` in this order (other lines may come between).
+fn in_order(got: &[String], want: &[String]) {
+    let mut at = 0;
+    for line in want {
+        match got[at..].iter().position(|g| g == line) {
+            Some(i) => at += i + 1,
+            None => panic!(
+                "no {line:?} after line {at} of the trace:\n{}",
+                got.join("\n")
+            ),
+        }
+    }
+}
+
+/// The number after `prefix` in the first line that starts with it.
+fn number_after(lines: &[String], prefix: &str) -> i32 {
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in\n{}", lines.join("\n")));
+    let rest = &line[prefix.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+#[test]
+fn the_echo_server_traces_the_guides_sequence() {
+    let mut server = Server::start(&["--trace-calls", "--once", "127.0.0.1:0"], 1);
+    let addr = server.addr();
+    let mut client = connect(addr);
+    client.write_all(b"Hello, world").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut echo = Vec::new();
+    client.read_to_end(&mut echo).unwrap();
+    assert_eq!(echo, b"Hello, world");
+    let client_addr = client.local_addr().unwrap();
+    drop(client);
+    assert_eq!(server.wait().code(), Some(0));
+
+    let trace = calls(&server.rest_of_stderr());
+    let l = number_after(&trace, "socket(AF_INET, SOCK_STREAM) = ");
+    let c = number_after(&trace, &format!("accept({l}) = "));
+    in_order(
+        &trace,
+        &[
+            format!("socket(AF_INET, SOCK_STREAM) = {l}"),
+            format!("setsockopt({l}, SO_REUSEADDR, 1)"),
+            format!("bind({l}, 127.0.0.1:0)"),
+            format!("listen({l}, 1024)"),
+            format!("accept({l}) = {c} from {client_addr}"),
+            format!("recv({c}, 65536) = 12"),
+            format!("send({c}, 12) = 12"),
+            format!("recv({c}, 65536) = 0 (peer closed)"),
+            format!("shutdown({c}, SHUT_WR)"),
+            format!("close({c})"),
+        ],
+    );
+    // --once closes the listener after its one accept.
+    in_order(
+        &trace,
+        &[
+            format!("accept({l}) = {c} from {client_addr}"),
+            format!("close({l})"),
+        ],
+    );
+}
+
+#[test]
+fn the_echo_client_traces_its_connect_and_exchange() {
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let addr = server.addr();
+    let out = echokit_run(&["echo-client", "--trace-calls", &addr.to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Received b'Hello, world'\n");
+    let lines: Vec<String> = text(&out.stderr).lines().map(String::from).collect();
+    let trace = calls(&lines);
+    let s = number_after(&trace, "socket(AF_INET, SOCK_STREAM) = ");
+    in_order(
+        &trace,
+        &[
+            format!("socket(AF_INET, SOCK_STREAM) = {s}"),
+            format!("connect({s}, {addr}) = -1 EINPROGRESS (Operation now in progress)"),
+            format!("getsockopt({s}, SO_ERROR) = 0"),
+            format!("send({s}, 12) = 12"),
+            format!("recv({s}, 12) = 12"),
+            format!("shutdown({s}, SHUT_WR)"),
+            format!("recv({s}, 65536) = 0 (peer closed)"),
+            format!("close({s})"),
+        ],
+    );
+    // The first appearance of a call says what it means.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("socket(") && l.contains("# a new socket")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn the_app_server_and_client_trace_a_request() {
+    let mut server = Server::spawn(
+        {
+            let mut cmd = crate::util::echokit();
+            cmd.args(["app-server", "--trace-calls", "127.0.0.1:0"]);
+            cmd
+        },
+        1,
+    );
+    let addr = server.addr().to_string();
+    let out = echokit_run(&["app-client", "--trace-calls", &addr, "search", "morpheus"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stderr).lines().map(String::from).collect();
+    let trace = calls(&lines);
+    let s = number_after(&trace, "socket(AF_INET, SOCK_STREAM) = ");
+    let request = trace
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("send({s}, ")))
+        .expect("the client sends its request");
+    let sent: usize = request.split(')').next().unwrap().parse().unwrap();
+    in_order(
+        &trace,
+        &[
+            format!("connect({s}, {addr}) = -1 EINPROGRESS (Operation now in progress)"),
+            format!("send({s}, {sent}) = {sent}"),
+            format!("close({s})"),
+        ],
+    );
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.starts_with(&format!("recv({s}, 65536) = "))),
+        "{trace:#?}"
+    );
+
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait().code(), Some(0));
+    let trace = calls(&server.rest_of_stderr());
+    let l = number_after(&trace, "listen(");
+    let c = number_after(&trace, &format!("accept({l}) = "));
+    in_order(
+        &trace,
+        &[
+            format!("recv({c}, 65536) = {sent}"),
+            format!("close({c})"),
+            format!("close({l})"),
+        ],
+    );
+    assert!(
+        trace.iter().any(|l| l.starts_with(&format!("send({c}, "))),
+        "{trace:#?}"
+    );
+}
+
+#[test]
+fn without_the_flag_nothing_is_traced() {
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let out = echokit_run(&["echo-client", &server.addr().to_string()]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stderr), "");
+}
