@@ -61,6 +61,8 @@ enum Gloss {
     SendFull,
     Shutdown,
     Close,
+    Batch,
+    SendBatch,
 }
 
 impl Gloss {
@@ -93,6 +95,8 @@ impl Gloss {
             Gloss::SendFull => "the send buffer is full: wait until the socket is writable",
             Gloss::Shutdown => "no more sending: the peer reads end of stream (a FIN)",
             Gloss::Close => "the descriptor is released",
+            Gloss::Batch => "up to this many datagrams in one call, each from its own sender",
+            Gloss::SendBatch => "the echoes, each to its sender, in one call",
         }
     }
 
@@ -362,6 +366,52 @@ pub fn recv(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     result
+}
+
+/// Reports a `recv(2)` made elsewhere (a datagram client's, through nix).
+#[inline]
+pub fn received(socket: &Socket, asked: usize, result: &io::Result<usize>) {
+    if on() {
+        let fd = fd(socket);
+        match result {
+            Ok(n) => emit(format_args!("recv({fd}, {asked}) = {n}"), Gloss::Recv),
+            Err(e) => emit(
+                format_args!("recv({fd}, {asked}) = {}", failure(e)),
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Gloss::RecvEmpty
+                } else {
+                    Gloss::Recv
+                },
+            ),
+        }
+    }
+}
+
+/// Reports a batch call on a datagram socket (`recvmmsg`, `sendmmsg`,
+/// `sendmsg`) and, under it, one line per datagram. Call it only when
+/// [`on`]: the lines are made by the caller.
+#[cold]
+pub fn batch(call: &str, fd: i32, args: &str, result: &io::Result<usize>, each: &[String]) {
+    let gloss = if call == "recvmmsg" {
+        Gloss::Batch
+    } else {
+        Gloss::SendBatch
+    };
+    match result {
+        Ok(n) => emit(format_args!("{call}({fd}, {args}) = {n}"), gloss),
+        Err(e) => emit(
+            format_args!("{call}({fd}, {args}) = {}", failure(e)),
+            if e.kind() == io::ErrorKind::WouldBlock {
+                Gloss::RecvEmpty
+            } else {
+                gloss
+            },
+        ),
+    }
+    let mut err = io::stderr().lock();
+    for line in each {
+        let _ = writeln!(err, "    {line}");
+    }
 }
 
 /// `send(2)` (with `MSG_NOSIGNAL`: a closed peer is an error, not a SIGPIPE).

@@ -210,6 +210,20 @@ enum Source {
     Unknown,
 }
 
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Ip(a) => write!(f, "{a}"),
+            Source::Unix(a) => match (a.path(), a.as_abstract()) {
+                (Some(p), _) => write!(f, "{}", p.display()),
+                (None, Some(name)) => write!(f, "@{}", String::from_utf8_lossy(name)),
+                (None, None) => f.write_str("an unnamed socket"),
+            },
+            Source::Unknown => f.write_str("an unnamed socket"),
+        }
+    }
+}
+
 /// What the kernel said of one received datagram.
 struct Received {
     len: usize,
@@ -340,6 +354,20 @@ impl DatagramLoop {
 
     /// Takes up to [`BATCH`] datagrams with one `recvmmsg`.
     fn receive(&mut self) -> io::Result<usize> {
+        let result = self.receive_batch();
+        if crate::calls::on() {
+            let each: Vec<String> = self
+                .got
+                .iter()
+                .map(|g| format!("{} bytes from {}", g.len, g.from))
+                .collect();
+            let fd = self.listener.socket().as_raw_fd();
+            crate::calls::batch("recvmmsg", fd, &BATCH.to_string(), &result, &each);
+        }
+        result
+    }
+
+    fn receive_batch(&mut self) -> io::Result<usize> {
         let fd = self.listener.socket().as_raw_fd();
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
             .bufs
@@ -401,7 +429,7 @@ impl DatagramLoop {
                     let Source::Ip(to) = got[i].from else {
                         return false;
                     };
-                    send_to(fd, payload(i), got[i].to, &SockaddrStorage::from(to))
+                    send_to(fd, payload(i), got[i].to, to)
                         .inspect_err(|e| tracing::trace!("{to}: send: {e}"))
                         .is_err()
                 })
@@ -572,6 +600,15 @@ fn send_batch<S: SockaddrLike + Copy>(
             MsgFlags::MSG_DONTWAIT,
         )
         .map(Iterator::count);
+        if crate::calls::on() {
+            let each: Vec<String> = iovs[start..]
+                .iter()
+                .map(|iov| format!("{} bytes", iov[0].len()))
+                .collect();
+            let result = sent.map_err(io::Error::from);
+            let args = (iovs.len() - start).to_string();
+            crate::calls::batch("sendmmsg", fd, &args, &result, &each);
+        }
         match sent {
             Ok(k) if k > 0 => start += k,
             Ok(_) | Err(_) => {
@@ -584,9 +621,24 @@ fn send_batch<S: SockaddrLike + Copy>(
     refused
 }
 
-/// Sends one datagram to `addr`, from the address `from` (with the
+/// Sends one datagram to `to`, from the address `from` (with the
 /// interface it came in on) when the socket is bound to a wildcard.
-fn send_to<S: SockaddrLike>(
+fn send_to(
+    fd: std::os::fd::RawFd,
+    payload: &[u8],
+    from: Option<(IpAddr, u32)>,
+    to: SocketAddr,
+) -> nix::Result<usize> {
+    let result = send_from(fd, payload, from, &SockaddrStorage::from(to));
+    if crate::calls::on() {
+        let args = format!("{} bytes to {to}", payload.len());
+        let logged = result.map_err(io::Error::from);
+        crate::calls::batch("sendmsg", fd, &args, &logged, &[]);
+    }
+    result
+}
+
+fn send_from<S: SockaddrLike>(
     fd: std::os::fd::RawFd,
     payload: &[u8],
     from: Option<(IpAddr, u32)>,

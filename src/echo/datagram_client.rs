@@ -104,15 +104,17 @@ impl DatagramClient {
                 let addr = connect::candidates(&addrs, opts)?[0];
                 let target = addr.to_string();
                 let fail = |e| ConnectError::from_io(target.clone(), e);
-                let socket =
-                    Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
-                        .map_err(fail)?;
+                let socket = crate::calls::socket(
+                    Domain::for_address(addr),
+                    Type::DGRAM,
+                    Some(Protocol::UDP),
+                )
+                .map_err(fail)?;
                 if let Some(local) = connect::local_addr_for(addr, opts) {
-                    socket
-                        .bind(&local.into())
+                    crate::calls::bind(&socket, &local.into())
                         .map_err(|source| ConnectError::LocalBind { local, source })?;
                 }
-                socket.connect(&addr.into()).map_err(fail)?;
+                crate::calls::connect(&socket, &addr.into()).map_err(fail)?;
                 let local = socket.local_addr().ok().and_then(|a| a.as_socket());
                 let max = if addr.is_ipv6() {
                     UDP_MAX_V6
@@ -311,7 +313,7 @@ impl DatagramClient {
 
     fn send(&self, payload: &[u8]) -> Result<(), ClientError> {
         loop {
-            match self.socket.send(payload) {
+            match crate::calls::send(&self.socket, payload) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
@@ -346,7 +348,13 @@ impl DatagramClient {
                     .set_read_timeout(Some(left.max(Duration::from_micros(1))))?;
                 MsgFlags::MSG_TRUNC
             };
-            match nix::sys::socket::recv(self.socket.as_raw_fd(), &mut self.buf, flags) {
+            let result = nix::sys::socket::recv(self.socket.as_raw_fd(), &mut self.buf, flags);
+            crate::calls::received(
+                &self.socket,
+                self.buf.len(),
+                &result.map_err(io::Error::from),
+            );
+            match result {
                 Ok(n) => return Ok(Some(n)),
                 Err(nix::errno::Errno::EAGAIN) => {
                     if left.is_zero() || Instant::now() >= until {

@@ -177,3 +177,29 @@ fn without_the_flag_nothing_is_traced() {
     assert!(out.status.success());
     assert_eq!(text(&out.stderr), "");
 }
+
+#[test]
+fn the_udp_echo_server_traces_its_batches() {
+    let mut server = Server::start(&["--trace-calls", "udp://127.0.0.1:0"], 1);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    client.send_to(b"Hello, world", server.addr()).unwrap();
+    let mut buf = [0; 64];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"Hello, world");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait().code(), Some(0));
+
+    let trace = calls(&server.rest_of_stderr());
+    let s = number_after(&trace, "socket(AF_INET, SOCK_DGRAM) = ");
+    let from = client.local_addr().unwrap();
+    in_order(
+        &trace,
+        &[
+            format!("bind({s}, 127.0.0.1:0)"),
+            format!("recvmmsg({s}, 32) = 1"),
+            format!("    12 bytes from {from}"),
+            format!("sendmmsg({s}, 1) = 1"),
+        ],
+    );
+}
