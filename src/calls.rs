@@ -119,6 +119,16 @@ fn emit(line: fmt::Arguments<'_>, gloss: Gloss) {
     let _ = writeln!(err, "{text}");
 }
 
+/// Prints a call whose success returns 0: as the guide writes it, without
+/// strace's `= 0`; a failure shows its errno.
+#[cold]
+fn emit_done<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, gloss: Gloss) {
+    match result {
+        Ok(_) => emit(call, gloss),
+        Err(e) => emit(format_args!("{call} = {}", failure(e)), gloss),
+    }
+}
+
 /// `-1 EAGAIN (Resource temporarily unavailable)`, as strace shows a failure.
 fn failure(e: &io::Error) -> String {
     match e.raw_os_error() {
@@ -181,10 +191,6 @@ pub fn option<T>(
     result: io::Result<T>,
 ) -> io::Result<T> {
     if on() {
-        let outcome = match &result {
-            Ok(_) => String::new(),
-            Err(e) => format!(" = {}", failure(e)),
-        };
         let gloss = match name {
             "SO_REUSEADDR" => Gloss::ReuseAddr,
             "SO_OOBINLINE" => Gloss::OobInline,
@@ -192,8 +198,9 @@ pub fn option<T>(
             "TCP_NODELAY" => Gloss::NoDelay,
             _ => Gloss::Option,
         };
-        emit(
-            format_args!("setsockopt({}, {name}, {value}){outcome}", fd(socket)),
+        emit_done(
+            format_args!("setsockopt({}, {name}, {value})", fd(socket)),
+            &result,
             gloss,
         );
     }
@@ -205,12 +212,9 @@ pub fn option<T>(
 pub fn nonblocking(socket: &Socket) -> io::Result<()> {
     let result = socket.set_nonblocking(true);
     if on() {
-        let outcome = match &result {
-            Ok(()) => String::new(),
-            Err(e) => format!(" = {}", failure(e)),
-        };
-        emit(
-            format_args!("fcntl({}, F_SETFL, O_NONBLOCK){outcome}", fd(socket)),
+        emit_done(
+            format_args!("fcntl({}, F_SETFL, O_NONBLOCK)", fd(socket)),
+            &result,
             Gloss::Nonblocking,
         );
     }
@@ -222,12 +226,9 @@ pub fn nonblocking(socket: &Socket) -> io::Result<()> {
 pub fn bind(socket: &Socket, addr: &SockAddr) -> io::Result<()> {
     let result = socket.bind(addr);
     if on() {
-        let outcome = match &result {
-            Ok(()) => String::new(),
-            Err(e) => format!(" = {}", failure(e)),
-        };
-        emit(
-            format_args!("bind({}, {}){outcome}", fd(socket), address(addr)),
+        emit_done(
+            format_args!("bind({}, {})", fd(socket), address(addr)),
+            &result,
             Gloss::Bind,
         );
     }
@@ -239,12 +240,9 @@ pub fn bind(socket: &Socket, addr: &SockAddr) -> io::Result<()> {
 pub fn listen(socket: &Socket, backlog: i32) -> io::Result<()> {
     let result = socket.listen(backlog);
     if on() {
-        let outcome = match &result {
-            Ok(()) => String::new(),
-            Err(e) => format!(" = {}", failure(e)),
-        };
-        emit(
-            format_args!("listen({}, {backlog}){outcome}", fd(socket)),
+        emit_done(
+            format_args!("listen({}, {backlog})", fd(socket)),
+            &result,
             Gloss::Listen,
         );
     }
@@ -445,12 +443,9 @@ pub fn shutdown(socket: &Socket, how: Shutdown) -> io::Result<()> {
             Shutdown::Write => "SHUT_WR",
             Shutdown::Both => "SHUT_RDWR",
         };
-        let outcome = match &result {
-            Ok(()) => String::new(),
-            Err(e) => format!(" = {}", failure(e)),
-        };
-        emit(
-            format_args!("shutdown({}, {how}){outcome}", fd(socket)),
+        emit_done(
+            format_args!("shutdown({}, {how})", fd(socket)),
+            &result,
             Gloss::Shutdown,
         );
     }

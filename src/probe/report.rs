@@ -118,9 +118,8 @@ fn label(o: &Outcome) -> String {
     }
 }
 
-/// ping's closing lines for one probe's tries.
-fn statistics(o: &Outcome) -> Vec<String> {
-    let tries = o.tries.len();
+/// The connect times of the tries that found the target open, and how many did.
+fn open_times(o: &Outcome) -> (Vec<Duration>, usize) {
     let times: Vec<Duration> = o
         .tries
         .iter()
@@ -128,6 +127,13 @@ fn statistics(o: &Outcome) -> Vec<String> {
         .filter_map(|t| t.time)
         .collect();
     let open = o.tries.iter().filter(|t| t.state == State::Open).count();
+    (times, open)
+}
+
+/// ping's closing lines for one probe's tries.
+fn statistics(o: &Outcome) -> Vec<String> {
+    let tries = o.tries.len();
+    let (times, open) = open_times(o);
     let failed = failed_percent(tries, open);
     let mut lines = vec![
         format!("--- {} connect statistics ---", o.probe.shown()),
@@ -339,13 +345,7 @@ fn probe_json(o: &Outcome, repeated: bool) -> Value {
         "time_ms": time_ms(last.and_then(|t| t.time)),
     });
     if repeated && let Some(obj) = value.as_object_mut() {
-        let times: Vec<Duration> = o
-            .tries
-            .iter()
-            .filter(|t| t.state == State::Open)
-            .filter_map(|t| t.time)
-            .collect();
-        let open = o.tries.iter().filter(|t| t.state == State::Open).count();
+        let (times, open) = open_times(o);
         let stats = Stats::of(&times);
         let ms_of = |f: fn(&Stats) -> Duration| time_ms(stats.as_ref().map(f));
         obj.insert(
