@@ -129,6 +129,19 @@ fn emit_done<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, gloss: Gloss) 
     }
 }
 
+/// Prints a call that returns a count (bytes, datagrams), or its failure;
+/// `EAGAIN` has its own explanation.
+#[cold]
+fn emit_counted(call: fmt::Arguments<'_>, result: &io::Result<usize>, done: Gloss, waiting: Gloss) {
+    match result {
+        Ok(n) => emit(format_args!("{call} = {n}"), done),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            emit(format_args!("{call} = {}", failure(e)), waiting)
+        }
+        Err(e) => emit(format_args!("{call} = {}", failure(e)), done),
+    }
+}
+
 /// `-1 EAGAIN (Resource temporarily unavailable)`, as strace shows a failure.
 fn failure(e: &io::Error) -> String {
     match e.raw_os_error() {
@@ -345,41 +358,25 @@ pub fn connect_ended(socket: &Socket, result: &io::Result<bool>) {
 #[inline]
 pub fn recv(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
     let result = (&*socket).read(buf);
-    if on() {
-        let (fd, asked) = (fd(socket), buf.len());
-        match &result {
-            Ok(0) => emit(
-                format_args!("recv({fd}, {asked}) = 0 (peer closed)"),
-                Gloss::RecvEof,
-            ),
-            Ok(n) => emit(format_args!("recv({fd}, {asked}) = {n}"), Gloss::Recv),
-            Err(e) => emit(
-                format_args!("recv({fd}, {asked}) = {}", failure(e)),
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    Gloss::RecvEmpty
-                } else {
-                    Gloss::Recv
-                },
-            ),
-        }
-    }
+    received(socket, buf.len(), &result);
     result
 }
 
-/// Reports a `recv(2)` made elsewhere (a datagram client's, through nix).
+/// Reports a `recv(2)` (one made elsewhere too: a datagram client's, through nix).
 #[inline]
 pub fn received(socket: &Socket, asked: usize, result: &io::Result<usize>) {
     if on() {
         let fd = fd(socket);
         match result {
-            Ok(n) => emit(format_args!("recv({fd}, {asked}) = {n}"), Gloss::Recv),
-            Err(e) => emit(
-                format_args!("recv({fd}, {asked}) = {}", failure(e)),
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    Gloss::RecvEmpty
-                } else {
-                    Gloss::Recv
-                },
+            Ok(0) => emit(
+                format_args!("recv({fd}, {asked}) = 0 (peer closed)"),
+                Gloss::RecvEof,
+            ),
+            _ => emit_counted(
+                format_args!("recv({fd}, {asked})"),
+                result,
+                Gloss::Recv,
+                Gloss::RecvEmpty,
             ),
         }
     }
@@ -395,17 +392,12 @@ pub fn batch(call: &str, fd: i32, args: &str, result: &io::Result<usize>, each: 
     } else {
         Gloss::SendBatch
     };
-    match result {
-        Ok(n) => emit(format_args!("{call}({fd}, {args}) = {n}"), gloss),
-        Err(e) => emit(
-            format_args!("{call}({fd}, {args}) = {}", failure(e)),
-            if e.kind() == io::ErrorKind::WouldBlock {
-                Gloss::RecvEmpty
-            } else {
-                gloss
-            },
-        ),
-    }
+    emit_counted(
+        format_args!("{call}({fd}, {args})"),
+        result,
+        gloss,
+        Gloss::RecvEmpty,
+    );
     let mut err = io::stderr().lock();
     for line in each {
         let _ = writeln!(err, "    {line}");
@@ -418,17 +410,12 @@ pub fn send(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
     let result = (&*socket).write(buf);
     if on() {
         let (fd, len) = (fd(socket), buf.len());
-        match &result {
-            Ok(n) => emit(format_args!("send({fd}, {len}) = {n}"), Gloss::Send),
-            Err(e) => emit(
-                format_args!("send({fd}, {len}) = {}", failure(e)),
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    Gloss::SendFull
-                } else {
-                    Gloss::Send
-                },
-            ),
-        }
+        emit_counted(
+            format_args!("send({fd}, {len})"),
+            &result,
+            Gloss::Send,
+            Gloss::SendFull,
+        );
     }
     result
 }
