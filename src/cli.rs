@@ -20,8 +20,8 @@ use echokit::probe::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEO
 use echokit::resolve::{self, Name};
 use echokit::sockets::{Filter, Kind, State};
 
-/// The socket guide's echo server and clients, made real: fast, safe against
-/// bad peers, and clear about every failure.
+/// The socket guide's echo server and clients, made real (fast, safe against
+/// bad peers, clear about every failure), and tools that show what sockets do.
 #[derive(Debug, Parser)]
 #[command(name = "echokit", version, after_help = ExitCode::help_table(), after_long_help = exit_help())]
 pub struct Cli {
