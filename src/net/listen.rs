@@ -24,7 +24,8 @@ use super::unix::{self, SocketFile};
 use crate::calls;
 use crate::endpoint::{Endpoint, Purpose, ResolveError, SocketType};
 use crate::exit::{Classify, ExitCode};
-use crate::os::{self, PortHolder, Proto};
+use crate::os::{self, PortHolder};
+use crate::sockets::{Kind, nearby};
 
 /// The `listen()` backlog when none is given. The socket guide's Python calls
 /// `listen()` with its default (128 at most); a server meant for tens of
@@ -177,13 +178,13 @@ impl Classify for BindError {
 impl BindError {
     fn from_io(at: Endpoint, addr: SocketAddr, source: io::Error) -> BindError {
         let proto = match at.socket_type() {
-            SocketType::Stream => Proto::Tcp,
-            SocketType::Datagram => Proto::Udp,
+            SocketType::Stream => Kind::Tcp,
+            SocketType::Datagram => Kind::Udp,
         };
         match source.raw_os_error() {
             Some(libc::EADDRINUSE) => BindError::InUse {
                 at,
-                holders: os::port_holders(proto, addr),
+                holders: nearby::holders(proto, addr),
             },
             Some(libc::EACCES) | Some(libc::EPERM) => BindError::Permission {
                 addr,

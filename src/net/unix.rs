@@ -31,7 +31,6 @@ use super::listen::{BindError, ListenOptions};
 use crate::calls;
 use crate::echo::datagram::UNIX_DATAGRAM_MAX;
 use crate::endpoint::{Endpoint, LocalName, SocketType};
-use crate::os;
 
 /// Permissions of a new socket file when no `--mode` is given: only the
 /// owner may connect (connecting to a Unix socket needs write permission).
@@ -220,7 +219,7 @@ fn replace_if_stale(path: &Path, addr: &SockAddr, endpoint: &Endpoint) -> Result
         // someone is there.
         _ => Err(BindError::InUse {
             at: endpoint.clone(),
-            holders: os::unix_holders(path),
+            holders: crate::sockets::nearby::unix_holders(path),
         }),
     }
 }
@@ -238,7 +237,7 @@ fn in_use_or(endpoint: &Endpoint, name: &LocalName, e: io::Error) -> BindError {
     };
     BindError::InUse {
         at: endpoint.clone(),
-        holders: os::unix_holders(&shown),
+        holders: crate::sockets::nearby::unix_holders(&shown),
     }
 }
 

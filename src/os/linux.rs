@@ -1,67 +1,16 @@
-//! Linux: `/proc/sys` knobs, the owners of bound sockets, read from
-//! `/proc/net/{tcp,udp,unix}` (socket inodes) and `/proc/PID/fd` (who holds
-//! them), the listen-queue counters of `/proc/net/netstat`, and the
+//! Linux: `/proc/sys` knobs, who holds each socket (`/proc/PID/fd`), the
+//! listen-queue counters of `/proc/net/netstat`, and the
 //! credentials of a Unix socket's peer (`SO_PEERCRED`).
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::path::Path;
 
-use procfs::net::TcpState;
 use procfs::process::FDTarget;
 
-use super::{ListenCounters, PeerCredentials, PortHolder, Proto};
+use super::{ListenCounters, PeerCredentials, PortHolder};
 
 pub(super) fn read_number(path: &str) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-pub(super) fn port_holders(proto: Proto, addr: SocketAddr) -> Vec<PortHolder> {
-    let conflicts = |local: SocketAddr| {
-        local.port() == addr.port()
-            && (local.ip() == addr.ip()
-                || local.ip().is_unspecified()
-                || addr.ip().is_unspecified())
-    };
-    let mut inodes = HashSet::new();
-    match proto {
-        Proto::Tcp => {
-            let tables = [procfs::net::tcp(), procfs::net::tcp6()];
-            for entry in tables.into_iter().flatten().flatten() {
-                if entry.state == TcpState::Listen && conflicts(entry.local_address) {
-                    inodes.insert(entry.inode);
-                }
-            }
-        }
-        Proto::Udp => {
-            let tables = [procfs::net::udp(), procfs::net::udp6()];
-            for entry in tables.into_iter().flatten().flatten() {
-                if conflicts(entry.local_address) {
-                    inodes.insert(entry.inode);
-                }
-            }
-        }
-    }
-    holders_of(&inodes)
-}
-
-/// Who holds the Unix socket bound at `name` (a path, or `@NAME` as
-/// `/proc/net/unix` shows abstract names).
-pub(super) fn unix_holders(name: &Path) -> Vec<PortHolder> {
-    let absolute = std::path::absolute(name).ok();
-    let inodes: HashSet<u64> = procfs::net::unix()
-        .into_iter()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .path
-                .as_deref()
-                .is_some_and(|p| p == name || Some(p) == absolute.as_deref())
-        })
-        .map(|entry| entry.inode)
-        .collect();
-    holders_of(&inodes)
 }
 
 pub(super) fn peer_credentials(socket: &impl AsFd) -> Option<PeerCredentials> {
@@ -71,20 +20,6 @@ pub(super) fn peer_credentials(socket: &impl AsFd) -> Option<PeerCredentials> {
         pid: u32::try_from(creds.pid()).ok()?,
         uid: creds.uid(),
     })
-}
-
-/// The processes with a descriptor on one of these socket inodes.
-fn holders_of(inodes: &HashSet<u64>) -> Vec<PortHolder> {
-    if inodes.is_empty() {
-        return Vec::new();
-    }
-    let mut holders = Vec::new();
-    each_socket_descriptor(|inode, holder| {
-        if inodes.contains(&inode) && !holders.contains(holder) {
-            holders.push(holder.clone());
-        }
-    });
-    holders
 }
 
 pub(super) fn socket_owners() -> HashMap<u64, Vec<PortHolder>> {

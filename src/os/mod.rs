@@ -4,9 +4,7 @@
 //! rest of echokit portable.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::path::Path;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -36,15 +34,6 @@ impl std::fmt::Display for PortHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "pid {} ({})", self.pid, self.command)
     }
-}
-
-/// The IP transports whose bound ports `/proc` lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
-    /// TCP: listening sockets count.
-    Tcp,
-    /// UDP: every bound socket counts.
-    Udp,
 }
 
 /// Who is at the other end of a Unix socket, as the kernel recorded at connect.
@@ -79,20 +68,6 @@ pub fn unprivileged_port_start() -> u32 {
     return 1024;
 }
 
-/// The processes whose socket conflicts with binding `addr`: a TCP
-/// listener or a bound UDP socket on the same port, on the same address or a
-/// wildcard. Empty when nothing is visible (another user's processes hide
-/// their descriptors).
-pub fn port_holders(proto: Proto, addr: SocketAddr) -> Vec<PortHolder> {
-    #[cfg(target_os = "linux")]
-    return linux::port_holders(proto, addr);
-    #[cfg(not(target_os = "linux"))]
-    return {
-        let _ = (proto, addr);
-        Vec::new()
-    };
-}
-
 /// Every process holding each socket, by socket inode (`socket:[INODE]` in
 /// `/proc/PID/fd`). Another user's processes are missing unless run as root.
 pub fn socket_owners() -> HashMap<u64, Vec<PortHolder>> {
@@ -108,18 +83,6 @@ pub fn listen_counters() -> Option<ListenCounters> {
     return linux::listen_counters();
     #[cfg(not(target_os = "linux"))]
     return None;
-}
-
-/// The processes holding the Unix socket bound at `name`: a path, or `@NAME`
-/// for an abstract name.
-pub fn unix_holders(name: &Path) -> Vec<PortHolder> {
-    #[cfg(target_os = "linux")]
-    return linux::unix_holders(name);
-    #[cfg(not(target_os = "linux"))]
-    return {
-        let _ = name;
-        Vec::new()
-    };
 }
 
 /// The process and user at the other end of a connected Unix socket.

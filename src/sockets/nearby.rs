@@ -1,11 +1,14 @@
-//! What a refused connect can say about this host: whether anything listens
-//! on the port asked for (on another address: `::1` rather than
-//! `127.0.0.1`), or what listens on the ports nearest to it. A client's
-//! "connection refused" then names the server the user probably meant.
+//! Who is at an address of this host, from the socket table. A bind that
+//! finds its address in use names the processes holding it; a refused
+//! connect says whether anything listens on the port asked for (on another
+//! address: `::1` rather than `127.0.0.1`), or what listens on the ports
+//! nearest to it, so that it names the server the user probably meant.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 
-use super::{Address, Entry, Kind, snapshot};
+use super::{Address, Entry, Kind, State, snapshot};
+use crate::os::PortHolder;
 
 /// Listeners named at most in one hint.
 const NAMED: usize = 2;
@@ -24,6 +27,60 @@ pub fn refused_here(kind: Kind, wanted: &[SocketAddr]) -> Option<String> {
         .filter(|e| e.is_listening())
         .collect();
     Some(describe(wanted, &listeners))
+}
+
+/// The processes whose socket keeps `addr` from being bound: a TCP
+/// listener, or any UDP socket, on its port and its address or a wildcard.
+/// Empty when nothing is visible (another user's processes hide their
+/// descriptors) or the table cannot be read.
+pub fn holders(kind: Kind, addr: SocketAddr) -> Vec<PortHolder> {
+    let conflicts = |e: &Entry| match e.local {
+        Address::Ip(local) => {
+            local.port() == addr.port()
+                && (local.ip() == addr.ip()
+                    || local.ip().is_unspecified()
+                    || addr.ip().is_unspecified())
+                && (kind != Kind::Tcp || e.state == State::Listen)
+        }
+        Address::Unix(_) => false,
+    };
+    owners_of(&[kind], conflicts)
+}
+
+/// The processes holding the Unix socket bound at `name`: a path, or `@NAME`
+/// for an abstract name.
+pub fn unix_holders(name: &Path) -> Vec<PortHolder> {
+    let absolute = std::path::absolute(name).ok();
+    let named = |e: &Entry| match &e.local {
+        Address::Unix(Some(bound)) => {
+            let bound = Path::new(bound);
+            bound == name || Some(bound) == absolute.as_deref()
+        }
+        _ => false,
+    };
+    owners_of(
+        &[Kind::UnixStream, Kind::UnixDgram, Kind::UnixSeqpacket],
+        named,
+    )
+}
+
+/// The holders of the sockets of these kinds that `matches`, each once.
+fn owners_of(kinds: &[Kind], matches: impl Fn(&Entry) -> bool) -> Vec<PortHolder> {
+    let Ok(snapshot) = snapshot(kinds) else {
+        return Vec::new();
+    };
+    let mut holders: Vec<PortHolder> = Vec::new();
+    for owner in snapshot
+        .sockets
+        .iter()
+        .filter(|e| matches(e))
+        .flat_map(|e| &e.owners)
+    {
+        if !holders.contains(owner) {
+            holders.push(owner.clone());
+        }
+    }
+    holders
 }
 
 /// Whether `ip` is one of this host's: loopback, a wildcard, or an
