@@ -40,6 +40,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::endpoint::{Endpoint, LocalName, Purpose, ResolveError};
 use crate::exit::{Classify, ExitCode};
+use crate::net::{ConnectOptions, connect};
 use crate::shutdown::Shutdown;
 pub use pattern::SizeRange;
 pub use report::Report;
@@ -170,8 +171,10 @@ impl Classify for BenchError {
 }
 
 impl Target {
-    /// Resolves `endpoint` (its first address, for IP endpoints).
-    pub fn resolve(endpoint: &Endpoint) -> Result<Target, BenchError> {
+    /// Resolves `endpoint`. An IP endpoint gets the address a client would
+    /// try first ([`connect::candidates`]): of `--bind`'s family when `bind`
+    /// has addresses, else the resolver's first.
+    pub fn resolve(endpoint: &Endpoint, bind: &[IpAddr]) -> Result<Target, BenchError> {
         let ty = endpoint.socket_type().socket2();
         if let Some(name) = endpoint.local_name() {
             let addr = crate::net::unix::sock_addr(name).map_err(|e| {
@@ -188,8 +191,16 @@ impl Target {
             .host_port()
             .expect("an endpoint is either local or host:port");
         let addrs = hp.resolve(Purpose::Connect)?;
-        // `resolve` returns at least one address, or an error.
-        let first = addrs[0];
+        let opts = ConnectOptions {
+            bind: bind.first().copied(),
+            ..ConnectOptions::default()
+        };
+        // A family mismatch is the only error, and it is the user's.
+        let ordered =
+            connect::candidates(&addrs, &opts).map_err(|e| BenchError::Usage(e.to_string()))?;
+        // `resolve` returns at least one address or an error, and
+        // `candidates` at least one of them or an error.
+        let first = ordered[0];
         Ok(Target {
             endpoint: endpoint.with_addr(first),
             addr: first.into(),
