@@ -96,7 +96,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
     let reactor = Reactor::new(&job.control)?;
     let cfg = &*job.cfg;
     let largest = cfg.sizes.max.max(TAG);
-    let mut engine = Engine {
+    let engine = Engine {
         job: &job,
         cfg,
         control: &job.control,
@@ -116,7 +116,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
 }
 
 impl Engine<'_> {
-    fn run(&mut self) -> io::Result<ThreadResult> {
+    fn run(mut self) -> io::Result<ThreadResult> {
         self.open_sockets();
         let start = self.control.now();
         if let Some(rate) = self.job.rate {
@@ -185,8 +185,7 @@ impl Engine<'_> {
                 });
             }
         }
-        let meter = std::mem::replace(&mut self.meter, Meter::new(false, false));
-        Ok(meter.finish(&self.job.live, self.open, self.open, self.tally))
+        Ok(self.meter.finish(&self.job.live, self.open, self.open, self.tally))
     }
 
     fn open_sockets(&mut self) {

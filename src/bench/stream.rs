@@ -174,7 +174,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
         }
         Workload::Echo => Arc::from(&[][..]),
     };
-    let mut engine = Engine {
+    let engine = Engine {
         job: &job,
         cfg,
         control: &job.control,
@@ -200,7 +200,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
 }
 
 impl Engine<'_> {
-    fn run(&mut self) -> io::Result<ThreadResult> {
+    fn run(mut self) -> io::Result<ThreadResult> {
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
@@ -272,8 +272,7 @@ impl Engine<'_> {
         for i in 0..self.conns.len() {
             self.close(i);
         }
-        let meter = std::mem::replace(&mut self.meter, Meter::new(false, false));
-        Ok(meter.finish(
+        Ok(self.meter.finish(
             &self.job.live,
             self.open,
             self.established,
