@@ -21,7 +21,8 @@ use super::pattern::{Sizes, Stream};
 use super::reactor::Reactor;
 use super::schedule::Schedule;
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
-use super::stream::{Job, describe};
+use super::stream::Job;
+use crate::text::os_error;
 
 const SWEEP_NS: u64 = 10_000_000;
 /// The sequence number's bytes at the head of a datagram.
@@ -185,7 +186,9 @@ impl Engine<'_> {
                 });
             }
         }
-        Ok(self.meter.finish(&self.job.live, self.open, self.open, self.tally))
+        Ok(self
+            .meter
+            .finish(&self.job.live, self.open, self.open, self.tally))
     }
 
     fn open_sockets(&mut self) {
@@ -220,7 +223,7 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     self.socks.push(s);
-                    let what = format!("socket: {}", describe(&e));
+                    let what = format!("socket: {}", os_error(&e));
                     self.fail(i, ErrorClass::of(&e), &what);
                 }
             }
@@ -287,7 +290,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let what = format!("send: {}", describe(&e));
+                    let what = format!("send: {}", os_error(&e));
                     return self.fail(i, ErrorClass::of(&e), &what);
                 }
             }
@@ -304,7 +307,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let what = format!("recv: {}", describe(&e));
+                    let what = format!("recv: {}", os_error(&e));
                     return self.fail(i, ErrorClass::of(&e), &what);
                 }
             };

@@ -34,6 +34,7 @@ use super::schedule::Schedule;
 use super::stats::{Control, Datagrams, ErrorClass, Live, Meter, ThreadResult};
 use super::{BenchConfig, Workload};
 use crate::proto::{Decoder, Limits};
+use crate::text::os_error;
 
 /// One read buffer per thread.
 const READ_BUF: usize = 64 * 1024;
@@ -361,7 +362,7 @@ impl Engine<'_> {
                 return;
             }
             Err(e) => {
-                let what = format!("connect: {}", describe(&e));
+                let what = format!("connect: {}", os_error(&e));
                 return self.fail(i, now, ErrorClass::of(&e), &what);
             }
         }
@@ -396,7 +397,7 @@ impl Engine<'_> {
                 self.opened(i, now);
             }
             Err(e) => {
-                let what = format!("connect: {}", describe(&e));
+                let what = format!("connect: {}", os_error(&e));
                 self.fail(i, now, ErrorClass::of(&e), &what);
             }
         }
@@ -514,7 +515,7 @@ impl Engine<'_> {
             }
         }
         if let Some(e) = failed {
-            let what = format!("send: {}", describe(&e));
+            let what = format!("send: {}", os_error(&e));
             self.fail(i, now, ErrorClass::of(&e), &what);
         }
     }
@@ -566,7 +567,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let what = format!("recv: {}", describe(&e));
+                    let what = format!("recv: {}", os_error(&e));
                     return self.fail(i, now, ErrorClass::of(&e), &what);
                 }
             }
@@ -779,17 +780,5 @@ fn check_response(
             *first = Some(message.content.clone());
             Ok(())
         }
-    }
-}
-
-/// An I/O error with its errno name: `ECONNREFUSED (Connection refused)`.
-pub(super) fn describe(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => {
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            format!("{:?} ({text})", nix::errno::Errno::from_raw(n))
-        }
-        None => e.to_string(),
     }
 }
