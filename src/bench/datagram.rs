@@ -16,12 +16,11 @@ use std::sync::atomic::Ordering;
 
 use socket2::Socket;
 
-use super::BenchConfig;
 use super::pattern::{Sizes, Stream};
 use super::reactor::Reactor;
 use super::schedule::Schedule;
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
-use super::stream::Job;
+use super::{BenchConfig, Job};
 use crate::text::os_error;
 
 const SWEEP_NS: u64 = 10_000_000;

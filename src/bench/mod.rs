@@ -257,6 +257,19 @@ impl Target {
     }
 }
 
+/// One engine thread's share of the run, for either engine.
+struct Job {
+    cfg: Arc<BenchConfig>,
+    /// The global numbers of this thread's connections.
+    ids: Vec<u64>,
+    control: Arc<Control>,
+    live: Arc<Live>,
+    /// This thread's share of `--rate`, messages/s.
+    rate: Option<f64>,
+    /// This thread's share of `--connect-rate`, connects/s.
+    connect_rate: Option<f64>,
+}
+
 /// One progress interval.
 #[derive(Clone, Debug, Serialize)]
 pub struct Interval {
@@ -297,7 +310,7 @@ pub fn run(
         let share = ids.len() as f64 / f64::from(cfg.connections);
         let live = Arc::new(Live::default());
         lives.push(live.clone());
-        let job = stream::Job {
+        let job = Job {
             cfg: cfg.clone(),
             ids,
             control: control.clone(),

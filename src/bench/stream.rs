@@ -31,8 +31,8 @@ use socket2::Socket;
 use super::pattern::{MAX_SLICE, Sizes, Stream};
 use super::reactor::Reactor;
 use super::schedule::Schedule;
-use super::stats::{Control, Datagrams, ErrorClass, Live, Meter, ThreadResult};
-use super::{BenchConfig, Workload};
+use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
+use super::{BenchConfig, Job, Workload};
 use crate::proto::{Decoder, Limits};
 use crate::text::os_error;
 
@@ -46,19 +46,6 @@ const SWEEP_NS: u64 = 50_000_000;
 const RETRY_NS: u64 = 10_000_000;
 /// A Unix connect that finds the listen backlog full is retried after this.
 const BACKLOG_RETRY_NS: u64 = 1_000_000;
-
-/// One thread's share of the run.
-pub(super) struct Job {
-    pub cfg: Arc<BenchConfig>,
-    /// The global numbers of this thread's connections.
-    pub ids: Vec<u64>,
-    pub control: Arc<Control>,
-    pub live: Arc<Live>,
-    /// This thread's share of `--rate`, messages/s.
-    pub rate: Option<f64>,
-    /// This thread's share of `--connect-rate`, connects/s.
-    pub connect_rate: Option<f64>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
