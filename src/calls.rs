@@ -145,13 +145,7 @@ fn emit_counted(call: fmt::Arguments<'_>, result: &io::Result<usize>, done: Glos
 /// `-1 EAGAIN (Resource temporarily unavailable)`, as strace shows a failure.
 fn failure(e: &io::Error) -> String {
     match e.raw_os_error() {
-        Some(n) => {
-            let errno = nix::errno::Errno::from_raw(n);
-            // The C library's words (strerror), without std's "(os error N)".
-            let text = io::Error::from_raw_os_error(n).to_string();
-            let words = text.split(" (os error").next().unwrap_or(&text);
-            format!("-1 {errno:?} ({words})")
-        }
+        Some(_) => format!("-1 {}", crate::text::os_error(e)),
         None => format!("-1 ({e})"),
     }
 }

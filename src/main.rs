@@ -616,7 +616,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let targets = endpoints
         .iter()
-        .map(Target::resolve)
+        .map(|e| Target::resolve(e, args.bind.as_ref().map_or(&[][..], |b| &b.0[..])))
         .collect::<Result<Vec<_>, _>>()?;
     let datagram = targets[0].is_datagram();
     if targets.iter().any(|t| t.is_datagram() != datagram) {

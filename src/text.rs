@@ -79,6 +79,19 @@ fn trim_zeros(number: String) -> String {
     }
 }
 
+/// An I/O error as C names it, then in words: `ECONNREFUSED (Connection
+/// refused)`, without std's `(os error 111)`; other errors as they are.
+pub fn os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let text = e.to_string();
+            let words = text.split(" (os error").next().unwrap_or(&text);
+            format!("{:?} ({words})", nix::errno::Errno::from_raw(n))
+        }
+        None => e.to_string(),
+    }
+}
+
 /// Text from a peer, fit for a log line: control characters (a newline
 /// that would forge a line, terminal escapes) escaped, and cut to `max`
 /// characters with the size of the rest.
@@ -125,6 +138,14 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(py_bytes_repr(input), want);
         }
+    }
+
+    #[test]
+    fn os_errors_carry_their_c_name() {
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(os_error(&refused), "ECONNREFUSED (Connection refused)");
+        let other = std::io::Error::other("no address");
+        assert_eq!(os_error(&other), "no address");
     }
 
     #[test]

@@ -16,12 +16,12 @@ use std::sync::atomic::Ordering;
 
 use socket2::Socket;
 
-use super::BenchConfig;
 use super::pattern::{Sizes, Stream};
 use super::reactor::Reactor;
 use super::schedule::Schedule;
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
-use super::stream::{Job, describe};
+use super::{BenchConfig, Job};
+use crate::text::os_error;
 
 const SWEEP_NS: u64 = 10_000_000;
 /// The sequence number's bytes at the head of a datagram.
@@ -96,7 +96,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
     let reactor = Reactor::new(&job.control)?;
     let cfg = &*job.cfg;
     let largest = cfg.sizes.max.max(TAG);
-    let mut engine = Engine {
+    let engine = Engine {
         job: &job,
         cfg,
         control: &job.control,
@@ -116,7 +116,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
 }
 
 impl Engine<'_> {
-    fn run(&mut self) -> io::Result<ThreadResult> {
+    fn run(mut self) -> io::Result<ThreadResult> {
         self.open_sockets();
         let start = self.control.now();
         if let Some(rate) = self.job.rate {
@@ -158,10 +158,13 @@ impl Engine<'_> {
                 .filter(|_| !self.meter.stopping())
                 .map(Schedule::due);
             self.reactor.wait(now, until, due)?;
+            // One clock read for the batch: every event in it was there
+            // when the wait returned, and a read per event would add the
+            // handling of the events before it to each echo's latency.
+            let now = self.control.now();
             let ready = std::mem::take(&mut self.reactor.ready);
             for event in &ready {
                 let i = event.slot;
-                let now = self.control.now();
                 if event.readable || event.error {
                     self.read(i, now);
                 }
@@ -182,8 +185,9 @@ impl Engine<'_> {
                 });
             }
         }
-        let meter = std::mem::replace(&mut self.meter, Meter::new(false, false));
-        Ok(meter.finish(&self.job.live, self.open, self.open, self.tally))
+        Ok(self
+            .meter
+            .finish(&self.job.live, self.open, self.open, self.tally))
     }
 
     fn open_sockets(&mut self) {
@@ -218,7 +222,7 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     self.socks.push(s);
-                    let what = format!("socket: {}", describe(&e));
+                    let what = format!("socket: {}", os_error(&e));
                     self.fail(i, ErrorClass::of(&e), &what);
                 }
             }
@@ -285,7 +289,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let what = format!("send: {}", describe(&e));
+                    let what = format!("send: {}", os_error(&e));
                     return self.fail(i, ErrorClass::of(&e), &what);
                 }
             }
@@ -302,7 +306,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let what = format!("recv: {}", describe(&e));
+                    let what = format!("recv: {}", os_error(&e));
                     return self.fail(i, ErrorClass::of(&e), &what);
                 }
             };

@@ -40,6 +40,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::endpoint::{Endpoint, LocalName, Purpose, ResolveError};
 use crate::exit::{Classify, ExitCode};
+use crate::net::{ConnectOptions, connect};
 use crate::shutdown::Shutdown;
 pub use pattern::SizeRange;
 pub use report::Report;
@@ -170,8 +171,10 @@ impl Classify for BenchError {
 }
 
 impl Target {
-    /// Resolves `endpoint` (its first address, for IP endpoints).
-    pub fn resolve(endpoint: &Endpoint) -> Result<Target, BenchError> {
+    /// Resolves `endpoint`. An IP endpoint gets the address a client would
+    /// try first ([`connect::candidates`]): of `--bind`'s family when `bind`
+    /// has addresses, else the resolver's first.
+    pub fn resolve(endpoint: &Endpoint, bind: &[IpAddr]) -> Result<Target, BenchError> {
         let ty = endpoint.socket_type().socket2();
         if let Some(name) = endpoint.local_name() {
             let addr = crate::net::unix::sock_addr(name).map_err(|e| {
@@ -188,8 +191,16 @@ impl Target {
             .host_port()
             .expect("an endpoint is either local or host:port");
         let addrs = hp.resolve(Purpose::Connect)?;
-        // `resolve` returns at least one address, or an error.
-        let first = addrs[0];
+        let opts = ConnectOptions {
+            bind: bind.first().copied(),
+            ..ConnectOptions::default()
+        };
+        // A family mismatch is the only error, and it is the user's.
+        let ordered =
+            connect::candidates(&addrs, &opts).map_err(|e| BenchError::Usage(e.to_string()))?;
+        // `resolve` returns at least one address or an error, and
+        // `candidates` at least one of them or an error.
+        let first = ordered[0];
         Ok(Target {
             endpoint: endpoint.with_addr(first),
             addr: first.into(),
@@ -246,6 +257,19 @@ impl Target {
     }
 }
 
+/// One engine thread's share of the run, for either engine.
+struct Job {
+    cfg: Arc<BenchConfig>,
+    /// The global numbers of this thread's connections.
+    ids: Vec<u64>,
+    control: Arc<Control>,
+    live: Arc<Live>,
+    /// This thread's share of `--rate`, messages/s.
+    rate: Option<f64>,
+    /// This thread's share of `--connect-rate`, connects/s.
+    connect_rate: Option<f64>,
+}
+
 /// One progress interval.
 #[derive(Clone, Debug, Serialize)]
 pub struct Interval {
@@ -286,7 +310,7 @@ pub fn run(
         let share = ids.len() as f64 / f64::from(cfg.connections);
         let live = Arc::new(Live::default());
         lives.push(live.clone());
-        let job = stream::Job {
+        let job = Job {
             cfg: cfg.clone(),
             ids,
             control: control.clone(),

@@ -97,11 +97,11 @@ pub fn check(cfg: &BenchConfig) -> Result<Vec<String>, BenchError> {
         churn: cfg.churns(),
         loopback: cfg.target.ip().is_some_and(|a| a.ip().is_loopback()),
     };
-    let want = needs.sockets + SPARE_FDS;
     if let Some((soft, _)) = crate::os::fd_limits()
-        && soft < want
+        && soft < needs.sockets + SPARE_FDS
     {
-        let _ = rlimit::increase_nofile_limit(want);
+        // As the server does: the soft limit up to the hard one.
+        crate::os::raise_fd_limit();
     }
     let allows = Allows {
         fds: crate::os::fd_limits().unwrap_or((u64::MAX, u64::MAX)),

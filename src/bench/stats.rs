@@ -571,7 +571,7 @@ pub struct ThreadResult {
     pub errors: Errors,
     /// Connections established (every cycle in churn mode).
     pub established: u64,
-    /// Datagrams: sent in the window, lost in the window, late and duplicate echoes.
+    /// Datagrams: sent, lost, late and duplicate echoes (all phases).
     pub datagrams: Datagrams,
     /// Messages the open-loop schedule could not send on time, at their worst (ns behind).
     pub behind_max: u64,

@@ -31,9 +31,10 @@ use socket2::Socket;
 use super::pattern::{MAX_SLICE, Sizes, Stream};
 use super::reactor::Reactor;
 use super::schedule::Schedule;
-use super::stats::{Control, Datagrams, ErrorClass, Live, Meter, ThreadResult};
-use super::{BenchConfig, Workload};
+use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
+use super::{BenchConfig, Job, Workload};
 use crate::proto::{Decoder, Limits};
+use crate::text::os_error;
 
 /// One read buffer per thread.
 const READ_BUF: usize = 64 * 1024;
@@ -45,19 +46,6 @@ const SWEEP_NS: u64 = 50_000_000;
 const RETRY_NS: u64 = 10_000_000;
 /// A Unix connect that finds the listen backlog full is retried after this.
 const BACKLOG_RETRY_NS: u64 = 1_000_000;
-
-/// One thread's share of the run.
-pub(super) struct Job {
-    pub cfg: Arc<BenchConfig>,
-    /// The global numbers of this thread's connections.
-    pub ids: Vec<u64>,
-    pub control: Arc<Control>,
-    pub live: Arc<Live>,
-    /// This thread's share of `--rate`, messages/s.
-    pub rate: Option<f64>,
-    /// This thread's share of `--connect-rate`, connects/s.
-    pub connect_rate: Option<f64>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -174,7 +162,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
         }
         Workload::Echo => Arc::from(&[][..]),
     };
-    let mut engine = Engine {
+    let engine = Engine {
         job: &job,
         cfg,
         control: &job.control,
@@ -200,7 +188,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
 }
 
 impl Engine<'_> {
-    fn run(&mut self) -> io::Result<ThreadResult> {
+    fn run(mut self) -> io::Result<ThreadResult> {
         let mut next_sweep = 0;
         loop {
             let now = self.control.now();
@@ -229,10 +217,13 @@ impl Engine<'_> {
                 .map(Schedule::due);
             let until = self.wait_until(next_sweep.min(drain_until));
             self.reactor.wait(now, until, due)?;
+            // One clock read for the batch: every event in it was there
+            // when the wait returned, and a read per event would add the
+            // handling of the events before it to each echo's latency.
+            let now = self.control.now();
             let ready = std::mem::take(&mut self.reactor.ready);
             for event in &ready {
                 let i = event.slot;
-                let now = self.control.now();
                 match self.conns[i].state {
                     State::Connecting { .. } => {
                         if event.writable || event.error || event.write_closed {
@@ -269,8 +260,7 @@ impl Engine<'_> {
         for i in 0..self.conns.len() {
             self.close(i);
         }
-        let meter = std::mem::replace(&mut self.meter, Meter::new(false, false));
-        Ok(meter.finish(
+        Ok(self.meter.finish(
             &self.job.live,
             self.open,
             self.established,
@@ -359,7 +349,7 @@ impl Engine<'_> {
                 return;
             }
             Err(e) => {
-                let what = format!("connect: {}", describe(&e));
+                let what = format!("connect: {}", os_error(&e));
                 return self.fail(i, now, ErrorClass::of(&e), &what);
             }
         }
@@ -394,7 +384,7 @@ impl Engine<'_> {
                 self.opened(i, now);
             }
             Err(e) => {
-                let what = format!("connect: {}", describe(&e));
+                let what = format!("connect: {}", os_error(&e));
                 self.fail(i, now, ErrorClass::of(&e), &what);
             }
         }
@@ -512,7 +502,7 @@ impl Engine<'_> {
             }
         }
         if let Some(e) = failed {
-            let what = format!("send: {}", describe(&e));
+            let what = format!("send: {}", os_error(&e));
             self.fail(i, now, ErrorClass::of(&e), &what);
         }
     }
@@ -564,7 +554,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let what = format!("recv: {}", describe(&e));
+                    let what = format!("recv: {}", os_error(&e));
                     return self.fail(i, now, ErrorClass::of(&e), &what);
                 }
             }
@@ -777,17 +767,5 @@ fn check_response(
             *first = Some(message.content.clone());
             Ok(())
         }
-    }
-}
-
-/// An I/O error with its errno name: `ECONNREFUSED (Connection refused)`.
-pub(super) fn describe(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => {
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            format!("{:?} ({text})", nix::errno::Errno::from_raw(n))
-        }
-        None => e.to_string(),
     }
 }

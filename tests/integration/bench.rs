@@ -103,6 +103,21 @@ fn the_same_run_works_over_unix_udp_and_unixgram() {
 }
 
 #[test]
+fn bind_picks_the_targets_address_of_its_family() {
+    // `:PORT` stands for 127.0.0.1 and ::1, in that order: with an IPv6
+    // --bind the run must go to ::1, as a client's connect would, not fail
+    // on the first address's family.
+    let server = Server::start(&["[::1]:0"], 1);
+    let port = server.addr().port().to_string();
+    let target = format!(":{port}");
+    let mut args = vec![target.as_str(), "-c", "2", "--bind", "::1"];
+    args.extend(SHORT);
+    let (code, r) = bench_json(&args);
+    assert_clean(code, &r);
+    assert_eq!(r["endpoint"], format!("tcp://[::1]:{port}"), "{r:#}");
+}
+
+#[test]
 fn a_corrupted_byte_fails_the_run() {
     // One connection: the server's byte count is the connection's offset.
     let server = faulty(&["--corrupt-after", "20000"]);
