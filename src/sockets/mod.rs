@@ -413,7 +413,7 @@ pub fn send_queue_growth(before: &Snapshot, now: &Snapshot) -> HashMap<u64, u32>
         .filter_map(|e| {
             let was = *old.get(&e.inode)?;
             (e.inode != 0 && e.state != State::Listen && e.send_q > was)
-                .then_some((e.inode, e.send_q - was))
+                .then(|| (e.inode, e.send_q - was))
         })
         .collect()
 }
