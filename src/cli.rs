@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use echokit::Endpoint;
-use echokit::bench::SizeRange;
+use echokit::bench::{self, SizeRange, Workload};
 use echokit::echo::datagram_client::{DEFAULT_REPLY_TIMEOUT, DEFAULT_RETRIES};
 use echokit::echo::server::DEFAULT_GRACE;
 use echokit::endpoint::SocketType;
@@ -399,6 +399,83 @@ pub struct BenchArgs {
     /// With --compare: runs of each cell against each endpoint
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub reps: u32,
+}
+
+impl BenchArgs {
+    /// What clap cannot check: combinations that depend on the endpoint.
+    pub fn check(&self, targets: &[bench::Target], workload: &Workload) -> Result<(), String> {
+        let datagram = targets[0].is_datagram();
+        if let Workload::App { keep_alive, .. } = workload {
+            if datagram {
+                return Err("--proto app runs over stream endpoints (tcp://, unix:)".into());
+            }
+            if self.rate.is_some() && !keep_alive {
+                return Err(
+                    "--rate with --proto app needs --keep-alive: without it each request \
+                 takes a connection of its own (that is --churn's job)"
+                        .into(),
+                );
+            }
+        } else if self.keep_alive {
+            return Err(
+                "--keep-alive is for --proto app (echo connections always stay open)".into(),
+            );
+        }
+        if datagram && self.churn {
+            return Err("--churn is for stream endpoints: datagram sockets have no connection to open and close".into());
+        }
+        if self.interval < Duration::from_millis(10) {
+            return Err("--interval must be at least 10ms".into());
+        }
+        if !datagram && self.size.iter().any(|s| s.min == 0) {
+            return Err(
+                "--size 0 has nothing to echo over a stream: messages need at least one byte"
+                    .into(),
+            );
+        }
+        if !(0.0..=100.0).contains(&self.max_loss) {
+            return Err(format!(
+                "--max-loss {} is not a percentage from 0 to 100",
+                self.max_loss
+            ));
+        }
+        let largest = self.size.iter().map(|s| s.max).max().unwrap_or(0);
+        if datagram {
+            let limit = match targets[0].ip() {
+                Some(a) if a.is_ipv6() => echokit::echo::datagram::UDP_MAX_V6,
+                Some(_) => echokit::echo::datagram::UDP_MAX_V4,
+                None => echokit::echo::datagram::UNIX_DATAGRAM_MAX,
+            };
+            if largest > limit {
+                return Err(format!(
+                    "--size {largest} is more than one datagram can carry here ({limit} bytes)"
+                ));
+            }
+        }
+        let sources = self.bind.as_ref().map_or(&[][..], |b| &b.0[..]);
+        if targets[0].is_local() && !sources.is_empty() {
+            return Err("--bind picks source IP addresses: Unix endpoints have none".into());
+        }
+        if let Some(ip) = targets[0].ip()
+            && sources.iter().any(|s| s.is_ipv6() != ip.is_ipv6())
+        {
+            return Err(format!("--bind addresses must be of {ip}'s family"));
+        }
+        if let Ok(allowed) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+            let usable = |c: usize| allowed.is_set(c).unwrap_or(false);
+            if let Some(bad) = self.cpu.iter().find(|&&c| !usable(c)) {
+                let list: Vec<String> = (0..nix::sched::CpuSet::count())
+                    .filter(|&c| usable(c))
+                    .map(|c| c.to_string())
+                    .collect();
+                return Err(format!(
+                    "--cpu {bad}: this process may run on CPUs {} only",
+                    list.join(",")
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Source addresses for `--bind`.
@@ -861,6 +938,14 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(DEFAULT_REPLY_TIMEOUT, Duration::from_secs(1));
+        assert_eq!(
+            echokit::bench::DEFAULT_STREAM_TIMEOUT,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            echokit::bench::DEFAULT_DATAGRAM_TIMEOUT,
+            Duration::from_secs(1)
+        );
         assert_eq!(DEFAULT_RETRIES, 2);
         assert_eq!(DEFAULT_PER_SOURCE, 1000);
         assert_eq!(

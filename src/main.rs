@@ -5,7 +5,7 @@ mod cli;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode as ProcessExit;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -632,19 +632,10 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         },
         _ => Workload::Echo,
     };
-    check_bench_usage(&args, &targets, &workload);
-    let mut cells = Vec::new();
-    for &connections in &args.connections {
-        for &size in &args.size {
-            for &depth in &args.depth {
-                cells.push(compare::Cell {
-                    connections,
-                    size,
-                    depth,
-                });
-            }
-        }
+    if let Err(msg) = args.check(&targets, &workload) {
+        usage_error(msg);
     }
+    let cells = compare::Cell::grid(&args.connections, &args.size, &args.depth);
     let base = BenchConfig {
         target: targets[0].clone(),
         connections: cells[0].connections,
@@ -658,9 +649,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         connect_rate: args.connect_rate,
         connect_timeout: args.connect_timeout,
         timeout: args.timeout.unwrap_or(if datagram {
-            Duration::from_secs(1)
+            bench::DEFAULT_DATAGRAM_TIMEOUT
         } else {
-            Duration::from_secs(10)
+            bench::DEFAULT_STREAM_TIMEOUT
         }),
         bind: args.bind.clone().map(|b| b.0).unwrap_or_default(),
         threads: args.threads,
@@ -669,11 +660,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         interval: args.interval,
     };
     for cell in &cells {
-        let cfg = BenchConfig {
-            connections: cell.connections,
-            ..base.clone()
-        };
-        for warning in bench::preflight::check(&cfg)? {
+        for warning in bench::preflight::check(&cell.apply(&base))? {
             eprintln!("warning: {warning}");
         }
     }
@@ -713,13 +700,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     let mut passed = true;
     for cell in &cells {
-        let cfg = BenchConfig {
-            connections: cell.connections,
-            sizes: cell.size,
-            depth: cell.depth,
-            ..base.clone()
-        };
-        let report = run_one(&cfg, &args, &shutdown)?;
+        let report = run_one(&cell.apply(&base), &args, &shutdown)?;
         passed &= report.passed;
         if shutdown.is_requested() {
             break;
@@ -730,77 +711,6 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::Failures
     })
-}
-
-/// What clap cannot check: combinations that depend on the endpoint.
-fn check_bench_usage(args: &BenchArgs, targets: &[Target], workload: &Workload) {
-    let datagram = targets[0].is_datagram();
-    if let Workload::App { keep_alive, .. } = workload {
-        if datagram {
-            usage_error("--proto app runs over stream endpoints (tcp://, unix:)".into());
-        }
-        if args.rate.is_some() && !keep_alive {
-            usage_error(
-                "--rate with --proto app needs --keep-alive: without it each request \
-                 takes a connection of its own (that is --churn's job)"
-                    .into(),
-            );
-        }
-    } else if args.keep_alive {
-        usage_error("--keep-alive is for --proto app (echo connections always stay open)".into());
-    }
-    if datagram && args.churn {
-        usage_error("--churn is for stream endpoints: datagram sockets have no connection to open and close".into());
-    }
-    if args.interval < Duration::from_millis(10) {
-        usage_error("--interval must be at least 10ms".into());
-    }
-    if !datagram && args.size.iter().any(|s| s.min == 0) {
-        usage_error(
-            "--size 0 has nothing to echo over a stream: messages need at least one byte".into(),
-        );
-    }
-    if !(0.0..=100.0).contains(&args.max_loss) {
-        usage_error(format!(
-            "--max-loss {} is not a percentage from 0 to 100",
-            args.max_loss
-        ));
-    }
-    let largest = args.size.iter().map(|s| s.max).max().unwrap_or(0);
-    if datagram {
-        let limit = match targets[0].ip() {
-            Some(a) if a.is_ipv6() => echokit::echo::datagram::UDP_MAX_V6,
-            Some(_) => echokit::echo::datagram::UDP_MAX_V4,
-            None => echokit::echo::datagram::UNIX_DATAGRAM_MAX,
-        };
-        if largest > limit {
-            usage_error(format!(
-                "--size {largest} is more than one datagram can carry here ({limit} bytes)"
-            ));
-        }
-    }
-    let sources = args.bind.as_ref().map_or(&[][..], |b| &b.0[..]);
-    if targets[0].is_local() && !sources.is_empty() {
-        usage_error("--bind picks source IP addresses: Unix endpoints have none".into());
-    }
-    if let Some(ip) = targets[0].ip()
-        && sources.iter().any(|s| s.is_ipv6() != ip.is_ipv6())
-    {
-        usage_error(format!("--bind addresses must be of {ip}'s family"));
-    }
-    if let Ok(allowed) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        let usable = |c: usize| allowed.is_set(c).unwrap_or(false);
-        if let Some(bad) = args.cpu.iter().find(|&&c| !usable(c)) {
-            let list: Vec<String> = (0..nix::sched::CpuSet::count())
-                .filter(|&c| usable(c))
-                .map(|c| c.to_string())
-                .collect();
-            usage_error(format!(
-                "--cpu {bad}: this process may run on CPUs {} only",
-                list.join(",")
-            ));
-        }
-    }
 }
 
 /// One run: progress on a terminal, the report on stdout, the HTML page.

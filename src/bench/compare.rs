@@ -22,6 +22,35 @@ pub struct Cell {
     pub depth: u32,
 }
 
+impl Cell {
+    /// Every combination of the values given, connections outermost.
+    pub fn grid(connections: &[u32], sizes: &[SizeRange], depths: &[u32]) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for &connections in connections {
+            for &size in sizes {
+                for &depth in depths {
+                    cells.push(Cell {
+                        connections,
+                        size,
+                        depth,
+                    });
+                }
+            }
+        }
+        cells
+    }
+
+    /// `base` with this cell's connections, size and depth.
+    pub fn apply(&self, base: &BenchConfig) -> BenchConfig {
+        BenchConfig {
+            connections: self.connections,
+            sizes: self.size,
+            depth: self.depth,
+            ..base.clone()
+        }
+    }
+}
+
 fn as_text<S: serde::Serializer>(size: &SizeRange, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(size)
 }
@@ -128,10 +157,7 @@ pub fn run(
                 }
                 let cfg = BenchConfig {
                     target: target.clone(),
-                    connections: cell.connections,
-                    sizes: cell.size,
-                    depth: cell.depth,
-                    ..base.clone()
+                    ..cell.apply(base)
                 };
                 let report = super::run(&cfg, shutdown, &mut |_| {})?;
                 on_run(rep, side, cell, &report);

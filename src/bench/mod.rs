@@ -46,6 +46,14 @@ pub use pattern::SizeRange;
 pub use report::Report;
 use stats::{Control, Live, Phase, ThreadResult};
 
+/// How long a stream echo may take when no `--timeout` is given: past a
+/// retransmission or two, and a server stalled this long is broken.
+pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a datagram's echo may take when no `--timeout` is given: a
+/// lost datagram is never sent again, so waiting longer only delays the count.
+pub const DEFAULT_DATAGRAM_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// What a run sends, and how.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
