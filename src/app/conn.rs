@@ -29,7 +29,6 @@ use super::service::{self, TEXT_JSON};
 use super::table::SearchTable;
 use crate::net::Peer;
 use crate::proto::{Decoder, Limits, Message, encode_into};
-use crate::serve::buffer::BufPool;
 use crate::serve::{
     Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister, write_some,
 };
@@ -415,11 +414,8 @@ impl Connection for AppConn {
         }
     }
 
-    fn release(&mut self, _pool: &mut BufPool) {}
-
-    fn cut_off(self, _pool: &mut BufPool) -> u64 {
-        let _ = crate::calls::shutdown(&self.stream, Shutdown::Write);
-        self.sent
+    fn unsent(&self) -> &[u8] {
+        &self.out[self.written..]
     }
 
     fn peer(&self) -> Peer {
@@ -436,5 +432,36 @@ impl Connection for AppConn {
 
     fn bytes(&self) -> u64 {
         self.sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    use crate::serve::buffer::BufPool;
+
+    fn service() -> AppService {
+        AppService(Arc::new(Shared {
+            config: super::super::server::AppServerConfig::default().app,
+            buffered: AtomicU64::new(0),
+        }))
+    }
+
+    #[test]
+    fn a_response_unsent_at_the_grace_deadline_gets_a_last_try() {
+        // Regression: an app connection cut off at the end of the grace
+        // period sent its FIN without trying its unsent response (the echo's
+        // connection tried); the peer got an end of stream and nothing.
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut conn = service().open(Socket::from(ours), Peer::Local(None));
+        conn.out = b"the answer".to_vec();
+        conn.phase = Phase::Writing;
+        assert_eq!(crate::serve::cut_off(&mut conn, &mut BufPool::new()), 10);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"the answer", "the response, then end of stream");
     }
 }
