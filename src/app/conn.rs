@@ -104,7 +104,8 @@ impl Service for AppService {
 enum Phase {
     /// Reading a request.
     Reading,
-    /// Sending the response in `out`.
+    /// Waiting for room to send the rest of `out` (write interest is
+    /// registered in this phase only).
     Writing,
     /// FIN sent; dropping what the peer still sends until it closes.
     Draining,
@@ -240,7 +241,6 @@ impl AppConn {
                 return self.close_cleanly(io);
             }
             if !self.out.is_empty() {
-                self.phase = Phase::Writing;
                 return self.write(io);
             }
             if self.decoder.has_header() {
@@ -299,15 +299,22 @@ impl AppConn {
             Err(e) => return Progress::Close(Ended::Failed(e)),
         }
         if self.written < self.out.len() {
-            // Wait for room, not for more requests.
-            if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
-                return Progress::Close(Ended::Failed(e));
+            if self.phase != Phase::Writing {
+                // Wait for room, not for more requests.
+                self.phase = Phase::Writing;
+                if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
+                    return Progress::Close(Ended::Failed(e));
+                }
             }
             return Progress::Wait;
         }
         self.out.clear();
         self.written = 0;
-        if let Err(e) = reregister(&self.stream, io, READ_INTEREST) {
+        // Interest changes only when a response did not fit the send buffer:
+        // one that went out whole costs no `epoll_ctl`.
+        if self.phase == Phase::Writing
+            && let Err(e) = reregister(&self.stream, io, READ_INTEREST)
+        {
             return Progress::Close(Ended::Failed(e));
         }
         // With keep-alive, read on even after the client's FIN: requests it
