@@ -437,8 +437,9 @@ fn a_large_json_value_costs_its_size_not_a_tree() {
 #[test]
 fn unfinished_requests_together_are_held_to_a_budget() {
     let server = app_server(&["127.0.0.1:0", "--max-buffered", "1M"]);
-    // Two clients each send half of a 1 MiB request and stop: together they
-    // pass the budget, and the one that does is rejected.
+    // Three clients each send 600 KiB of a 1 MiB request and stop: together
+    // they pass the budget, and one whose request grows past it is rejected
+    // and closed.
     let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -449,6 +450,22 @@ fn unfinished_requests_together_are_held_to_a_budget() {
         clients.push(c);
     }
     server.stderr_line("over its budget (--max-buffered)");
+    // A rejected one reads the end of stream (within the bounded wait).
+    let started = std::time::Instant::now();
+    let closed = loop {
+        let closed = clients
+            .iter()
+            .filter(|&(mut c)| {
+                c.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+                    .unwrap();
+                matches!(c.read(&mut [0; 1]), Ok(0))
+            })
+            .count();
+        if closed > 0 || started.elapsed() > LIMIT {
+            break closed;
+        }
+    };
+    assert!(closed >= 1, "no client was closed");
     // Others are still served.
     let out = guides_client(server.addr(), "search", "morpheus");
     assert_eq!(
