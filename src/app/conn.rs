@@ -336,6 +336,10 @@ impl AppConn {
     fn close_cleanly(&mut self, io: &mut Io<'_>) -> Progress {
         if self.phase != Phase::Draining {
             self.phase = Phase::Draining;
+            // Nothing more is decoded: the unfinished request's bytes, and
+            // their share of the budget, go now, not after the linger.
+            self.decoder = Decoder::new(self.shared.config.limits);
+            self.account();
             if let Err(e) = crate::calls::shutdown(&self.stream, Shutdown::Write)
                 && e.kind() != io::ErrorKind::NotConnected
             {
