@@ -29,7 +29,6 @@ use super::service::{self, TEXT_JSON};
 use super::table::SearchTable;
 use crate::net::Peer;
 use crate::proto::{Decoder, Limits, Message, encode_into};
-use crate::serve::buffer::BufPool;
 use crate::serve::{
     Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister, write_some,
 };
@@ -105,7 +104,8 @@ impl Service for AppService {
 enum Phase {
     /// Reading a request.
     Reading,
-    /// Sending the response in `out`.
+    /// Waiting for room to send the rest of `out` (write interest is
+    /// registered in this phase only).
     Writing,
     /// FIN sent; dropping what the peer still sends until it closes.
     Draining,
@@ -241,7 +241,6 @@ impl AppConn {
                 return self.close_cleanly(io);
             }
             if !self.out.is_empty() {
-                self.phase = Phase::Writing;
                 return self.write(io);
             }
             if self.decoder.has_header() {
@@ -300,15 +299,22 @@ impl AppConn {
             Err(e) => return Progress::Close(Ended::Failed(e)),
         }
         if self.written < self.out.len() {
-            // Wait for room, not for more requests.
-            if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
-                return Progress::Close(Ended::Failed(e));
+            if self.phase != Phase::Writing {
+                // Wait for room, not for more requests.
+                self.phase = Phase::Writing;
+                if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
+                    return Progress::Close(Ended::Failed(e));
+                }
             }
             return Progress::Wait;
         }
         self.out.clear();
         self.written = 0;
-        if let Err(e) = reregister(&self.stream, io, READ_INTEREST) {
+        // Interest changes only when a response did not fit the send buffer:
+        // one that went out whole costs no `epoll_ctl`.
+        if self.phase == Phase::Writing
+            && let Err(e) = reregister(&self.stream, io, READ_INTEREST)
+        {
             return Progress::Close(Ended::Failed(e));
         }
         // With keep-alive, read on even after the client's FIN: requests it
@@ -330,6 +336,10 @@ impl AppConn {
     fn close_cleanly(&mut self, io: &mut Io<'_>) -> Progress {
         if self.phase != Phase::Draining {
             self.phase = Phase::Draining;
+            // Nothing more is decoded: the unfinished request's bytes, and
+            // their share of the budget, go now, not after the linger.
+            self.decoder = Decoder::new(self.shared.config.limits);
+            self.account();
             if let Err(e) = crate::calls::shutdown(&self.stream, Shutdown::Write)
                 && e.kind() != io::ErrorKind::NotConnected
             {
@@ -415,11 +425,8 @@ impl Connection for AppConn {
         }
     }
 
-    fn release(&mut self, _pool: &mut BufPool) {}
-
-    fn cut_off(self, _pool: &mut BufPool) -> u64 {
-        let _ = crate::calls::shutdown(&self.stream, Shutdown::Write);
-        self.sent
+    fn unsent(&self) -> &[u8] {
+        &self.out[self.written..]
     }
 
     fn peer(&self) -> Peer {
@@ -436,5 +443,36 @@ impl Connection for AppConn {
 
     fn bytes(&self) -> u64 {
         self.sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    use crate::serve::buffer::BufPool;
+
+    fn service() -> AppService {
+        AppService(Arc::new(Shared {
+            config: super::super::server::AppServerConfig::default().app,
+            buffered: AtomicU64::new(0),
+        }))
+    }
+
+    #[test]
+    fn a_response_unsent_at_the_grace_deadline_gets_a_last_try() {
+        // Regression: an app connection cut off at the end of the grace
+        // period sent its FIN without trying its unsent response (the echo's
+        // connection tried); the peer got an end of stream and nothing.
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut conn = service().open(Socket::from(ours), Peer::Local(None));
+        conn.out = b"the answer".to_vec();
+        conn.phase = Phase::Writing;
+        assert_eq!(crate::serve::cut_off(&mut conn, &mut BufPool::new()), 10);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"the answer", "the response, then end of stream");
     }
 }

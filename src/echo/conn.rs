@@ -169,19 +169,8 @@ impl Connection for Conn {
         }
     }
 
-    /// Ends the connection at the grace deadline: one last try to send what
-    /// is pending, then FIN, so the client sees an orderly end. Returns the
-    /// pending buffer to the pool.
-    fn cut_off(mut self, pool: &mut BufPool) -> u64 {
-        if let Some(mut pending) = self.pending.take() {
-            if let Ok(n) = write_some(&self.stream, pending.bytes()) {
-                self.echoed += n as u64;
-                pending.consume(n);
-            }
-            pool.give(pending.into_buf());
-        }
-        let _ = calls::shutdown(&self.stream, Shutdown::Write);
-        self.echoed
+    fn unsent(&self) -> &[u8] {
+        self.pending.as_ref().map_or(&[], Pending::bytes)
     }
 
     fn peer(&self) -> Peer {

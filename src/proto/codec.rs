@@ -385,11 +385,16 @@ pub fn encode_into(message: &Message, out: &mut Vec<u8>) -> Result<(), EncodeErr
             actual: message.content.len(),
         });
     }
-    let header = message.header.to_json();
-    let len = u16::try_from(header.len()).map_err(|_| EncodeError::HeaderTooLong(header.len()))?;
-    out.reserve(2 + header.len() + message.content.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(header.as_bytes());
+    // The header is written in place, after room for its length.
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    message.header.write_json(out);
+    let header_len = out.len() - start - 2;
+    let Ok(len) = u16::try_from(header_len) else {
+        out.truncate(start);
+        return Err(EncodeError::HeaderTooLong(header_len));
+    };
+    out[start..start + 2].copy_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&message.content);
     Ok(())
 }
@@ -458,6 +463,13 @@ mod tests {
         let control = py_json(&serde_json::json!("a\u{1}\"\\\n\t"));
         // Python: json.dumps('a\x01"\\\n\t', ensure_ascii=False)
         assert_eq!(control, "\"a\\u0001\\\"\\\\\\n\\t\"");
+        // Python: json.dumps({"a": [1, {"b": None}, [], {}], "c": 1.5, "d": True})
+        let nested =
+            py_json(&serde_json::json!({"a": [1, {"b": null}, [], {}], "c": 1.5, "d": true}));
+        assert_eq!(
+            nested,
+            r#"{"a": [1, {"b": null}, [], {}], "c": 1.5, "d": true}"#
+        );
     }
 
     #[test]
@@ -558,6 +570,35 @@ mod tests {
             decode_all(&h("{not json")),
             Err(DecodeError::HeaderNotJson(_))
         ));
+    }
+
+    #[test]
+    fn an_unencodable_message_appends_nothing() {
+        let mut out = b"queued".to_vec();
+        let mut long = little("x", "binary", b"");
+        long.header
+            .extra
+            .push(("x-pad".into(), "p".repeat(70_000).into()));
+        assert!(matches!(
+            encode_into(&long, &mut out),
+            Err(EncodeError::HeaderTooLong(n)) if n > 70_000
+        ));
+        let mut lying = little("x", "binary", b"abc");
+        lying.header.content_length = 2;
+        assert_eq!(
+            encode_into(&lying, &mut out),
+            Err(EncodeError::LengthMismatch {
+                declared: 2,
+                actual: 3
+            })
+        );
+        assert_eq!(out, b"queued");
+        // And a good one after them is whole.
+        encode_into(&little("x", "binary", b"abc"), &mut out).unwrap();
+        let mut d = Decoder::new(Limits::default());
+        let got = d.decode(&out[6..]).unwrap();
+        assert_eq!(got.consumed, out.len() - 6);
+        assert_eq!(got.message.unwrap().content, b"abc");
     }
 
     #[test]

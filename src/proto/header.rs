@@ -2,10 +2,13 @@
 //! needs (one object, each required key once and of its type), and written
 //! as Python's `json.dumps(obj, ensure_ascii=False)` writes it.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
+use std::io;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer as _};
 use serde_json::Value;
+use serde_json::ser::Formatter;
 
 use super::codec::{DecodeError, Limits};
 
@@ -191,28 +194,55 @@ impl Header {
 
     /// The header as the guide's Python writes it.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(128);
-        out.push('{');
-        let fixed = [
-            ("byteorder", Value::from(self.byteorder.as_str())),
-            ("content-type", Value::from(self.content_type.as_str())),
-            (
-                "content-encoding",
-                Value::from(self.content_encoding.as_str()),
-            ),
-            ("content-length", Value::from(self.content_length)),
-        ];
-        let extra = self.extra.iter().map(|(k, v)| (k.as_str(), v.clone()));
-        for (i, (key, value)) in fixed.into_iter().chain(extra).enumerate() {
-            if i > 0 {
-                out.push_str(", ");
+        let mut out = Vec::with_capacity(128);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    /// Appends the header as the guide's Python writes it, the four keys
+    /// first, then the others in their order.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        let mut serializer = serde_json::Serializer::with_formatter(out, PyFormatter);
+        let written = (|| {
+            let mut map = serializer.serialize_map(Some(KEYS.len() + self.extra.len()))?;
+            map.serialize_entry("byteorder", self.byteorder.as_str())?;
+            map.serialize_entry("content-type", &self.content_type)?;
+            map.serialize_entry("content-encoding", &self.content_encoding)?;
+            map.serialize_entry("content-length", &self.content_length)?;
+            for (key, value) in &self.extra {
+                map.serialize_entry(key, value)?;
             }
-            write_py_json(&mut out, &Value::from(key));
-            out.push_str(": ");
-            write_py_json(&mut out, &value);
-        }
-        out.push('}');
-        out
+            map.end()
+        })();
+        written.expect("strings and JSON values serialise into a Vec");
+    }
+}
+
+/// Python's `json.dumps` layout: `", "` between items, `": "` after a key.
+/// Everything else (escaping only the quote, the backslash and control
+/// characters, with the same short forms; numbers; literals) is serde_json's
+/// compact form, which is Python's with `ensure_ascii=False`.
+struct PyFormatter;
+
+impl Formatter for PyFormatter {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
     }
 }
 
@@ -220,39 +250,12 @@ impl Header {
 /// it: `", "` and `": "` separators, keys in their order, non-ASCII
 /// characters as they are.
 pub fn py_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_py_json(&mut out, value);
-    out
-}
-
-fn write_py_json(out: &mut String, value: &Value) {
-    match value {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py_json(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py_json(out, &Value::from(key.as_str()));
-                out.push_str(": ");
-                write_py_json(out, item);
-            }
-            out.push('}');
-        }
-        // Strings escape what Python escapes (quote, backslash, control
-        // characters, with the same short forms), numbers and literals alike.
-        scalar => {
-            let _ = write!(out, "{scalar}");
-        }
-    }
+    let mut out = Vec::new();
+    value
+        .serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out,
+            PyFormatter,
+        ))
+        .expect("a JSON value serialises into a Vec");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }

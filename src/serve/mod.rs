@@ -67,11 +67,14 @@ pub(crate) trait Connection: Send + 'static {
         Progress::Wait
     }
 
-    /// Gives back any pooled buffer before the connection is dropped.
-    fn release(&mut self, pool: &mut BufPool);
+    /// Gives back any pooled buffer before the connection is dropped (a
+    /// connection that takes none from the pool has nothing to give).
+    fn release(&mut self, pool: &mut BufPool) {
+        let _ = pool;
+    }
 
-    /// Ends the connection at the grace deadline; returns the bytes it sent.
-    fn cut_off(self, pool: &mut BufPool) -> u64;
+    /// The bytes it has yet to send: [`cut_off`] makes one last try.
+    fn unsent(&self) -> &[u8];
 
     /// Who is at the other end.
     fn peer(&self) -> Peer;
@@ -148,6 +151,17 @@ pub(crate) fn write_some(stream: &Socket, buf: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+/// Ends a connection at the grace deadline: one last try to send what it has
+/// not sent (as much as the socket takes now), then FIN, so that the peer
+/// sees an orderly end; gives its buffer back. Returns the bytes it sent in
+/// all.
+pub(crate) fn cut_off<C: Connection>(conn: &mut C, pool: &mut BufPool) -> u64 {
+    let last = write_some(conn.socket(), conn.unsent()).unwrap_or(0);
+    let _ = crate::calls::shutdown(conn.socket(), std::net::Shutdown::Write);
+    conn.release(pool);
+    conn.bytes() + last as u64
 }
 
 /// How the stream loops run.

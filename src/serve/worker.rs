@@ -528,10 +528,10 @@ impl<S: Service> Worker<S> {
     }
 
     fn cut_off_all(&mut self) {
-        for conn in self.conns.drain() {
+        for mut conn in self.conns.drain() {
             tracing::info!("{}: cut off at the end of the grace period", conn.peer());
+            self.stats.bytes += super::cut_off(&mut conn, &mut self.pool);
             crate::calls::close(conn.socket());
-            self.stats.bytes += conn.cut_off(&mut self.pool);
             self.stats.cut_off += 1;
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
         }

@@ -437,8 +437,9 @@ fn a_large_json_value_costs_its_size_not_a_tree() {
 #[test]
 fn unfinished_requests_together_are_held_to_a_budget() {
     let server = app_server(&["127.0.0.1:0", "--max-buffered", "1M"]);
-    // Two clients each send half of a 1 MiB request and stop: together they
-    // pass the budget, and the one that does is rejected.
+    // Three clients each send 600 KiB of a 1 MiB request and stop: together
+    // they pass the budget, and one whose request grows past it is rejected
+    // and closed.
     let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -449,10 +450,60 @@ fn unfinished_requests_together_are_held_to_a_budget() {
         clients.push(c);
     }
     server.stderr_line("over its budget (--max-buffered)");
+    // A rejected one reads the end of stream (within the bounded wait).
+    let started = std::time::Instant::now();
+    let closed = loop {
+        let closed = clients
+            .iter()
+            .filter(|&(mut c)| {
+                c.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+                    .unwrap();
+                matches!(c.read(&mut [0; 1]), Ok(0))
+            })
+            .count();
+        if closed > 0 || started.elapsed() > LIMIT {
+            break closed;
+        }
+    };
+    assert!(closed >= 1, "no client was closed");
     // Others are still served.
     let out = guides_client(server.addr(), "search", "morpheus");
     assert_eq!(
         text(&out.stdout),
         "Got result: Follow the white rabbit. 🐰\n"
     );
+}
+
+#[test]
+fn a_rejected_request_gives_its_budget_back_at_once() {
+    // Regression: a connection rejected over the budget kept its unfinished
+    // request, and its share of the budget, for the whole linger after its
+    // FIN (the peer not closing): a request that fits beside the one left
+    // waiting was rejected too.
+    let server = app_server(&["127.0.0.1:0", "--max-buffered", "1M"]);
+    let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
+    let mut waiting = Vec::new();
+    for _ in 0..2 {
+        let mut c = util::connect(server.addr());
+        c.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
+        c.write_all(h).unwrap();
+        c.write_all(&vec![b'x'; 700 << 10]).unwrap();
+        waiting.push(c);
+    }
+    // One of the two (together 1400 KiB) is rejected; the other holds at
+    // most 700 KiB, and a request of 200 KiB fits beside it.
+    server.stderr_line("over its budget (--max-buffered)");
+    let message = echokit::proto::Message::new(
+        "binary/custom-client-binary-type",
+        "binary",
+        vec![b'y'; 200 << 10],
+    );
+    let mut s = util::connect(server.addr());
+    s.write_all(&echokit::proto::encode(&message).unwrap())
+        .unwrap();
+    let all = read_to_close(&mut s).unwrap();
+    let mut d = Decoder::new(Limits::default());
+    let answer = d.decode(&all).unwrap().message.expect("an answer");
+    assert_eq!(answer.content, b"First 10 bytes of request: yyyyyyyyyy");
+    drop(waiting);
 }
