@@ -322,7 +322,7 @@ pub fn run(names: &[Name], options: &Options) -> Result<Report, LookupError> {
     let mut outcomes = Vec::with_capacity(names.len());
     for round in names.chunks(MAX_PARALLEL) {
         let pending: Vec<_> = round.iter().map(|n| start(n, options.reverse)).collect();
-        let deadline = Instant::now() + options.timeout;
+        let deadline = crate::deadline::from_now(options.timeout);
         for (name, steps) in round.iter().zip(pending) {
             outcomes.push(finish(name, steps, deadline, options));
         }
