@@ -389,6 +389,7 @@ fn probe_bad_usage_exits_2() {
         &["unix:/tmp/x.sock", "--bind", "127.0.0.1"],
         &["[::1]:80", "--bind", "127.0.0.1"],
         &["127.0.0.1:80", "--interval", "1s"],
+        &["127.0.0.1:80", "--timeout", "0"],
         &[],
     ] {
         let out = probe(args);
