@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use dns_lookup::{AddrInfoHints, LookupErrorKind};
 
+use crate::endpoint::resolver_reason;
 use crate::exit::{Classify, ExitCode};
 
 pub use config::ResolverConfig;
@@ -525,7 +526,7 @@ fn first_ipv4(host: &str) -> Result<Ipv4Addr, String> {
         ..AddrInfoHints::default()
     };
     let mut entries =
-        dns_lookup::getaddrinfo(Some(host), None, Some(hints)).map_err(|e| resolver_words(&e))?;
+        dns_lookup::getaddrinfo(Some(host), None, Some(hints)).map_err(|e| resolver_reason(&e))?;
     match entries.next() {
         Some(Ok(entry)) => match entry.sockaddr.ip() {
             IpAddr::V4(ip) => Ok(ip),
@@ -598,7 +599,7 @@ fn reverse_lookup(address: IpAddr) -> Reverse {
         .map_err(|e| match e.kind() {
             LookupErrorKind::NoName | LookupErrorKind::NoData => ReverseFailure::NoName,
             LookupErrorKind::Again => ReverseFailure::TemporaryFailure,
-            _ => ReverseFailure::Failed(resolver_words(&e)),
+            _ => ReverseFailure::Failed(resolver_reason(&e)),
         });
     Reverse { address, answer }
 }
@@ -617,17 +618,8 @@ fn lookup_error(name: &Name, e: &dns_lookup::LookupError) -> LookupError {
         },
         _ => LookupError::System {
             name: name.to_string(),
-            reason: resolver_words(e),
+            reason: resolver_reason(e),
         },
-    }
-}
-
-/// The resolver's message without the crate's prefix.
-fn resolver_words(e: &dns_lookup::LookupError) -> String {
-    let text = e.to_string();
-    match text.strip_prefix("failed to lookup address information: ") {
-        Some(rest) => rest.to_string(),
-        None => text,
     }
 }
 
