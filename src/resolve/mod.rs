@@ -164,7 +164,7 @@ pub enum ReverseFailure {
     #[error("the DNS server did not answer (a temporary failure)")]
     TemporaryFailure,
     /// No answer within the timeout.
-    #[error("no answer within {}", humantime::format_duration(*.0))]
+    #[error("no answer within {}", crate::text::duration(*.0))]
     TimedOut(Duration),
     /// Anything else, in the resolver's words.
     #[error("{0}")]
@@ -223,7 +223,7 @@ pub enum LookupError {
         "no answer for `{name}` within {}: the resolver did not answer in time (its sources \
          are the hosts: line of /etc/nsswitch.conf, its DNS servers in /etc/resolv.conf); \
          check the network, or allow longer with --timeout",
-        humantime::format_duration(*.timeout)
+        crate::text::duration(*.timeout)
     )]
     TimedOut {
         /// The NAME looked up.
@@ -701,7 +701,7 @@ mod tests {
         let error = outcome.error.expect("a timeout");
         assert!(matches!(error, LookupError::TimedOut { .. }), "{error}");
         assert_eq!(error.exit_code(), ExitCode::TimedOut);
-        assert!(error.to_string().contains("within 20ms"), "{error}");
+        assert!(error.to_string().contains("within 20 ms"), "{error}");
         assert!(error.to_string().contains("/etc/resolv.conf"), "{error}");
     }
 
