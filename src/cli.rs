@@ -281,7 +281,7 @@ pub struct ProbeArgs {
     #[arg(value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
     /// How long a try waits for an answer (a SYN is sent again after 1s)
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_PROBE_TIMEOUT).to_string())]
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_timeout, default_value = humantime::format_duration(DEFAULT_PROBE_TIMEOUT).to_string())]
     pub timeout: Duration,
     /// Tries in flight at once, at most (each holds a socket)
     #[arg(short = 'C', long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY as u32, value_parser = clap::value_parser!(u32).range(1..=65536))]

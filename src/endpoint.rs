@@ -24,7 +24,6 @@
 //! This module does no I/O except name resolution in [`HostPort::resolve`].
 
 use std::fmt;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -301,8 +300,9 @@ impl HostPort {
     }
 }
 
-/// The resolver's own words, without the standard library's prefix.
-fn resolver_reason(e: &io::Error) -> String {
+/// The resolver's own words, without the prefix that the standard library
+/// and `dns-lookup` put before glibc's `gai_strerror` text.
+pub(crate) fn resolver_reason(e: &impl fmt::Display) -> String {
     let text = e.to_string();
     text.strip_prefix("failed to lookup address information: ")
         .unwrap_or(&text)

@@ -151,22 +151,19 @@ fn statistics(o: &Outcome) -> Vec<String> {
             ms(stats.p99)
         ));
     }
-    // Each kind of failure once, with what it means.
-    let mut failures: BTreeMap<(State, Option<i32>), (usize, String)> = BTreeMap::new();
+    // Each kind of failure (a state and its errno) once, with what it means,
+    // in the words of its first try.
+    let mut failures: BTreeMap<(State, Option<i32>), (usize, &Try)> = BTreeMap::new();
     for t in o.tries.iter().filter(|t| t.state != State::Open) {
-        failures
-            .entry((t.state, t.errno))
-            .or_insert_with(|| (0, t.hint(o.probe.proto())))
-            .0 += 1;
+        failures.entry((t.state, t.errno)).or_insert((0, t)).0 += 1;
     }
-    for ((state, _), (n, hint)) in &failures {
-        let t = o
-            .tries
-            .iter()
-            .find(|t| t.state == *state)
-            .expect("counted from these tries");
+    for (n, t) in failures.values() {
         let errno = errno_text(t).map(|e| format!(" {e}")).unwrap_or_default();
-        lines.push(format!("{n} {}{errno}: {hint}", state.as_str()));
+        lines.push(format!(
+            "{n} {}{errno}: {}",
+            t.state.as_str(),
+            t.hint(o.probe.proto())
+        ));
     }
     lines
 }
@@ -557,6 +554,30 @@ mod tests {
         assert!(p.get("tries").is_none());
         assert_eq!(j["summary"]["probes"], 1);
         assert_eq!(j["summary"]["states"]["refused"], 1);
+    }
+
+    #[test]
+    fn statistics_name_each_failures_own_errno() {
+        // Regression: each (state, errno) group printed the errno of the
+        // first try in that state, so an ENETUNREACH line read EHOSTUNREACH.
+        let o = Outcome {
+            probe: probe("10.0.0.1:80", "10.0.0.1:80"),
+            tries: vec![
+                tried(State::Unreachable, Some(libc::EHOSTUNREACH), None),
+                tried(State::Unreachable, Some(libc::ENETUNREACH), None),
+                tried(State::Unreachable, Some(libc::EHOSTUNREACH), None),
+            ],
+        };
+        let lines = statistics(&o);
+        assert_eq!(
+            lines[2..],
+            [
+                "1 unreachable ENETUNREACH (101): no route to that network: check the address \
+                 and the routing table (ip route)",
+                "2 unreachable EHOSTUNREACH (113): no route to the host: it is down or not on \
+                 this network (an ICMP host unreachable, or no ARP answer)",
+            ]
+        );
     }
 
     #[test]

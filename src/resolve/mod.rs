@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use dns_lookup::{AddrInfoHints, LookupErrorKind};
 
+use crate::endpoint::resolver_reason;
 use crate::exit::{Classify, ExitCode};
 
 pub use config::ResolverConfig;
@@ -163,7 +164,7 @@ pub enum ReverseFailure {
     #[error("the DNS server did not answer (a temporary failure)")]
     TemporaryFailure,
     /// No answer within the timeout.
-    #[error("no answer within {}", humantime::format_duration(*.0))]
+    #[error("no answer within {}", crate::text::duration(*.0))]
     TimedOut(Duration),
     /// Anything else, in the resolver's words.
     #[error("{0}")]
@@ -222,7 +223,7 @@ pub enum LookupError {
         "no answer for `{name}` within {}: the resolver did not answer in time (its sources \
          are the hosts: line of /etc/nsswitch.conf, its DNS servers in /etc/resolv.conf); \
          check the network, or allow longer with --timeout",
-        humantime::format_duration(*.timeout)
+        crate::text::duration(*.timeout)
     )]
     TimedOut {
         /// The NAME looked up.
@@ -322,7 +323,7 @@ pub fn run(names: &[Name], options: &Options) -> Result<Report, LookupError> {
     let mut outcomes = Vec::with_capacity(names.len());
     for round in names.chunks(MAX_PARALLEL) {
         let pending: Vec<_> = round.iter().map(|n| start(n, options.reverse)).collect();
-        let deadline = Instant::now() + options.timeout;
+        let deadline = crate::deadline::from_now(options.timeout);
         for (name, steps) in round.iter().zip(pending) {
             outcomes.push(finish(name, steps, deadline, options));
         }
@@ -525,7 +526,7 @@ fn first_ipv4(host: &str) -> Result<Ipv4Addr, String> {
         ..AddrInfoHints::default()
     };
     let mut entries =
-        dns_lookup::getaddrinfo(Some(host), None, Some(hints)).map_err(|e| resolver_words(&e))?;
+        dns_lookup::getaddrinfo(Some(host), None, Some(hints)).map_err(|e| resolver_reason(&e))?;
     match entries.next() {
         Some(Ok(entry)) => match entry.sockaddr.ip() {
             IpAddr::V4(ip) => Ok(ip),
@@ -598,7 +599,7 @@ fn reverse_lookup(address: IpAddr) -> Reverse {
         .map_err(|e| match e.kind() {
             LookupErrorKind::NoName | LookupErrorKind::NoData => ReverseFailure::NoName,
             LookupErrorKind::Again => ReverseFailure::TemporaryFailure,
-            _ => ReverseFailure::Failed(resolver_words(&e)),
+            _ => ReverseFailure::Failed(resolver_reason(&e)),
         });
     Reverse { address, answer }
 }
@@ -617,17 +618,8 @@ fn lookup_error(name: &Name, e: &dns_lookup::LookupError) -> LookupError {
         },
         _ => LookupError::System {
             name: name.to_string(),
-            reason: resolver_words(e),
+            reason: resolver_reason(e),
         },
-    }
-}
-
-/// The resolver's message without the crate's prefix.
-fn resolver_words(e: &dns_lookup::LookupError) -> String {
-    let text = e.to_string();
-    match text.strip_prefix("failed to lookup address information: ") {
-        Some(rest) => rest.to_string(),
-        None => text,
     }
 }
 
@@ -709,7 +701,7 @@ mod tests {
         let error = outcome.error.expect("a timeout");
         assert!(matches!(error, LookupError::TimedOut { .. }), "{error}");
         assert_eq!(error.exit_code(), ExitCode::TimedOut);
-        assert!(error.to_string().contains("within 20ms"), "{error}");
+        assert!(error.to_string().contains("within 20 ms"), "{error}");
         assert!(error.to_string().contains("/etc/resolv.conf"), "{error}");
     }
 

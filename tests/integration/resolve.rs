@@ -238,3 +238,16 @@ fn bad_usage_exits_2() {
         assert_stderr_has(&out, needle);
     }
 }
+
+#[test]
+fn an_absurd_timeout_means_no_limit_not_a_panic() {
+    // Regression: the deadline was `Instant::now() + --timeout`, which
+    // overflows (and panics) for a timeout of centuries.
+    let out = echokit_run(&["resolve", "--timeout", "1e19", "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("127.0.0.1\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
