@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::MsgFlags;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use super::client::{ClientError, ConnReport, Plan, Report};
 use super::datagram::{UDP_MAX_V4, UDP_MAX_V6, UNIX_DATAGRAM_MAX};
@@ -102,19 +102,7 @@ impl DatagramClient {
                 let addrs = hp.resolve(Purpose::Connect).map_err(ConnectError::from)?;
                 // The first the name resolved to (in --bind's family).
                 let addr = connect::candidates(&addrs, opts)?[0];
-                let target = addr.to_string();
-                let fail = |e| ConnectError::from_io(target.clone(), e);
-                let socket = crate::calls::socket(
-                    Domain::for_address(addr),
-                    Type::DGRAM,
-                    Some(Protocol::UDP),
-                )
-                .map_err(fail)?;
-                if let Some(local) = connect::local_addr_for(addr, opts) {
-                    crate::calls::bind(&socket, &local.into())
-                        .map_err(|source| ConnectError::LocalBind { local, source })?;
-                }
-                crate::calls::connect(&socket, &addr.into()).map_err(fail)?;
+                let socket = connect::connect_udp(addr, opts)?;
                 let local = socket.local_addr().ok().and_then(|a| a.as_socket());
                 let max = if addr.is_ipv6() {
                     UDP_MAX_V6

@@ -395,6 +395,27 @@ pub fn start(addr: SocketAddr, opts: &ConnectOptions) -> Result<Socket, ConnectE
     }
 }
 
+/// A UDP socket connected to `addr`, bound first if the options ask (with
+/// `SO_REUSEADDR` for a fixed port, as [`start`] does). Connected, it sends
+/// to `addr` alone, takes datagrams from it alone, and is handed the ICMP
+/// errors its datagrams cause (`ECONNREFUSED` for a closed port).
+pub fn connect_udp(addr: SocketAddr, opts: &ConnectOptions) -> Result<Socket, ConnectError> {
+    let target = addr.to_string();
+    let fail = |e| ConnectError::from_io(target.clone(), e);
+    let socket =
+        calls::socket(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(fail)?;
+    let s = &socket;
+    if let Some(local) = local_addr_for(addr, opts) {
+        let bind_fail = |source| ConnectError::LocalBind { local, source };
+        if local.port() != 0 {
+            calls::option(s, "SO_REUSEADDR", 1, s.set_reuse_address(true)).map_err(bind_fail)?;
+        }
+        calls::bind(s, &local.into()).map_err(bind_fail)?;
+    }
+    calls::connect(s, &addr.into()).map_err(fail)?;
+    Ok(socket)
+}
+
 fn unspecified(addr: SocketAddr) -> IpAddr {
     if addr.is_ipv6() {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Socket};
 
 use super::target::Target;
 use super::{Address, Outcome, Probe, ProbeError, Proto, Report, State, Try, UDP_PAYLOAD};
@@ -416,18 +416,9 @@ fn send_datagram(
     opts: &ConnectOptions,
 ) -> Result<(Socket, Instant), ConnectError> {
     let fail = |e| ConnectError::from_io(addr.to_string(), e);
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(fail)?;
-    socket.set_nonblocking(true).map_err(fail)?;
-    if let Some(local) = connect::local_addr_for(addr, opts) {
-        let bind_fail = |source| ConnectError::LocalBind { local, source };
-        if local.port() != 0 {
-            socket.set_reuse_address(true).map_err(bind_fail)?;
-        }
-        socket.bind(&local.into()).map_err(bind_fail)?;
-    }
     // Connected, so that the kernel hands this socket the ICMP refusal.
-    socket.connect(&addr.into()).map_err(fail)?;
+    let socket = connect::connect_udp(addr, opts)?;
+    socket.set_nonblocking(true).map_err(fail)?;
     let started = Instant::now();
     socket.send(UDP_PAYLOAD).map_err(fail)?;
     Ok((socket, started))
