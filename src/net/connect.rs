@@ -302,7 +302,8 @@ fn local_error(endpoint: &Endpoint, name: &LocalName, e: io::Error) -> ConnectEr
     let target = endpoint.to_string();
     let is_file = matches!(name, LocalName::Path(_));
     match e.raw_os_error() {
-        Some(libc::ENOENT) if is_file => ConnectError::NoLocalServer {
+        // ENOTDIR: a directory on the way is a regular file.
+        Some(libc::ENOENT | libc::ENOTDIR) if is_file => ConnectError::NoLocalServer {
             target,
             why: "no such socket file (is the server running, is the path right?)",
         },

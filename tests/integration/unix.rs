@@ -140,6 +140,17 @@ fn abstract_names_serve_without_a_file() {
 }
 
 #[test]
+fn a_client_to_a_path_through_a_file_says_there_is_no_socket_file() {
+    // A path whose directory is a regular file: ENOTDIR, not ENOENT.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, b"").unwrap();
+    let out = util::client(&[&unix(&file.join("echo.sock"))]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_stderr_has(&out, "no such socket file");
+}
+
+#[test]
 fn a_client_to_a_missing_socket_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = util::client(&[&unix(&dir.path().join("none.sock"))]);
