@@ -439,31 +439,7 @@ fn probe_bad_usage_exits_2() {
 
 #[test]
 fn probe_a_silent_port_times_out() {
-    // A listener whose accept queue is full drops further SYNs, as a
-    // firewall that drops packets does.
-    let listener =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    listener
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .expect("bind");
-    listener.listen(0).expect("listen");
-    let addr = listener
-        .local_addr()
-        .expect("bound")
-        .as_socket()
-        .expect("an IP address");
-    let mut fillers = Vec::new();
-    loop {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("a socket");
-        if s.connect_timeout(&addr.into(), std::time::Duration::from_millis(300))
-            .is_err()
-        {
-            break;
-        }
-        fillers.push(s);
-        assert!(fillers.len() < 64, "the accept queue never filled");
-    }
+    let (_held, addr) = crate::util::silent();
     let out = probe(&[&addr.to_string(), "--timeout", "300ms"]);
     assert_eq!(out.status.code(), Some(1));
     let line = line_of(&out, &format!("tcp://{addr}"));

@@ -388,6 +388,34 @@ pub fn refusing() -> (socket2::Socket, SocketAddr) {
     (holder, addr)
 }
 
+/// A loopback address that never answers a SYN, for as long as the returned
+/// sockets live: a listener whose accept queue is full drops further SYNs,
+/// as a firewall that drops packets does, so a connect to it hangs.
+pub fn silent() -> (Vec<socket2::Socket>, SocketAddr) {
+    let tcp = || socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+    let listener = tcp().expect("a socket");
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    listener.listen(0).expect("listen");
+    let addr = listener
+        .local_addr()
+        .expect("a bound address")
+        .as_socket()
+        .expect("an IP address");
+    let mut held = vec![listener];
+    loop {
+        let s = tcp().expect("a socket");
+        if s.connect_timeout(&addr.into(), Duration::from_millis(300))
+            .is_err()
+        {
+            return (held, addr);
+        }
+        held.push(s);
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+}
+
 /// `unix:PATH`, as the tools write it.
 pub fn unix(path: &std::path::Path) -> String {
     format!("unix:{}", path.display())
