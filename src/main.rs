@@ -515,28 +515,7 @@ fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
         response.content.len()
     );
     if args.json {
-        let h = &response.header;
-        let content = match &decoded {
-            Response::Json(fields) => serde_json::Value::Object(fields.clone()),
-            Response::Binary(bytes) => serde_json::Value::from(
-                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-            ),
-        };
-        let key = match decoded {
-            Response::Json(_) => "content",
-            Response::Binary(_) => "content_hex",
-        };
-        let out = serde_json::json!({
-            "server": server.to_string(),
-            "header": {
-                "byteorder": h.byteorder.as_str(),
-                "content-type": h.content_type,
-                "content-encoding": h.content_encoding,
-                "content-length": h.content_length,
-            },
-            key: content,
-        });
-        say(out)?;
+        say(decoded.json(&response.header, &server))?;
     } else {
         say(decoded.line())?;
     }

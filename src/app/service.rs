@@ -13,7 +13,8 @@
 use serde_json::{Value, json};
 
 use super::table::SearchTable;
-use crate::proto::{Message, py_json};
+use crate::Endpoint;
+use crate::proto::{Header, Message, py_json};
 
 /// The content type of a JSON request or response.
 pub const TEXT_JSON: &str = "text/json";
@@ -147,6 +148,28 @@ impl Response {
                 format!("Got response: {}", crate::text::py_bytes_repr(bytes))
             }
         }
+    }
+
+    /// What `app-client --json` prints: the server, the message's header,
+    /// and the content (`content` for JSON, `content_hex` for bytes).
+    pub fn json(&self, header: &Header, server: &Endpoint) -> Value {
+        let (key, content) = match self {
+            Response::Json(fields) => ("content", Value::Object(fields.clone())),
+            Response::Binary(bytes) => (
+                "content_hex",
+                Value::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            ),
+        };
+        json!({
+            "server": server.to_string(),
+            "header": {
+                "byteorder": header.byteorder.as_str(),
+                "content-type": header.content_type,
+                "content-encoding": header.content_encoding,
+                "content-length": header.content_length,
+            },
+            key: content,
+        })
     }
 }
 
