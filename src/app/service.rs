@@ -223,6 +223,20 @@ mod tests {
     }
 
     #[test]
+    fn json_output_names_binary_content_as_hex() {
+        let message = Message::new(SERVER_BINARY, "binary", b"\x00\xffok".to_vec());
+        let server: Endpoint = "127.0.0.1:65432".parse().unwrap();
+        let v = Response::of(&message)
+            .unwrap()
+            .json(&message.header, &server);
+        assert_eq!(v["content_hex"], "00ff6f6b");
+        assert_eq!(v["header"]["content-type"], SERVER_BINARY);
+        assert_eq!(v["header"]["content-length"], 4);
+        assert_eq!(v["server"], "tcp://127.0.0.1:65432");
+        assert!(v.get("content").is_none());
+    }
+
+    #[test]
     fn a_binary_request_is_the_action_and_value_bytes() {
         let m = request("double", "trouble");
         assert_eq!(m.header.content_type, CLIENT_BINARY);
