@@ -434,21 +434,26 @@ fn a_large_json_value_costs_its_size_not_a_tree() {
     );
 }
 
+/// A connection that sends the header of a 1 MiB binary request and the
+/// first `sent` bytes of its content, then stops.
+fn unfinished_request(server: SocketAddr, sent: usize) -> TcpStream {
+    let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
+    let mut c = util::connect(server);
+    c.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
+    c.write_all(h).unwrap();
+    c.write_all(&vec![b'x'; sent]).unwrap();
+    c
+}
+
 #[test]
 fn unfinished_requests_together_are_held_to_a_budget() {
     let server = app_server(&["127.0.0.1:0", "--max-buffered", "1M"]);
     // Three clients each send 600 KiB of a 1 MiB request and stop: together
     // they pass the budget, and one whose request grows past it is rejected
     // and closed.
-    let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let mut c = util::connect(server.addr());
-        c.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
-        c.write_all(h).unwrap();
-        c.write_all(&vec![b'x'; 600 << 10]).unwrap();
-        clients.push(c);
-    }
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| unfinished_request(server.addr(), 600 << 10))
+        .collect();
     server.stderr_line("over its budget (--max-buffered)");
     // A rejected one reads the end of stream (within the bounded wait).
     let started = std::time::Instant::now();
@@ -481,15 +486,9 @@ fn a_rejected_request_gives_its_budget_back_at_once() {
     // FIN (the peer not closing): a request that fits beside the one left
     // waiting was rejected too.
     let server = app_server(&["127.0.0.1:0", "--max-buffered", "1M"]);
-    let h = br#"{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": 1048576}"#;
-    let mut waiting = Vec::new();
-    for _ in 0..2 {
-        let mut c = util::connect(server.addr());
-        c.write_all(&(h.len() as u16).to_be_bytes()).unwrap();
-        c.write_all(h).unwrap();
-        c.write_all(&vec![b'x'; 700 << 10]).unwrap();
-        waiting.push(c);
-    }
+    let waiting: Vec<TcpStream> = (0..2)
+        .map(|_| unfinished_request(server.addr(), 700 << 10))
+        .collect();
     // One of the two (together 1400 KiB) is rejected; the other holds at
     // most 700 KiB, and a request of 200 KiB fits beside it.
     server.stderr_line("over its budget (--max-buffered)");
