@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use echokit::Endpoint;
 use echokit::bench::{self, SizeRange, Workload};
 use echokit::echo::datagram_client::{DEFAULT_REPLY_TIMEOUT, DEFAULT_RETRIES};
-use echokit::echo::server::DEFAULT_GRACE;
+use echokit::echo::server::{
+    ConnLimits, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT,
+};
 use echokit::endpoint::SocketType;
 use echokit::exit::ExitCode;
 use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
@@ -563,6 +565,8 @@ pub struct AppServerArgs {
     /// server hold; past it, a growing request is rejected
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "256M")]
     pub max_buffered: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Event loops [default: one per CPU this process may run on]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
@@ -614,6 +618,42 @@ pub struct AppClientArgs {
     pub trace_calls: bool,
 }
 
+/// Connection limits and timeouts, the same on every stream server.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Connections open at once; more are accepted and closed at once
+    /// [default: the descriptor limit, so a full descriptor table is the limit]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_conns: Option<u64>,
+    /// Connections open at once from one IP address (an IPv4-mapped IPv6
+    /// client counts as its IPv4 address); more are accepted and closed at
+    /// once [default: no limit]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_conns_per_ip: Option<u64>,
+    /// Close a connection that sends and receives nothing for this long; 0 for never
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_IDLE_TIMEOUT).to_string())]
+    pub idle_timeout: Duration,
+    /// Close a connection whose client does not read what it is sent for
+    /// this long (its echo or response waits, unread); 0 for never
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humantime::format_duration(DEFAULT_STALL_TIMEOUT).to_string())]
+    pub stall_timeout: Duration,
+}
+
+impl LimitArgs {
+    /// The limits, with `--max-conns` defaulting to `fd_limit` (the
+    /// descriptor limit, if known).
+    pub fn limits(&self, fd_limit: Option<u64>) -> ConnLimits {
+        let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let max_conns = self.max_conns.or(fd_limit).map_or(usize::MAX, to_usize);
+        ConnLimits {
+            max_conns,
+            max_per_ip: self.max_conns_per_ip.map(to_usize),
+            idle_timeout: Some(self.idle_timeout).filter(|d| !d.is_zero()),
+            stall_timeout: Some(self.stall_timeout).filter(|d| !d.is_zero()),
+        }
+    }
+}
+
 /// `echokit echo-server`.
 #[derive(Debug, Args)]
 pub struct EchoServerArgs {
@@ -653,6 +693,8 @@ pub struct EchoServerArgs {
     /// UDP answers per second to all sources together; 0 for no limit
     #[arg(long, value_name = "PPS", default_value_t = 0)]
     pub udp_rate_total: u32,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Print each socket call on stderr as it happens (socket, bind, listen,
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]

@@ -138,9 +138,7 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
 }
 
 fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
-    if let Some(limit) = os::raise_fd_limit() {
-        tracing::debug!("descriptor limit: {limit}");
-    }
+    let fd_limit = os::raise_fd_limit();
     let options = ListenOptions {
         backlog: args.backlog,
         keepalive: args.keepalive,
@@ -175,6 +173,8 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
         once: args.once,
         keepalive: args.keepalive,
         udp_limits,
+        limits: args.limits.limits(fd_limit),
+        ..server::ServerConfig::default()
     };
     let has_datagrams = listeners
         .iter()
@@ -524,7 +524,7 @@ fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
 
 /// The guide's application server.
 fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
-    os::raise_fd_limit();
+    let fd_limit = os::raise_fd_limit();
     let endpoints = if args.endpoints.is_empty() {
         vec![Endpoint::default_tcp()]
     } else {
@@ -562,6 +562,8 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
             keep_alive: args.keep_alive,
             max_buffered: args.max_buffered as u64,
         },
+        limits: args.limits.limits(fd_limit),
+        ..app::server::AppServerConfig::default()
     };
     let started = Instant::now();
     let stats = app::server::run(listeners, config, &shutdown)?;

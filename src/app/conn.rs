@@ -9,15 +9,14 @@
 //!   a sender that trickles a byte a second is cut off all the same.
 //! - A rejected request (malformed, over a limit, late) is logged with its
 //!   reason and the connection closed.
-//! - Closing is clean: the response (if any), then FIN, then what the peer
-//!   still sends is read and dropped for a moment ([`LINGER`]), so that
-//!   closing with unread bytes does not reset the connection and lose the
-//!   response on the way.
+//! - Closing is clean: the response (if any), then the loop's lingering
+//!   close (FIN, then what the peer still sends is read and dropped for a
+//!   moment: [`crate::serve::LINGER`]), so that closing with unread bytes
+//!   does not reset the connection and lose the response on the way.
 //! - While a response is unsent, the connection is not read from: a client
 //!   that pipelines requests without reading holds one response's bytes.
 
 use std::io;
-use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,15 +26,13 @@ use socket2::Socket;
 
 use super::service::{self, TEXT_JSON};
 use super::table::SearchTable;
+use crate::metrics::{ErrorClass, TimedOut};
 use crate::net::Peer;
 use crate::proto::{Decoder, Limits, Message, encode_into};
 use crate::serve::{
     Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister, write_some,
 };
 use crate::text;
-
-/// How long a closing connection reads and drops what its peer still sends.
-pub const LINGER: Duration = Duration::from_secs(1);
 
 /// How much of a request and its answer a log line shows.
 const LOGGED_CHARS: usize = 200;
@@ -84,13 +81,17 @@ impl Service for AppService {
             stream,
             peer,
             shared: Arc::clone(&self.0),
-            holding: 0,
+            holding: Holding {
+                shared: Arc::clone(&self.0),
+                bytes: 0,
+            },
             decoder: Decoder::new(self.0.config.limits),
             phase: Phase::Reading,
             request_started: now,
+            first_byte: None,
             deadline: None,
-            armed: None,
             out: Vec::new(),
+            received: 0,
             written: 0,
             sent: 0,
             since: now,
@@ -105,10 +106,8 @@ enum Phase {
     /// Reading a request.
     Reading,
     /// Waiting for room to send the rest of `out` (write interest is
-    /// registered in this phase only).
+    /// registered in this phase only; the loop's stall timeout applies).
     Writing,
-    /// FIN sent; dropping what the peer still sends until it closes.
-    Draining,
 }
 
 /// One connection.
@@ -116,16 +115,19 @@ pub(crate) struct AppConn {
     stream: Socket,
     peer: Peer,
     shared: Arc<Shared>,
-    /// Bytes of `shared.buffered` this connection's decoder holds.
-    holding: u64,
+    /// Its decoder's share of `shared.buffered`.
+    holding: Holding,
     decoder: Decoder,
     phase: Phase,
+    /// When the request being read began to be awaited (the connection, or
+    /// the previous response): its deadlines count from here.
     request_started: Instant,
+    /// The turn the request being read had its first byte read, for its latency.
+    first_byte: Option<Instant>,
     deadline: Option<Instant>,
-    /// The timer the loop holds for this connection, if any.
-    armed: Option<Instant>,
     /// Response bytes; `written` of them are sent.
     out: Vec<u8>,
+    received: u64,
     written: usize,
     sent: u64,
     since: Instant,
@@ -133,11 +135,18 @@ pub(crate) struct AppConn {
     close_after_write: bool,
 }
 
-impl Drop for AppConn {
+/// The bytes of unfinished requests a connection holds, counted in the
+/// server-wide total; given back when the connection goes.
+struct Holding {
+    shared: Arc<Shared>,
+    bytes: u64,
+}
+
+impl Drop for Holding {
     fn drop(&mut self) {
         self.shared
             .buffered
-            .fetch_sub(self.holding, Ordering::Relaxed);
+            .fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -146,19 +155,20 @@ impl AppConn {
     /// the total is over the budget.
     fn account(&mut self) -> bool {
         let now = self.decoder.buffered() as u64;
-        if now == self.holding {
+        let holding = self.holding.bytes;
+        if now == holding {
             // Nothing changed: leave the counter all loops share alone.
             return now == 0
                 || self.shared.buffered.load(Ordering::Relaxed) <= self.shared.config.max_buffered;
         }
-        let total = if now >= self.holding {
-            let grew = now - self.holding;
+        let total = if now >= holding {
+            let grew = now - holding;
             self.shared.buffered.fetch_add(grew, Ordering::Relaxed) + grew
         } else {
-            let shrank = self.holding - now;
+            let shrank = holding - now;
             self.shared.buffered.fetch_sub(shrank, Ordering::Relaxed) - shrank
         };
-        self.holding = now;
+        self.holding.bytes = now;
         total <= self.shared.config.max_buffered || now == 0
     }
 
@@ -192,21 +202,25 @@ impl AppConn {
             let n = match crate::calls::recv(&self.stream, io.scratch) {
                 Ok(0) => {
                     if let Err(e) = self.decoder.finish() {
+                        io.metrics.error(ErrorClass::BadRequest);
                         tracing::warn!(
                             "{}: rejected request: {}",
                             self.peer,
                             text::clip(&e.to_string(), LOGGED_CHARS)
                         );
                     }
-                    return self.close_cleanly(io);
+                    // Its end of stream is read: nothing is left to drain.
+                    return Progress::Close(Ended::Finished);
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Progress::Close(Ended::Failed(e)),
             };
+            self.received += n as u64;
             let mut rest = &io.scratch[..n];
             while !rest.is_empty() {
+                self.first_byte.get_or_insert(io.now);
                 let decoded = match self.decoder.decode(rest) {
                     Ok(d) => d,
                     Err(e) => {
@@ -218,7 +232,12 @@ impl AppConn {
                 };
                 rest = &rest[decoded.consumed..];
                 if let Some(request) = decoded.message {
-                    if let Err(e) = self.answer(&request) {
+                    let started = self.first_byte.take().unwrap_or(io.now);
+                    let answered = self.answer(&request);
+                    if answered.is_ok() {
+                        io.metrics.request(started.elapsed());
+                    }
+                    if let Err(e) = answered {
                         if let Some(closed) = self.reject(&e, io) {
                             return closed;
                         }
@@ -232,6 +251,7 @@ impl AppConn {
                 }
             }
             if !self.account() {
+                io.metrics.error(ErrorClass::BadRequest);
                 tracing::warn!(
                     "{}: rejected request: the server holds {} of unfinished requests, \
                      over its budget (--max-buffered); try again later",
@@ -253,6 +273,7 @@ impl AppConn {
     /// Logs a rejected request and closes: at once, or once the answers to
     /// the requests before it are sent (`None`: stop reading, then write).
     fn reject(&mut self, why: &dyn std::fmt::Display, io: &mut Io<'_>) -> Option<Progress> {
+        io.metrics.error(ErrorClass::BadRequest);
         tracing::warn!(
             "{}: rejected request: {}",
             self.peer,
@@ -300,8 +321,10 @@ impl AppConn {
         }
         if self.written < self.out.len() {
             if self.phase != Phase::Writing {
-                // Wait for room, not for more requests.
+                // Wait for room, not for more requests: no request deadline
+                // now; the loop's stall timeout ends a client that never reads.
                 self.phase = Phase::Writing;
+                self.deadline = None;
                 if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
                     return Progress::Close(Ended::Failed(e));
                 }
@@ -331,37 +354,13 @@ impl AppConn {
         self.close_cleanly(io)
     }
 
-    /// FIN, then drop what the peer still sends until it closes or the
-    /// linger ends.
-    fn close_cleanly(&mut self, io: &mut Io<'_>) -> Progress {
-        if self.phase != Phase::Draining {
-            self.phase = Phase::Draining;
-            // Nothing more is decoded: the unfinished request's bytes, and
-            // their share of the budget, go now, not after the linger.
-            self.decoder = Decoder::new(self.shared.config.limits);
-            self.account();
-            if let Err(e) = crate::calls::shutdown(&self.stream, Shutdown::Write)
-                && e.kind() != io::ErrorKind::NotConnected
-            {
-                return Progress::Close(Ended::Failed(e));
-            }
-            self.deadline = Some(crate::deadline::from_now(LINGER));
-        }
-        self.drain(io)
-    }
-
-    fn drain(&mut self, io: &mut Io<'_>) -> Progress {
-        for _ in 0..READ_BUDGET {
-            match crate::calls::recv(&self.stream, io.scratch) {
-                Ok(0) => return Progress::Close(Ended::Finished),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The peer is gone: nothing is lost that it wanted.
-                Err(_) => return Progress::Close(Ended::Finished),
-            }
-        }
-        Progress::Yield
+    /// Done with this connection: the loop sends FIN and drops what the
+    /// peer still sends for a moment. Nothing more is decoded: the
+    /// unfinished request's bytes, and their share of the budget, go now.
+    fn close_cleanly(&mut self, _io: &mut Io<'_>) -> Progress {
+        self.decoder = Decoder::new(self.shared.config.limits);
+        self.account();
+        Progress::Linger
     }
 }
 
@@ -374,43 +373,32 @@ impl Connection for AppConn {
         match self.phase {
             Phase::Reading => self.read(io),
             Phase::Writing => self.write(io),
-            Phase::Draining => self.drain(io),
         }
     }
 
-    fn new_deadline(&mut self) -> Option<Instant> {
-        let at = self.deadline?;
-        if self.armed.is_some_and(|armed| armed <= at) {
-            // A timer at or before it is set: it will come back to this.
-            return None;
-        }
-        self.armed = Some(at);
-        Some(at)
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     fn expire(&mut self, io: &mut Io<'_>, now: Instant) -> Progress {
-        if self.armed.is_some_and(|armed| armed <= now) {
-            self.armed = None;
-        }
-        match self.deadline {
-            // Not due (it moved later, or this timer was an earlier
-            // connection's): `new_deadline` sets the next timer.
-            Some(at) if at > now => return Progress::Wait,
-            None => return Progress::Wait,
-            Some(_) => {}
+        if self.deadline.is_none_or(|at| at > now) {
+            return Progress::Wait;
         }
         self.deadline = None;
         match self.phase {
             Phase::Reading => {
                 let header_limit = self.header_limit();
                 let (what, limit) = if self.decoder.has_header() {
+                    io.metrics.time_out(TimedOut::Request);
                     (
                         "the request was not whole",
                         self.shared.config.request_timeout,
                     )
                 } else if self.decoder.is_between_messages() {
+                    io.metrics.time_out(TimedOut::Header);
                     ("no request came", header_limit)
                 } else {
+                    io.metrics.time_out(TimedOut::Header);
                     ("the header was not whole", header_limit)
                 };
                 tracing::warn!(
@@ -420,8 +408,8 @@ impl Connection for AppConn {
                 );
                 self.close_cleanly(io)
             }
-            // A client that does not read its response, or will not close.
-            Phase::Writing | Phase::Draining => Progress::Close(Ended::Finished),
+            // The loop's stall timeout governs a response that waits.
+            Phase::Writing => Progress::Wait,
         }
     }
 
@@ -443,6 +431,14 @@ impl Connection for AppConn {
 
     fn bytes(&self) -> u64 {
         self.sent
+    }
+
+    fn bytes_in(&self) -> u64 {
+        self.received
+    }
+
+    fn into_socket(self) -> Socket {
+        self.stream
     }
 }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::conn::{AppConfig, AppService, DEFAULT_MAX_BUFFERED, Shared};
 use crate::echo::server::{DEFAULT_GRACE, ServerError, default_threads};
+use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
-use crate::serve::{self, StreamConfig};
+use crate::serve::{self, ConnLimits, StreamConfig};
 use crate::shutdown::Shutdown;
 
 /// The longest a request's header may take to arrive by default.
@@ -26,6 +27,10 @@ pub struct AppServerConfig {
     pub grace: Duration,
     /// What each connection does.
     pub app: AppConfig,
+    /// Connection limits and timeouts.
+    pub limits: ConnLimits,
+    /// Where the loops count (what `--metrics` shows).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for AppServerConfig {
@@ -41,6 +46,8 @@ impl Default for AppServerConfig {
                 keep_alive: false,
                 max_buffered: DEFAULT_MAX_BUFFERED,
             },
+            limits: ConnLimits::default(),
+            metrics: Metrics::new(ServerKind::App),
         }
     }
 }
@@ -67,6 +74,8 @@ pub fn run(
         once: false,
         keepalive: None,
         grace: config.grace,
+        limits: config.limits,
+        metrics: Arc::clone(&config.metrics),
     };
     let service = Arc::new(AppService(Arc::new(Shared {
         config: config.app,

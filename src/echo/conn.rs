@@ -53,6 +53,7 @@ pub(crate) struct Conn {
     urgent: bool,
     /// End of stream was read.
     eof: bool,
+    received: u64,
     echoed: u64,
     since: Instant,
 }
@@ -66,6 +67,7 @@ impl Conn {
             peer_closed: false,
             urgent: false,
             eof: false,
+            received: 0,
             echoed: 0,
             since: Instant::now(),
         }
@@ -143,6 +145,7 @@ impl Connection for Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Progress::Close(Ended::Failed(e)),
             };
+            self.received += n as u64;
             let written = match write_some(&self.stream, &io.scratch[..n]) {
                 Ok(w) => w,
                 Err(e) => return Progress::Close(Ended::Failed(e)),
@@ -187,5 +190,13 @@ impl Connection for Conn {
 
     fn bytes(&self) -> u64 {
         self.echoed
+    }
+
+    fn bytes_in(&self) -> u64 {
+        self.received
+    }
+
+    fn into_socket(self) -> Socket {
+        self.stream
     }
 }

@@ -16,8 +16,11 @@ use super::datagram::{DatagramLoop, DatagramStats};
 use super::limit::RateLimits;
 use crate::endpoint::SocketType;
 use crate::exit::{Classify, ExitCode};
+use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
 use crate::serve::{self, StreamConfig};
+
+pub use crate::serve::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 use crate::shutdown::Shutdown;
 
 /// How long shutdown waits for open connections to finish before it cuts
@@ -38,6 +41,10 @@ pub struct ServerConfig {
     pub keepalive: Option<Duration>,
     /// Who gets answers on UDP sockets, how often.
     pub udp_limits: RateLimits,
+    /// Connection limits and timeouts of the stream listeners.
+    pub limits: ConnLimits,
+    /// Where the loops count (what `--metrics` shows).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +55,8 @@ impl Default for ServerConfig {
             once: false,
             keepalive: None,
             udp_limits: RateLimits::default(),
+            limits: ConnLimits::default(),
+            metrics: Metrics::new(ServerKind::Echo),
         }
     }
 }
@@ -125,6 +134,8 @@ pub fn run(
                 once: config.once,
                 keepalive: config.keepalive,
                 grace: config.grace,
+                limits: config.limits,
+                metrics: Arc::clone(&config.metrics),
             };
             serve::run(streams, &stream_config, Arc::new(EchoService), shutdown)
                 .map(|s| ServerStats {

@@ -4,17 +4,26 @@
 //!
 //! A service gives each accepted connection a [`Connection`]; the loops
 //! drive it when its socket is ready, tell it when its deadline (if any)
-//! has come, and close it when it says so. `worker.rs` is one loop (and
-//! says why mio), `buffer.rs` the buffers they lend connections.
+//! has come, and close it when it says so. What every service gets from
+//! the loops alike: the connection limits, the idle and stall timeouts,
+//! the counting for `--metrics`, and closing without loss (FIN, then what
+//! the peer still sends is read and dropped for at most [`LINGER`], then
+//! `close`; never an abortive close).
 //!
 //! | file         | role                                                   |
 //! |--------------|--------------------------------------------------------|
 //! | `mod.rs`     | the service traits; starts the loops                   |
-//! | `worker.rs`  | one event loop: accept, hand over, drive, time, drain  |
+//! | `worker.rs`  | one event loop: drive, time, close, drain              |
+//! | `accept.rs`  | accepting: limits, back-off, the reserve descriptor    |
+//! | `limits.rs`  | the limits and timeouts, and how they are found        |
 //! | `buffer.rs`  | the scratch buffer and the pool of pending buffers     |
 
+mod accept;
 pub(crate) mod buffer;
+mod limits;
 mod worker;
+
+pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -26,10 +35,18 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token, Waker};
 use socket2::Socket;
 
+use crate::metrics::{Metrics, Shard};
 use crate::net::{Listener, Peer};
 use crate::shutdown::Shutdown;
+use accept::Acceptor;
 use buffer::BufPool;
-use worker::{Acceptor, ConnOptions, Shared, Worker, WorkerStats};
+use worker::{ConnOptions, Shared, Worker, WorkerStats};
+
+/// How long a connection the server ends reads and drops what its peer
+/// still sends, after its FIN: closing a socket with unread input resets
+/// the connection, and a reset can destroy data the peer has not read yet
+/// (the last response). The peer's own close ends it sooner.
+pub const LINGER: Duration = Duration::from_secs(1);
 
 /// What a service does with each accepted connection.
 pub(crate) trait Service: Send + Sync + 'static {
@@ -49,19 +66,15 @@ pub(crate) trait Connection: Send + 'static {
     /// Does what the socket allows now.
     fn drive(&mut self, io: &mut Io<'_>) -> Progress;
 
-    /// A time the loop must set a timer for, once: asked after each drive
-    /// (so a connection without deadlines, the echo, costs no timer state).
-    /// A connection asks only when it has no timer set, or for an earlier
-    /// one: a deadline that moves later (each request of a keep-alive
-    /// connection) is found when the timer set before it fires, so a
-    /// connection has about one timer in the heap, however many requests.
-    fn new_deadline(&mut self) -> Option<Instant> {
+    /// When the connection wants [`Connection::expire`] called, if ever
+    /// (the echo has no deadline of its own). Asked after each drive; it may
+    /// move later (each request of a keep-alive connection): the loop keeps
+    /// one timer per connection and sets it again when it fires early.
+    fn deadline(&self) -> Option<Instant> {
         None
     }
 
-    /// A timer it asked for has fired (its key's, at least: a timer can
-    /// outlive a connection whose key is reused). The connection checks its
-    /// own deadline: not yet due, it asks again through `new_deadline`.
+    /// Its deadline has come (`now` is at or past it).
     fn expire(&mut self, io: &mut Io<'_>, now: Instant) -> Progress {
         let _ = (io, now);
         Progress::Wait
@@ -87,6 +100,13 @@ pub(crate) trait Connection: Send + 'static {
 
     /// Bytes sent to the peer so far.
     fn bytes(&self) -> u64;
+
+    /// Bytes read from the peer so far.
+    fn bytes_in(&self) -> u64;
+
+    /// Its socket, the rest dropped: for the loop to close it without loss
+    /// once the connection has done its part.
+    fn into_socket(self) -> Socket;
 }
 
 /// What a connection waits for while it is read from: data and end of
@@ -103,6 +123,10 @@ pub(crate) struct Io<'a> {
     pub(crate) registry: &'a Registry,
     /// The connection's token.
     pub(crate) token: Token,
+    /// The loop's clock, read once per turn.
+    pub(crate) now: Instant,
+    /// The loop's counters.
+    pub(crate) metrics: &'a Shard,
 }
 
 /// What the loop does next with a connection.
@@ -112,7 +136,11 @@ pub(crate) enum Progress {
     Wait,
     /// The read budget is spent and data may remain: drive again next turn.
     Yield,
-    /// The connection is over: close it.
+    /// The connection has done its part and its peer may still send: the
+    /// loop sends FIN (if it was not sent), reads and drops what comes for
+    /// at most [`LINGER`], then closes.
+    Linger,
+    /// The connection is over and nothing is left to read: close it.
     Close(Ended),
 }
 
@@ -165,7 +193,7 @@ pub(crate) fn cut_off<C: Connection>(conn: &mut C, pool: &mut BufPool) -> u64 {
 }
 
 /// How the stream loops run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct StreamConfig {
     /// Event loops.
     pub(crate) threads: usize,
@@ -175,6 +203,10 @@ pub(crate) struct StreamConfig {
     pub(crate) keepalive: Option<Duration>,
     /// How long shutdown waits for open connections.
     pub(crate) grace: Duration,
+    /// Connection limits and timeouts.
+    pub(crate) limits: ConnLimits,
+    /// Where the loops count.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// What the stream loops served.
@@ -205,6 +237,7 @@ pub(crate) fn run<S: Service>(
     let options = ConnOptions {
         keepalive: config.keepalive,
         grace: config.grace,
+        limits: config.limits,
     };
     let mut polls = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
@@ -224,14 +257,9 @@ pub(crate) fn run<S: Service>(
         loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
         accepting: AtomicBool::new(true),
         wakers,
+        per_ip: config.limits.max_per_ip.map(limits::PerIp::new),
     });
-    let mut acceptor = Some(Acceptor {
-        listeners,
-        peers,
-        once: config.once,
-        retry_at: None,
-        last_warning: None,
-    });
+    let mut acceptor = Some(Acceptor::new(listeners, peers, config.once, config.limits));
     let mut workers = Vec::with_capacity(threads);
     for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
         let acceptor = if id == 0 { acceptor.take() } else { None };
@@ -244,6 +272,7 @@ pub(crate) fn run<S: Service>(
             Arc::clone(&shared),
             shutdown.clone(),
             options,
+            config.metrics.shard(),
         )?);
     }
     tracing::info!(

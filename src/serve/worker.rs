@@ -11,17 +11,24 @@
 //! work-stealing scheduler adds tail latency. mio is epoll without the
 //! boilerplate, and is what tokio itself is built on.
 //!
-//! Loop 0 also owns the listening sockets. It accepts and hands each new
-//! connection to the loop with the fewest connections, through a channel and
-//! the loop's waker: one listening socket, no `SO_REUSEPORT`, so another
-//! process can never join the port. Nothing is shared on the data path but a
-//! per-loop connection count that changes only on connect and close.
+//! Loop 0 also owns the listening sockets. It accepts (`accept.rs`) and
+//! hands each new connection to the loop with the fewest connections,
+//! through a channel and the loop's waker: one listening socket, no
+//! `SO_REUSEPORT`, so another process can never join the port. Nothing is
+//! shared on the data path but a per-loop connection count that changes
+//! only on connect and close (and, with a per-IP limit, a table touched at
+//! the same moments).
+//!
+//! Each connection has one entry in the loop's slab, open or closing, and
+//! at most one live timer: its next deadline, the earliest of its idle and
+//! stall timeouts (`limits.rs`), its service's own, and the end of its
+//! linger. The clock is read once per turn, not per message.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -32,9 +39,12 @@ use socket2::Socket;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::accept::{Accepted, Acceptor};
 use super::buffer::{BUF_SIZE, BufPool};
-use super::{Connection, Ended, Io, Progress, READ_INTEREST, Service};
-use crate::net::{Listener, Peer};
+use super::limits::{ConnLimits, Expired, PerIp, Watch, ip_of};
+use super::{Connection, Ended, Io, LINGER, Progress, READ_INTEREST, Service};
+use crate::metrics::{ErrorClass, Shard, TimedOut};
+use crate::net::Peer;
 use crate::shutdown::Shutdown;
 use crate::text;
 
@@ -48,12 +58,8 @@ const EVENTS_PER_POLL: usize = 1024;
 /// Connections accepted per listener event before the loop serves its other
 /// sockets; the rest are accepted next turn.
 const ACCEPTS_PER_TURN: usize = 256;
-/// Wait before accepting again after an error such as EMFILE, so a full
-/// descriptor table does not spin the loop at 100% CPU.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// An accept error that persists (a full descriptor table) is logged at most
-/// this often, so it cannot flood the log.
-const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(1);
+/// Reads per turn of a closing connection's drain.
+const READ_BUDGET: usize = 16;
 
 /// A connection on its way from the accepting loop to its owner.
 pub(crate) type Handoff = (Socket, Peer);
@@ -75,9 +81,16 @@ pub(crate) struct Shared {
     pub(crate) accepting: AtomicBool,
     /// Every loop's waker, by loop id.
     pub(crate) wakers: Vec<Arc<Waker>>,
+    /// Open connections per IP address, with a per-IP limit.
+    pub(crate) per_ip: Option<PerIp>,
 }
 
 impl Shared {
+    /// Connections open now on every loop (and on their way to one).
+    pub(crate) fn open(&self) -> usize {
+        self.loads.iter().map(|l| l.load(Ordering::Relaxed)).sum()
+    }
+
     /// Loop 0 has accepted its last connection: every hand-over it made is
     /// in a channel by now, and the other loops may finish once they have
     /// taken theirs.
@@ -91,26 +104,33 @@ impl Shared {
     }
 }
 
-/// The accepting side of loop 0.
-pub(crate) struct Acceptor {
-    /// Stream listeners (TCP and Unix); a Unix one removes its socket file
-    /// when it is dropped.
-    pub(crate) listeners: Vec<Listener>,
-    /// Where to hand connections to, by loop id; `None` for loop 0 itself.
-    pub(crate) peers: Vec<Option<Sender<Handoff>>>,
-    /// Serve one client, then stop accepting (`--once`).
-    pub(crate) once: bool,
-    /// Accept again at this time (after an error, or with connections left in the queue).
-    pub(crate) retry_at: Option<Instant>,
-    /// When an accept error was last logged: at most one a second.
-    pub(crate) last_warning: Option<Instant>,
-}
-
 /// Options that apply to every accepted connection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConnOptions {
     pub(crate) keepalive: Option<Duration>,
     pub(crate) grace: Duration,
+    pub(crate) limits: ConnLimits,
+}
+
+/// A connection's place in the loop, and the one timer the loop holds for it.
+struct Entry<C> {
+    state: State<C>,
+    /// When its timer fires; a timer in the heap at another time is stale.
+    armed: Option<Instant>,
+}
+
+enum State<C> {
+    /// Being served.
+    Open { conn: C, watch: Watch },
+    /// Done: FIN sent, what the peer still sends is read and dropped until
+    /// it closes or `until`, then the socket is closed.
+    Closing {
+        socket: Socket,
+        peer: Peer,
+        until: Instant,
+    },
+    /// For the moment of the change from one to the other.
+    Changing,
 }
 
 /// One event loop, for connections of one service.
@@ -118,9 +138,9 @@ pub(crate) struct Worker<S: Service> {
     id: usize,
     poll: Poll,
     service: Arc<S>,
-    conns: Slab<S::Conn>,
-    /// Connection timers, earliest first: (when, key). The connection tells
-    /// whether a fired timer is due (see `Connection::new_deadline`).
+    conns: Slab<Entry<S::Conn>>,
+    /// Connection timers, earliest first: (when, key), one live per
+    /// connection (its `armed` time).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     scratch: Box<[u8]>,
     pool: BufPool,
@@ -133,8 +153,11 @@ pub(crate) struct Worker<S: Service> {
     shared: Arc<Shared>,
     shutdown: Shutdown,
     options: ConnOptions,
+    /// The clock, read once per turn of the loop.
+    now: Instant,
     /// Set when shutdown begins: connections still open then are cut off.
     deadline: Option<Instant>,
+    metrics: Arc<Shard>,
     stats: WorkerStats,
 }
 
@@ -149,6 +172,7 @@ impl<S: Service> Worker<S> {
         shared: Arc<Shared>,
         shutdown: Shutdown,
         options: ConnOptions,
+        metrics: Arc<Shard>,
     ) -> io::Result<Worker<S>> {
         let mut worker = Worker {
             id,
@@ -165,7 +189,9 @@ impl<S: Service> Worker<S> {
             shared,
             shutdown,
             options,
+            now: Instant::now(),
             deadline: None,
+            metrics,
             stats: WorkerStats::default(),
         };
         if let Some(acceptor) = &mut worker.acceptor {
@@ -192,13 +218,23 @@ impl<S: Service> Worker<S> {
                 }
                 return Err(e);
             }
+            self.now = Instant::now();
             // What was listed before this turn's events is driven after them,
             // once: a connection gets one read budget per turn.
             self.ready.start_turn(&mut self.running);
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.take_handoffs(),
-                    Token(t) if t > LISTENER_BASE - self.listener_count() => self.accept(),
+                    Token(t) if t > LISTENER_BASE - self.listener_count() => {
+                        // Paused after an error: what arrives waits for the pause to end.
+                        if !self
+                            .acceptor
+                            .as_ref()
+                            .is_some_and(|a| a.is_paused(self.now))
+                        {
+                            self.accept();
+                        }
+                    }
                     Token(key) => {
                         let peer_closed = event.is_read_closed() || event.is_error();
                         self.drive(key, peer_closed, event.is_priority());
@@ -211,7 +247,7 @@ impl<S: Service> Worker<S> {
                 .acceptor
                 .as_ref()
                 .and_then(|a| a.retry_at)
-                .is_some_and(|at| Instant::now() >= at)
+                .is_some_and(|at| self.now >= at)
             {
                 self.accept();
             }
@@ -234,65 +270,131 @@ impl<S: Service> Worker<S> {
         }
         let retry = self.acceptor.as_ref().and_then(|a| a.retry_at);
         // A deadline that has passed was acted on: wait for a wake-up instead.
-        let deadline = self.deadline.filter(|&d| d > Instant::now());
+        let deadline = self.deadline.filter(|&d| d > self.now);
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
         let wake_at = [retry, deadline, timer].into_iter().flatten().min()?;
         Some(wake_at.saturating_duration_since(Instant::now()))
     }
 
     fn drive(&mut self, key: usize, peer_closed: bool, urgent: bool) {
-        let Some(conn) = self.conns.get_mut(key) else {
+        let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
-        conn.note(peer_closed, urgent);
+        if let State::Open { conn, .. } = &mut entry.state {
+            conn.note(peer_closed, urgent);
+        }
         if self.ready.is_listed(key) {
             // Its turn comes from the ready list.
             return;
         }
-        let mut io = Io {
-            scratch: &mut self.scratch,
-            pool: &mut self.pool,
-            registry: self.poll.registry(),
-            token: Token(key),
+        let progress = match &mut entry.state {
+            State::Open { conn, .. } => {
+                let mut io = Io {
+                    scratch: &mut self.scratch,
+                    pool: &mut self.pool,
+                    registry: self.poll.registry(),
+                    token: Token(key),
+                    now: self.now,
+                    metrics: &self.metrics,
+                };
+                conn.drive(&mut io)
+            }
+            State::Closing { socket, .. } => drain(socket, &mut self.scratch, &self.metrics),
+            State::Changing => return,
         };
-        let progress = conn.drive(&mut io);
         self.after(key, progress);
     }
 
-    /// Acts on what a connection said, and sets its timer.
+    /// Acts on what a connection said: notes its traffic, closes it or
+    /// lists it, and sets its timer.
     fn after(&mut self, key: usize, progress: Progress) {
+        if let Some(Entry {
+            state: State::Open { conn, watch },
+            ..
+        }) = self.conns.get_mut(key)
+        {
+            let unsent = !conn.unsent().is_empty();
+            let (came, went) = watch.note(self.now, conn.bytes_in(), conn.bytes(), unsent);
+            if came != 0 {
+                self.metrics.bytes_in.add(came);
+            }
+            if went != 0 {
+                self.metrics.bytes_out.add(went);
+            }
+        }
         match progress {
             Progress::Wait => {}
             Progress::Yield => self.ready.push(key),
+            Progress::Linger => return self.linger(key),
             Progress::Close(ended) => return self.close(key, ended),
         }
-        if let Some(at) = self.conns.get_mut(key).and_then(Connection::new_deadline) {
+        self.arm(key);
+    }
+
+    /// Sets a connection's timer for its next deadline, if it has none set
+    /// at or before it (a later one is found when the earlier fires).
+    fn arm(&mut self, key: usize) {
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        let due = match &entry.state {
+            State::Open { conn, watch } => {
+                let own = conn.deadline();
+                let watched = watch.due(&self.options.limits).map(|(at, _)| at);
+                own.into_iter().chain(watched).min()
+            }
+            State::Closing { until, .. } => Some(*until),
+            State::Changing => None,
+        };
+        if let Some(at) = due
+            && entry.armed.is_none_or(|armed| at < armed)
+        {
+            entry.armed = Some(at);
             self.timers.push(Reverse((at, key)));
         }
     }
 
-    /// Tells connections whose deadline has come.
+    /// Acts on the timers that have fired: a connection idle or stalled too
+    /// long is closed, one whose own deadline has come is told, one that
+    /// lingered long enough is closed.
     fn expire_timers(&mut self) {
-        if self.timers.is_empty() {
-            // Echo connections have no timers: no clock read per turn.
-            return;
-        }
-        let now = Instant::now();
+        let now = self.now;
         while let Some(&Reverse((at, key))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            let Some(conn) = self.conns.get_mut(key) else {
+            let Some(entry) = self.conns.get_mut(key) else {
                 continue;
             };
-            let mut io = Io {
-                scratch: &mut self.scratch,
-                pool: &mut self.pool,
-                registry: self.poll.registry(),
-                token: Token(key),
+            if entry.armed != Some(at) {
+                // Replaced by an earlier timer, or a closed connection's.
+                continue;
+            }
+            entry.armed = None;
+            let progress = match &mut entry.state {
+                State::Open { conn, watch } => {
+                    if let Some((due, why)) = watch.due(&self.options.limits)
+                        && due <= now
+                    {
+                        expired(conn, why, &self.options.limits, &self.metrics)
+                    } else if conn.deadline().is_some_and(|d| d <= now) {
+                        let mut io = Io {
+                            scratch: &mut self.scratch,
+                            pool: &mut self.pool,
+                            registry: self.poll.registry(),
+                            token: Token(key),
+                            now,
+                            metrics: &self.metrics,
+                        };
+                        conn.expire(&mut io, now)
+                    } else {
+                        Progress::Wait
+                    }
+                }
+                State::Closing { until, .. } if *until <= now => Progress::Close(Ended::Finished),
+                State::Closing { .. } | State::Changing => Progress::Wait,
             };
-            let progress = conn.expire(&mut io, now);
             self.after(key, progress);
         }
     }
@@ -306,24 +408,84 @@ impl<S: Service> Worker<S> {
         self.running.clear();
     }
 
-    fn close(&mut self, key: usize, ended: Ended) {
-        let mut conn = self.conns.remove(key);
+    /// A connection has done its part: FIN, then read and drop what its
+    /// peer still sends, for at most [`LINGER`].
+    fn linger(&mut self, key: usize) {
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        let State::Open { mut conn, .. } = std::mem::replace(&mut entry.state, State::Changing)
+        else {
+            return;
+        };
         conn.release(&mut self.pool);
-        crate::calls::close(conn.socket());
-        self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
         self.stats.bytes += conn.bytes();
         let peer = conn.peer();
-        let took = text::duration(conn.since().elapsed());
-        match ended {
-            Ended::Finished => {
-                tracing::debug!("closed {peer}: sent {} bytes in {took}", conn.bytes());
+        tracing::debug!(
+            "{peer}: done after sending {} bytes in {}; closing",
+            conn.bytes(),
+            text::duration(conn.since().elapsed())
+        );
+        let socket = conn.into_socket();
+        // A FIN already sent makes this a no-op; a socket that cannot take
+        // it is found by the read below.
+        let _ = crate::calls::shutdown(&socket, std::net::Shutdown::Write);
+        let progress = match self.poll.registry().reregister(
+            &mut SourceFd(&socket.as_raw_fd()),
+            Token(key),
+            Interest::READABLE,
+        ) {
+            Ok(()) => drain(&socket, &mut self.scratch, &self.metrics),
+            Err(_) => Progress::Close(Ended::Finished),
+        };
+        entry.state = State::Closing {
+            socket,
+            peer,
+            until: self.now + LINGER,
+        };
+        self.after(key, progress);
+    }
+
+    /// Closes a connection's socket, now.
+    fn close(&mut self, key: usize, ended: Ended) {
+        let entry = self.conns.remove(key);
+        let (socket, peer) = match entry.state {
+            State::Open { mut conn, .. } => {
+                conn.release(&mut self.pool);
+                self.stats.bytes += conn.bytes();
+                let peer = conn.peer();
+                let took = text::duration(conn.since().elapsed());
+                match &ended {
+                    Ended::Finished => {
+                        tracing::debug!("closed {peer}: sent {} bytes in {took}", conn.bytes());
+                    }
+                    Ended::Failed(e) => {
+                        tracing::debug!(
+                            "{peer}: {e}; closed after sending {} bytes in {took}",
+                            conn.bytes()
+                        );
+                    }
+                }
+                (conn.into_socket(), peer)
             }
-            Ended::Failed(e) => {
-                tracing::debug!(
-                    "{peer}: {e}; closed after sending {} bytes in {took}",
-                    conn.bytes()
-                );
-            }
+            State::Closing { socket, peer, .. } => (socket, peer),
+            State::Changing => return,
+        };
+        if let Ended::Failed(e) = &ended {
+            self.metrics.error(ErrorClass::of_connection(e));
+        }
+        crate::calls::close(&socket);
+        drop(socket);
+        self.forget(peer);
+        self.metrics.closed.inc();
+    }
+
+    /// A connection placed on this loop is gone: its place in the counts
+    /// that limits read is free.
+    fn forget(&self, peer: Peer) {
+        self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+        if let (Some(per_ip), Some(ip)) = (&self.shared.per_ip, ip_of(&peer)) {
+            per_ip.release(ip);
         }
     }
 
@@ -331,7 +493,7 @@ impl<S: Service> Worker<S> {
     fn adopt(&mut self, stream: Socket, peer: Peer) {
         if let Err(e) = self.configure(&stream, peer) {
             tracing::warn!("{peer}: cannot set socket options: {e}; dropped before serving");
-            self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            self.forget(peer);
             return;
         }
         let entry = self.conns.vacant_entry();
@@ -342,12 +504,19 @@ impl<S: Service> Worker<S> {
                 .register(&mut SourceFd(&stream.as_raw_fd()), token, READ_INTEREST)
         {
             tracing::warn!("{peer}: cannot register with epoll: {e}");
-            self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            self.forget(peer);
             return;
         }
         let key = entry.key();
-        entry.insert(self.service.open(stream, peer));
+        entry.insert(Entry {
+            state: State::Open {
+                conn: self.service.open(stream, peer),
+                watch: Watch::new(self.now),
+            },
+            armed: None,
+        });
         self.stats.connections += 1;
+        self.metrics.accepted.inc();
         tracing::info!("connected by {peer}");
         self.after(key, Progress::Wait);
     }
@@ -370,6 +539,7 @@ impl<S: Service> Worker<S> {
     }
 
     fn take_handoffs(&mut self) {
+        self.now = Instant::now();
         while let Ok((stream, peer)) = self.inbox.try_recv() {
             self.adopt(stream, peer);
         }
@@ -378,80 +548,50 @@ impl<S: Service> Worker<S> {
     /// Accepts what the listeners have queued (loop 0 only), placing each
     /// connection as it comes.
     fn accept(&mut self) {
-        let Some(count) = self.acceptor.as_mut().map(|a| {
-            a.retry_at = None;
-            a.listeners.len()
-        }) else {
+        let Some(mut acceptor) = self.acceptor.take() else {
             return;
         };
-        for i in 0..count {
+        acceptor.retry_at = None;
+        for i in 0..acceptor.listeners.len() {
             // Edge-triggered: a listener not drained to EAGAIN will not be
             // reported again, so one that used its whole turn is retried next turn.
             let mut drained = false;
             for _ in 0..ACCEPTS_PER_TURN {
-                let Some(acceptor) = &mut self.acceptor else {
-                    return;
-                };
-                let Some(listener) = acceptor.listeners.get(i) else {
-                    return;
-                };
-                // Non-blocking from the start: no fcntl per connection.
-                match crate::calls::accept(listener.socket()) {
-                    Ok((stream, addr)) => {
-                        let peer = Peer::of(&stream, &addr);
-                        let once = acceptor.once;
-                        self.place(stream, peer);
-                        if once {
+                match acceptor.accept(i, &self.shared, &self.metrics, self.now) {
+                    Accepted::Conn(stream, peer) => {
+                        self.place(&acceptor, stream, peer);
+                        if acceptor.once {
+                            self.acceptor = Some(acceptor);
                             self.close_listeners();
                             return;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Accepted::Skipped => {}
+                    Accepted::Drained => {
                         drained = true;
                         break;
                     }
-                    Err(e) if is_transient_accept_error(&e) => {
-                        tracing::debug!("accept: {e}; skipped");
-                    }
-                    Err(e) => {
-                        let now = Instant::now();
-                        if acceptor
-                            .last_warning
-                            .is_none_or(|t| now - t >= ACCEPT_WARN_EVERY)
-                        {
-                            tracing::warn!(
-                                "accept: {e}; retrying every {}",
-                                text::duration(ACCEPT_RETRY)
-                            );
-                            acceptor.last_warning = Some(now);
-                        }
-                        acceptor.retry_at = Some(now + ACCEPT_RETRY);
-                        drained = true;
-                        break;
+                    Accepted::Paused => {
+                        // Every listener waits for the pause to end.
+                        self.acceptor = Some(acceptor);
+                        return;
                     }
                 }
             }
-            if let Some(acceptor) = &mut self.acceptor
-                && !drained
-                && acceptor.retry_at.is_none()
-            {
-                acceptor.retry_at = Some(Instant::now());
+            if !drained {
+                acceptor.retry_at = Some(self.now);
             }
         }
+        self.acceptor = Some(acceptor);
     }
 
     /// Gives a new connection to the loop with the fewest connections.
-    fn place(&mut self, stream: Socket, peer: Peer) {
+    fn place(&mut self, acceptor: &Acceptor, stream: Socket, peer: Peer) {
         let target = (0..self.shared.loads.len())
             .min_by_key(|&i| (self.shared.loads[i].load(Ordering::Relaxed), i != self.id))
             .unwrap_or(self.id);
         self.shared.loads[target].fetch_add(1, Ordering::Relaxed);
-        let tx = self
-            .acceptor
-            .as_ref()
-            .and_then(|a| a.peers.get(target))
-            .and_then(Option::as_ref);
-        let Some(tx) = tx else {
+        let Some(tx) = acceptor.peers.get(target).and_then(Option::as_ref) else {
             self.adopt(stream, peer);
             return;
         };
@@ -527,15 +667,76 @@ impl<S: Service> Worker<S> {
         once_served && self.conns.is_empty()
     }
 
+    /// The grace period is over: what is still open is ended now (its
+    /// unsent bytes get a last try, then FIN), and lingering sockets close.
     fn cut_off_all(&mut self) {
-        for mut conn in self.conns.drain() {
-            tracing::info!("{}: cut off at the end of the grace period", conn.peer());
-            self.stats.bytes += super::cut_off(&mut conn, &mut self.pool);
-            crate::calls::close(conn.socket());
-            self.stats.cut_off += 1;
+        for entry in self.conns.drain() {
+            let (socket, peer) = match entry.state {
+                State::Open { mut conn, .. } => {
+                    tracing::info!("{}: cut off at the end of the grace period", conn.peer());
+                    self.stats.bytes += super::cut_off(&mut conn, &mut self.pool);
+                    self.stats.cut_off += 1;
+                    self.metrics.time_out(TimedOut::Grace);
+                    let peer = conn.peer();
+                    (conn.into_socket(), peer)
+                }
+                State::Closing { socket, peer, .. } => (socket, peer),
+                State::Changing => continue,
+            };
+            crate::calls::close(&socket);
+            drop(socket);
+            self.metrics.closed.inc();
             self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
+            if let (Some(per_ip), Some(ip)) = (&self.shared.per_ip, ip_of(&peer)) {
+                per_ip.release(ip);
+            }
         }
     }
+}
+
+/// Reads and drops what a closing connection's peer still sends: its end
+/// of stream (or an error: it is gone) closes the socket.
+fn drain(socket: &Socket, scratch: &mut [u8], metrics: &Shard) -> Progress {
+    for _ in 0..READ_BUDGET {
+        match crate::calls::recv(socket, scratch) {
+            Ok(0) => return Progress::Close(Ended::Finished),
+            Ok(n) => metrics.bytes_in.add(n as u64),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The peer is gone: nothing is lost that it wanted.
+            Err(_) => return Progress::Close(Ended::Finished),
+        }
+    }
+    Progress::Yield
+}
+
+/// A connection idle or stalled too long: logged, counted, and closed
+/// without loss of what it was sent before.
+fn expired<C: Connection>(
+    conn: &C,
+    why: Expired,
+    limits: &ConnLimits,
+    metrics: &Shard,
+) -> Progress {
+    let peer = conn.peer();
+    match why {
+        Expired::Idle => {
+            metrics.time_out(TimedOut::Idle);
+            tracing::info!(
+                "{peer}: nothing sent or received for {} (--idle-timeout); closing",
+                text::duration(limits.idle_timeout.unwrap_or_default())
+            );
+        }
+        Expired::Stall => {
+            metrics.time_out(TimedOut::Stall);
+            tracing::warn!(
+                "{peer}: has not read what it was sent for {} ({} waiting; --stall-timeout); closing",
+                text::duration(limits.stall_timeout.unwrap_or_default()),
+                text::bytes(conn.unsent().len() as u64)
+            );
+        }
+    }
+    Progress::Linger
 }
 
 /// Connections whose read budget ran out with data left, to drive again.
@@ -580,23 +781,6 @@ impl ReadyList {
             *listed = false;
         }
     }
-}
-
-/// Accept errors that concern one connection, not the listener: the client
-/// gave up before `accept` (ECONNABORTED), a firewall rule (EPERM), a
-/// protocol error on that connection, or a signal.
-fn is_transient_accept_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ECONNABORTED
-                | libc::EPERM
-                | libc::EPROTO
-                | libc::EINTR
-                | libc::ENOPROTOOPT
-                | libc::EHOSTDOWN
-        )
-    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,320 @@
+//! The accepting side of loop 0: takes connections from the listeners,
+//! turns away those over a limit, and survives `accept` errors.
+//!
+//! - A connection that failed before it was accepted (ECONNABORTED, a
+//!   firewall's EPERM...) is skipped: the listener is fine.
+//! - When the process or the system is out of descriptors (EMFILE, ENFILE)
+//!   or the kernel out of memory (ENOBUFS, ENOMEM), accepting stops for a
+//!   while: 5 ms, doubling to 1 s, back to 5 ms after a success. The loop
+//!   goes on serving its connections meanwhile, and a full descriptor table
+//!   costs no CPU: an edge-triggered listener reports each new connection
+//!   once, and those reports are ignored until the pause ends.
+//! - Out of descriptors, the clients already queued would stay ahead of any
+//!   new one and a new client could wait forever; so a reserve descriptor
+//!   (`/dev/null`, opened at start) is closed, and the descriptor it frees
+//!   accepts and closes what is queued, one by one; then the reserve is
+//!   taken again. Each closed client gets an orderly end at once instead of
+//!   a connect that hangs.
+//! - An error that persists is logged at most once a second, with a count of
+//!   those not logged.
+
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+
+use super::limits::{ConnLimits, ip_of};
+use super::worker::{Handoff, Shared};
+use crate::metrics::{ErrorClass, Rejected, Shard};
+use crate::net::{Listener, Peer};
+use crate::text;
+
+/// The first pause after an `accept` error.
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// The longest pause: a server whose descriptors free up accepts again
+/// within about this long.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The most queued connections one spending of the reserve closes.
+const RESERVE_SPENDS: usize = 4096;
+/// A message that repeats is logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// What one try to accept gave.
+#[derive(Debug)]
+pub(crate) enum Accepted {
+    /// A connection to serve.
+    Conn(Socket, Peer),
+    /// One turned away or failed before it was accepted: try the next.
+    Skipped,
+    /// Nothing is queued.
+    Drained,
+    /// Accepting paused after an error, until [`Acceptor::retry_at`].
+    Paused,
+}
+
+/// The accepting side of loop 0.
+pub(crate) struct Acceptor {
+    /// Stream listeners (TCP and Unix); a Unix one removes its socket file
+    /// when it is dropped.
+    pub(crate) listeners: Vec<Listener>,
+    /// Where to hand connections to, by loop id; `None` for loop 0 itself.
+    pub(crate) peers: Vec<Option<Sender<Handoff>>>,
+    /// Serve one client, then stop accepting (`--once`).
+    pub(crate) once: bool,
+    /// Accept again at this time: now, when a listener had more queued than
+    /// one turn takes; later, at the end of a pause after an error.
+    pub(crate) retry_at: Option<Instant>,
+    limits: ConnLimits,
+    /// The current pause after an error; `None` after a success.
+    backoff: Option<Duration>,
+    /// Spent to accept-and-close when descriptors run out.
+    reserve: Option<File>,
+    errors: RateLog,
+    rejections: RateLog,
+}
+
+impl Acceptor {
+    pub(crate) fn new(
+        listeners: Vec<Listener>,
+        peers: Vec<Option<Sender<Handoff>>>,
+        once: bool,
+        limits: ConnLimits,
+    ) -> Acceptor {
+        Acceptor {
+            listeners,
+            peers,
+            once,
+            retry_at: None,
+            limits,
+            backoff: None,
+            reserve: open_reserve(),
+            errors: RateLog::default(),
+            rejections: RateLog::default(),
+        }
+    }
+
+    /// Accepting is paused after an error: new connections wait.
+    pub(crate) fn is_paused(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|at| at > now)
+    }
+
+    /// Accepts one connection from listener `i`, if one is queued and it is
+    /// within the limits.
+    pub(crate) fn accept(
+        &mut self,
+        i: usize,
+        shared: &Arc<Shared>,
+        shard: &Shard,
+        now: Instant,
+    ) -> Accepted {
+        let Some(listener) = self.listeners.get(i) else {
+            return Accepted::Drained;
+        };
+        match crate::calls::accept(listener.socket()) {
+            Ok((stream, addr)) => {
+                self.backoff = None;
+                let peer = Peer::of(&stream, &addr);
+                match self.admit(&peer, shared) {
+                    Ok(()) => Accepted::Conn(stream, peer),
+                    Err(why) => {
+                        self.reject(stream, peer, why, shard, now);
+                        Accepted::Skipped
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Drained,
+            Err(e) if is_transient(&e) => {
+                tracing::debug!("accept: {e}; skipped");
+                Accepted::Skipped
+            }
+            Err(e) => {
+                self.pause(i, &e, shard, now);
+                Accepted::Paused
+            }
+        }
+    }
+
+    /// Counts a connection in, or says which limit it is over.
+    fn admit(&self, peer: &Peer, shared: &Shared) -> Result<(), Rejected> {
+        if shared.open() >= self.limits.max_conns {
+            return Err(Rejected::MaxConns);
+        }
+        if let (Some(per_ip), Some(ip)) = (&shared.per_ip, ip_of(peer))
+            && !per_ip.admit(ip)
+        {
+            return Err(Rejected::MaxConnsPerIp);
+        }
+        Ok(())
+    }
+
+    /// Closes a connection over a limit at once: it was accepted, so its
+    /// client gets an end of stream now rather than a place in the backlog.
+    fn reject(&mut self, stream: Socket, peer: Peer, why: Rejected, shard: &Shard, now: Instant) {
+        shard.reject(why);
+        crate::calls::close(&stream);
+        drop(stream);
+        if let Some(more) = self.rejections.allow(now) {
+            let limit = match why {
+                Rejected::MaxConnsPerIp => format!(
+                    "over --max-conns-per-ip ({} open from its address)",
+                    self.limits.max_per_ip.unwrap_or(0)
+                ),
+                _ => format!("over --max-conns ({} open)", self.limits.max_conns),
+            };
+            tracing::warn!("{peer}: {limit}; closed at once{}", more_note(more));
+        }
+    }
+
+    /// Stops accepting for a while after an error; out of descriptors, first
+    /// closes what listener `i` has queued with the reserve descriptor.
+    fn pause(&mut self, i: usize, e: &io::Error, shard: &Shard, now: Instant) {
+        let class = ErrorClass::of_accept(e);
+        shard.error(class);
+        shard.accept_backoffs.inc();
+        let closed = if class == ErrorClass::AcceptDescriptors {
+            self.spend_reserve(i, shard)
+        } else {
+            0
+        };
+        let delay = self
+            .backoff
+            .map_or(BACKOFF_MIN, |d| (d * 2).min(BACKOFF_MAX));
+        self.backoff = Some(delay);
+        self.retry_at = Some(now + delay);
+        if let Some(more) = self.errors.allow(now) {
+            let spent = match (class, closed) {
+                (ErrorClass::AcceptDescriptors, 0) if self.reserve.is_none() => {
+                    "; no reserve descriptor to close the queued connections with".to_string()
+                }
+                (_, 0) => String::new(),
+                (_, n) => format!(
+                    "; closed {n} queued connection{} with the reserve descriptor",
+                    if n == 1 { "" } else { "s" }
+                ),
+            };
+            tracing::warn!(
+                "accept: {}{spent}; accepting again in {}{}",
+                crate::text::os_error(e),
+                text::duration(delay),
+                more_note(more)
+            );
+        }
+    }
+
+    /// Frees the reserve descriptor and accepts-and-closes what listener
+    /// `i` has queued with it; takes the reserve again. Returns how many
+    /// connections it closed.
+    fn spend_reserve(&mut self, i: usize, shard: &Shard) -> usize {
+        if self.reserve.take().is_none() {
+            // Taken by something else last time: try again now.
+            self.reserve = open_reserve();
+            return 0;
+        }
+        let mut closed = 0;
+        if let Some(listener) = self.listeners.get(i) {
+            while closed < RESERVE_SPENDS {
+                let Ok((stream, _)) = crate::calls::accept(listener.socket()) else {
+                    break;
+                };
+                crate::calls::close(&stream);
+                drop(stream);
+                shard.reject(Rejected::NoDescriptors);
+                closed += 1;
+            }
+        }
+        self.reserve = open_reserve();
+        closed
+    }
+}
+
+fn open_reserve() -> Option<File> {
+    File::open("/dev/null")
+        .inspect_err(|e| tracing::debug!("cannot open a reserve descriptor: {e}"))
+        .ok()
+}
+
+/// Accept errors that concern one connection, not the listener: the client
+/// gave up before `accept` (ECONNABORTED), a firewall rule (EPERM), a
+/// protocol error on that connection, or a signal.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPERM
+                | libc::EPROTO
+                | libc::EINTR
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENETDOWN
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::ENONET
+                | libc::EOPNOTSUPP
+        )
+    )
+}
+
+/// A message logged at most once per [`LOG_EVERY`], with a count of the
+/// times it was not.
+#[derive(Debug, Default)]
+pub(crate) struct RateLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLog {
+    /// `Some(n)` when the message may be logged now, `n` being how many
+    /// were not since the last one; `None` (and counted) otherwise.
+    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+fn more_note(more: u64) -> String {
+    match more {
+        0 => String::new(),
+        n => format!(" ({n} more like this in the last second not logged)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_message_is_logged_once_a_second_with_a_count() {
+        let mut log = RateLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.allow(t0), Some(0));
+        assert_eq!(log.allow(t0 + Duration::from_millis(10)), None);
+        assert_eq!(log.allow(t0 + Duration::from_millis(999)), None);
+        assert_eq!(log.allow(t0 + Duration::from_secs(1)), Some(2));
+        assert_eq!(log.allow(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(log.allow(t0 + Duration::from_secs(3)), Some(1));
+    }
+
+    #[test]
+    fn only_errors_of_one_connection_are_skipped() {
+        for errno in [libc::ECONNABORTED, libc::EPERM, libc::EINTR] {
+            assert!(is_transient(&io::Error::from_raw_os_error(errno)));
+        }
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EBADF,
+        ] {
+            assert!(!is_transient(&io::Error::from_raw_os_error(errno)));
+        }
+    }
+}
