@@ -10,6 +10,7 @@ mod docs;
 mod interop;
 mod limits;
 mod probe;
+mod reliability_limits;
 mod render;
 mod resolve;
 mod server;
