@@ -12,6 +12,7 @@ mod probe;
 mod render;
 mod resolve;
 mod server;
+mod service;
 mod sockets;
 mod trace;
 mod unix;
