@@ -149,9 +149,6 @@ fn echo_server(
     args: EchoServerArgs,
     activated: Result<Option<Activated>, ActivationError>,
 ) -> anyhow::Result<ExitCode> {
-    if let Some(limit) = os::raise_fd_limit() {
-        tracing::debug!("descriptor limit: {limit}");
-    }
     let options = ListenOptions {
         backlog: args.backlog,
         keepalive: args.keepalive,
@@ -179,7 +176,11 @@ fn echo_server(
         udp_limits,
     };
     if args.service.inetd {
+        // Before any log line: stderr may be the connection.
         return echo_inetd(&args, &options, &config, activated?);
+    }
+    if let Some(limit) = os::raise_fd_limit() {
+        tracing::debug!("descriptor limit: {limit}");
     }
     let listeners = listeners(&args.endpoints, &options, activated?, |endpoints| {
         args.check(endpoints)

@@ -192,7 +192,8 @@ pub fn take_stdin(opts: &ListenOptions) -> Result<Stdin, ActivationError> {
         return Ok(Stdin::NotASocket);
     };
     let dup = stdin.as_fd().try_clone_to_owned().map_err(io_err)?;
-    let inherited = inherit(dup, opts)?;
+    // First away from the standard descriptors, so that not even a
+    // --trace-calls line of `inherit` can reach the client.
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -216,7 +217,7 @@ pub fn take_stdin(opts: &ListenOptions) -> Result<Stdin, ActivationError> {
             source: e.into(),
         })?;
     }
-    Ok(Stdin::Socket(inherited))
+    Ok(Stdin::Socket(inherit(dup, opts)?))
 }
 
 /// A socket's identity (device and inode), or `None` if it is not a socket.

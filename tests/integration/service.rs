@@ -221,6 +221,27 @@ fn inetd_under_accept_yes_takes_stdin_and_its_copy_at_descriptor_3() {
 }
 
 #[test]
+fn inetd_logs_never_reach_the_client_when_stderr_is_the_connection_too() {
+    // Classic inetd gives the socket as descriptors 0, 1 and 2: with every
+    // log and every socket call traced, the client still gets its echo only.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = connect(listener.local_addr().unwrap());
+    let (accepted, _) = listener.accept().unwrap();
+    let fd = |s: &TcpStream| Stdio::from(OwnedFd::from(s.try_clone().unwrap()));
+    let mut cmd = util::echokit();
+    cmd.args(["echo-server", "--inetd", "-vv", "--trace-calls"])
+        .stdin(fd(&accepted))
+        .stdout(fd(&accepted))
+        .stderr(fd(&accepted));
+    let mut child = cmd.spawn().unwrap();
+    drop((cmd, accepted));
+    client.write_all(b"Hello, world").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(text(&read_to_end(&mut client)), "Hello, world");
+    assert_eq!(util::wait_bounded(&mut child).code(), Some(0));
+}
+
+#[test]
 fn inetd_sigterm_lets_the_connection_finish_and_a_second_sigint_exits_at_once() {
     let (mut server, mut client) = inetd(&["echo-server"]);
     server.stderr_line("connected by");
