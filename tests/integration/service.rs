@@ -99,6 +99,35 @@ fn app_server_serves_an_activated_socket_and_refuses_a_datagram_one() {
 }
 
 #[test]
+fn app_server_sigterm_answers_the_request_in_flight_then_exits_zero() {
+    let mut cmd = util::echokit();
+    cmd.args(["app-server", "127.0.0.1:0", "--keep-alive"]);
+    let mut server = Server::spawn(cmd, 1);
+    let request = echokit::proto::encode(&echokit::app::request("search", "morpheus")).unwrap();
+    let mut s = connect(server.addr());
+    // Half a request is in when the signal comes.
+    s.write_all(&request[..5]).unwrap();
+    server.stderr_line("connected by");
+    server.signal(libc::SIGTERM);
+    server.stderr_line("stopped accepting");
+    let refused = TcpStream::connect(server.addr()).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    s.write_all(&request[5..]).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let all = read_to_end(&mut s);
+    let answer = Decoder::new(Limits::default())
+        .decode(&all)
+        .unwrap()
+        .message;
+    assert_eq!(
+        echokit::app::Response::of(&answer.unwrap()).unwrap().line(),
+        "Got result: Follow the white rabbit. 🐰"
+    );
+    let summary = server.summary_after_clean_exit();
+    assert!(summary.contains("served 1 connection"), "{summary}");
+}
+
+#[test]
 fn socket_activation_says_what_it_cannot_serve() {
     for (specs, args, says) in [
         (
