@@ -55,7 +55,9 @@ pub enum Command {
     /// Prints `listening on ENDPOINT` on stdout for each bound address (with
     /// the real port when port 0 was asked), then logs each client on stderr.
     /// SIGTERM or Ctrl-C stops accepting and lets open connections finish
-    /// within --grace; a second Ctrl-C exits at once.
+    /// within --grace; a second Ctrl-C exits at once. Started by systemd's
+    /// socket activation (LISTEN_FDS), it serves the sockets passed instead
+    /// of binding.
     #[command(after_help = ExitCode::help_table())]
     EchoServer(EchoServerArgs),
     /// Send messages to an echo server and check that they come back.
@@ -81,7 +83,9 @@ pub enum Command {
     /// the guide's table (or --data), binary requests with their first 10
     /// bytes. A request whose header is not whole within --header-timeout, or
     /// that is not whole within --request-timeout, malformed or over a limit,
-    /// is logged and its connection closed.
+    /// is logged and its connection closed. Started by systemd's socket
+    /// activation (LISTEN_FDS), it serves the sockets passed instead of
+    /// binding.
     #[command(after_help = ExitCode::help_table())]
     AppServer(AppServerArgs),
     /// Load-test a server: messages/s, latency percentiles, errors by class.
@@ -583,6 +587,9 @@ pub struct AppServerArgs {
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]
     pub trace_calls: bool,
+    /// Under a service manager: inetd, systemd.
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 /// `echokit app-client`.
@@ -699,6 +706,29 @@ pub struct EchoServerArgs {
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]
     pub trace_calls: bool,
+    /// Under a service manager: inetd, systemd.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// The servers' flags for running under a service manager. Socket
+/// activation (systemd's `LISTEN_FDS`) needs none: it is read from the
+/// environment.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Service manager (inetd, systemd)")]
+pub struct ServiceArgs {
+    /// Serve the one connection on stdin and stdout, as inetd (nowait) and
+    /// systemd's Accept=yes with StandardInput=socket pass it; a listening
+    /// or datagram socket on stdin (inetd's wait) is served as a listener.
+    /// Nothing is printed on stdout; logs stay on stderr (dropped if stderr
+    /// is the connection too)
+    #[arg(long, conflicts_with = "endpoints")]
+    pub inetd: bool,
+    /// Once the sockets are bound (or taken from systemd or inetd), run as
+    /// this user: its groups, its group, its uid, for good. Needs root; for
+    /// a port below 1024 such as the echo's 7
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 impl EchoServerArgs {

@@ -5,7 +5,7 @@
 //! | module       | role                                                              |
 //! |--------------|-------------------------------------------------------------------|
 //! | [`endpoint`] | the address syntax every command takes and prints                 |
-//! | [`net`]      | listening sockets, Unix socket files, outgoing connections        |
+//! | [`net`]      | listening sockets (bound, or passed by systemd or inetd), Unix socket files, outgoing connections |
 //! | [`echo`]     | the echo server (event loops) and the echo clients                |
 //! | [`proto`]    | the guide's application protocol: a codec with no I/O             |
 //! | [`app`]      | the guide's search service and its client, on top of `proto`      |
@@ -18,7 +18,7 @@
 //! | [`exit`]     | the one table of exit codes                                       |
 //! | [`metrics`]  | what the servers count, for `--metrics`                           |
 //! | [`sockets`]  | every socket of the host, as netstat and lsof show them, explained |
-//! | [`os`]       | what only the OS tells: kernel limits, who holds a port           |
+//! | [`os`]       | what only the OS tells: kernel limits, who holds a port; `--user` |
 //! | [`text`]     | bytes as Python prints them, sizes and durations                  |
 //!
 //! Library entry points take already-bound sockets and a [`shutdown::Shutdown`]

@@ -26,7 +26,9 @@ use echokit::echo::limit::RateLimits;
 use echokit::echo::{server, stream};
 use echokit::endpoint::{ParseError, ResolveError, SocketType};
 use echokit::exit::{Classify, ExitCode};
-use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions};
+use echokit::net::activation::{self, Activated, ActivationError, Inherited, Stdin};
+use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions, Listener};
+use echokit::os::privileges::{self, PrivilegeError};
 use echokit::probe::{self, ProbeError};
 use echokit::resolve::{self, LookupError};
 use echokit::shutdown::Shutdown;
@@ -41,15 +43,17 @@ const LOG_LINES_BUFFERED: usize = 10_000;
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
+    // First, while no other thread runs: taking them unsets LISTEN_*.
+    let activated = take_activated(&cli.command);
     let log_guard = init_logging(&cli);
     if cli.command.traces_calls() {
         echokit::calls::enable();
     }
     let outcome = match cli.command {
-        Command::EchoServer(args) => echo_server(args),
+        Command::EchoServer(args) => echo_server(args, activated),
         Command::EchoClient(args) => echo_client(args),
         Command::AppClient(args) => app_client(args),
-        Command::AppServer(args) => app_server(args),
+        Command::AppServer(args) => app_server(args, activated),
         Command::Bench(args) => bench(args),
         Command::Sockets(args) => sockets(args),
         Command::Probe(args) => probe(args),
@@ -92,6 +96,10 @@ fn classify(err: &anyhow::Error) -> ExitCode {
         } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<LookupError>() {
+            e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<ActivationError>() {
+            e.exit_code()
+        } else if let Some(e) = cause.downcast_ref::<PrivilegeError>() {
             e.exit_code()
         } else {
             continue;
@@ -137,7 +145,12 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
     guard
 }
 
-fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
+fn echo_server(
+    args: EchoServerArgs,
+    activated: Result<Option<Activated>, ActivationError>,
+) -> anyhow::Result<ExitCode> {
+    // Raised first: `--max-conns` defaults to the limit (no log line here,
+    // so inetd's stderr is not touched yet).
     let fd_limit = os::raise_fd_limit();
     let options = ListenOptions {
         backlog: args.backlog,
@@ -146,14 +159,6 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
         rcvbuf: args.rcvbuf,
         mode: args.mode,
     };
-    let endpoints = if args.endpoints.is_empty() {
-        vec![Endpoint::default_tcp()]
-    } else {
-        args.endpoints.clone()
-    };
-    if let Err(msg) = args.check(&endpoints) {
-        usage_error(msg);
-    }
     let udp_limits = match args.udp_rate_per_source {
         // Asked for: it applies to every source, loopback included.
         Some(pps) => RateLimits {
@@ -166,7 +171,6 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
             ..RateLimits::default()
         },
     };
-    let (listeners, shutdown) = listen_and_announce(&endpoints, &options)?;
     let config = server::ServerConfig {
         threads: args.threads.map(usize::from),
         grace: args.grace,
@@ -176,11 +180,28 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
         limits: args.limits.limits(fd_limit),
         ..server::ServerConfig::default()
     };
+    if args.service.inetd {
+        // Before any log line: stderr may be the connection.
+        return echo_inetd(&args, &options, &config, activated?);
+    }
+    if let Some(limit) = fd_limit {
+        tracing::debug!("descriptor limit: {limit}");
+    }
+    let listeners = listeners(&args.endpoints, &options, activated?, |endpoints| {
+        args.check(endpoints)
+    })?;
+    let shutdown = announce(&listeners, args.service.user.as_deref())?;
     let has_datagrams = listeners
         .iter()
         .any(|l| l.socket_type() == SocketType::Datagram);
     let started = Instant::now();
     let stats = server::run(listeners, &config, &shutdown)?;
+    say(echo_summary(&stats, has_datagrams, started))?;
+    Ok(ExitCode::Success)
+}
+
+/// The echo server's last line: what it served.
+fn echo_summary(stats: &server::ServerStats, has_datagrams: bool, started: Instant) -> String {
     let cut = cut_off_note(stats.cut_off);
     let datagrams = if has_datagrams {
         format!(
@@ -192,34 +213,167 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         String::new()
     };
-    say(format_args!(
+    format!(
         "served {} connection{}{datagrams}, echoed {} bytes ({}) in {}{cut}",
         stats.connections,
         if stats.connections == 1 { "" } else { "s" },
         stats.bytes_echoed,
         text::bytes(stats.bytes_echoed),
         text::duration(started.elapsed()),
-    ))?;
+    )
+}
+
+/// `echo-server --inetd`: the connection on stdin, a socket inetd's `wait`
+/// mode passes there, or stdin copied to stdout. Nothing goes to stdout but
+/// the echo: the summary is logged.
+fn echo_inetd(
+    args: &EchoServerArgs,
+    options: &ListenOptions,
+    config: &server::ServerConfig,
+    activated: Option<Activated>,
+) -> anyhow::Result<ExitCode> {
+    let stdin = activation::take_stdin(options)?;
+    close_activated_for_inetd(activated, &stdin)?;
+    become_user(args.service.user.as_deref())?;
+    let started = Instant::now();
+    let stats = match stdin {
+        // A pipe or a terminal: SIGINT and SIGTERM keep their default
+        // action (exit at once), which loses nothing: each read is written
+        // out before the next.
+        Stdin::NotASocket => {
+            echokit::echo::inetd::copy_stdin().context("cannot copy stdin to stdout")?;
+            return Ok(ExitCode::Success);
+        }
+        Stdin::Socket(Inherited::Connection(stream, peer)) => {
+            let shutdown = Shutdown::new();
+            watch_signals(shutdown.clone())?;
+            echokit::echo::inetd::serve_connection(stream, peer, config, &shutdown)?
+        }
+        Stdin::Socket(Inherited::Listener(listener)) => {
+            if let Err(msg) = args.check(std::slice::from_ref(listener.endpoint())) {
+                usage_error(msg);
+            }
+            let has_datagrams = listener.socket_type() == SocketType::Datagram;
+            let shutdown = Shutdown::new();
+            watch_signals(shutdown.clone())?;
+            tracing::info!("listening on {} (from stdin)", listener.endpoint());
+            let stats = server::run(vec![listener], config, &shutdown)?;
+            tracing::info!("{}", echo_summary(&stats, has_datagrams, started));
+            return Ok(ExitCode::Success);
+        }
+    };
+    tracing::info!("{}", echo_summary(&stats, false, started));
     Ok(ExitCode::Success)
 }
 
-/// Binds every endpoint and prints a `listening on` line for each, with the
-/// signal handlers already in place (a script may signal as soon as it reads
-/// a line). Returns the listeners and the shutdown handle the signals set.
-fn listen_and_announce(
-    endpoints: &[Endpoint],
+/// The sockets to serve: those socket activation passed (checked with
+/// `check`), or else the endpoints given (the default one if none), bound.
+/// Both at once is a usage error: which to serve would be a guess.
+fn listeners(
+    given: &[Endpoint],
     options: &ListenOptions,
-) -> anyhow::Result<(Vec<net::Listener>, Shutdown)> {
-    let shutdown = Shutdown::new();
-    watch_signals(shutdown.clone())?;
+    activated: Option<Activated>,
+    check: impl Fn(&[Endpoint]) -> Result<(), String>,
+) -> anyhow::Result<Vec<Listener>> {
+    if let Some(activated) = activated {
+        if !given.is_empty() {
+            usage_error(format!(
+                "socket activation passed {} socket{} (LISTEN_FDS): serve them, or ENDPOINT \
+                 arguments, not both (leave out the ENDPOINTs, or the socket unit)",
+                activated.len(),
+                if activated.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let listeners = activated.listeners(options)?;
+        let endpoints: Vec<Endpoint> = listeners.iter().map(|l| l.endpoint().clone()).collect();
+        if let Err(msg) = check(&endpoints) {
+            usage_error(msg);
+        }
+        return Ok(listeners);
+    }
+    let endpoints = if given.is_empty() {
+        vec![Endpoint::default_tcp()]
+    } else {
+        given.to_vec()
+    };
+    if let Err(msg) = check(&endpoints) {
+        usage_error(msg);
+    }
     let mut listeners = Vec::new();
-    for endpoint in endpoints {
+    for endpoint in &endpoints {
         listeners.extend(net::listen::bind(endpoint, options)?);
     }
-    for listener in &listeners {
+    Ok(listeners)
+}
+
+/// With the sockets in hand: signal handlers in place (a script may signal
+/// as soon as it reads a line), then `--user`, then a `listening on` line
+/// for each socket, then READY=1 for systemd's Type=notify. Returns the
+/// shutdown handle the signals set.
+fn announce(listeners: &[Listener], user: Option<&str>) -> anyhow::Result<Shutdown> {
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone())?;
+    become_user(user)?;
+    for listener in listeners {
         say(format_args!("listening on {}", listener.endpoint()))?;
     }
-    Ok((listeners, shutdown))
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("cannot tell systemd the server is ready (NOTIFY_SOCKET): {e}");
+    }
+    Ok(shutdown)
+}
+
+/// `--user NAME`: drops root for good, or fails saying why.
+fn become_user(user: Option<&str>) -> anyhow::Result<()> {
+    if let Some(name) = user {
+        let dropped = privileges::drop_to(name)?;
+        tracing::info!(
+            "running as user {} (uid {}, gid {})",
+            dropped.name,
+            dropped.uid,
+            dropped.gid
+        );
+    }
+    Ok(())
+}
+
+/// The sockets systemd passed, for a server; nothing for other commands.
+/// Runs before any thread starts.
+fn take_activated(command: &Command) -> Result<Option<Activated>, ActivationError> {
+    match command {
+        Command::EchoServer(_) | Command::AppServer(_) => {
+            // SAFETY: called first thing in main, before logging, signal
+            // handling or anything else starts a thread.
+            unsafe { activation::from_env() }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `--inetd` under systemd's `Accept=yes`: the connection comes as stdin
+/// and as descriptor 3 too; that copy is closed, so that ours is the last
+/// and closing it ends the connection. Any other socket passed is an error:
+/// `--inetd` would leave it unserved.
+fn close_activated_for_inetd(activated: Option<Activated>, stdin: &Stdin) -> anyhow::Result<()> {
+    let Some(activated) = activated else {
+        return Ok(());
+    };
+    let ours = match stdin {
+        Stdin::Socket(Inherited::Connection(socket, _)) => Some(socket),
+        Stdin::Socket(Inherited::Listener(listener)) => Some(listener.socket()),
+        Stdin::NotASocket => None,
+    };
+    for (fd, name) in activated.into_fds() {
+        if !ours.is_some_and(|s| activation::same_socket(s, &fd)) {
+            usage_error(format!(
+                "--inetd serves the socket on stdin, but socket activation also passed \
+                 descriptor {} ({name}), another socket: leave out --inetd to serve the sockets \
+                 systemd passed",
+                std::os::fd::AsRawFd::as_raw_fd(&fd)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes a line of results to stdout, flushed so a script sees it at once.
@@ -523,21 +677,11 @@ fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The guide's application server.
-fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
+fn app_server(
+    args: AppServerArgs,
+    activated: Result<Option<Activated>, ActivationError>,
+) -> anyhow::Result<ExitCode> {
     let fd_limit = os::raise_fd_limit();
-    let endpoints = if args.endpoints.is_empty() {
-        vec![Endpoint::default_tcp()]
-    } else {
-        args.endpoints.clone()
-    };
-    if let Some(e) = endpoints
-        .iter()
-        .find(|e| e.socket_type() != SocketType::Stream)
-    {
-        usage_error(format!(
-            "app-server speaks over a stream: tcp://HOST:PORT or unix:PATH, not {e}"
-        ));
-    }
     let table = match &args.data {
         Some(path) => app::table::SearchTable::from_file(path)?,
         None => app::SearchTable::default(),
@@ -547,7 +691,6 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
         mode: args.mode,
         ..ListenOptions::default()
     };
-    let (listeners, shutdown) = listen_and_announce(&endpoints, &options)?;
     let config = app::server::AppServerConfig {
         threads: args.threads.map(usize::from),
         grace: args.grace,
@@ -565,16 +708,78 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
         limits: args.limits.limits(fd_limit),
         ..app::server::AppServerConfig::default()
     };
+    if args.service.inetd {
+        return app_inetd(&args, &options, config, activated?);
+    }
+    let listeners = listeners(&args.endpoints, &options, activated?, streams_only)?;
+    let shutdown = announce(&listeners, args.service.user.as_deref())?;
     let started = Instant::now();
     let stats = app::server::run(listeners, config, &shutdown)?;
-    say(format_args!(
+    say(app_summary(&stats, started))?;
+    Ok(ExitCode::Success)
+}
+
+/// The app-server's endpoints must be streams.
+fn streams_only(endpoints: &[Endpoint]) -> Result<(), String> {
+    match endpoints
+        .iter()
+        .find(|e| e.socket_type() != SocketType::Stream)
+    {
+        Some(e) => Err(format!(
+            "app-server speaks over a stream: tcp://HOST:PORT or unix:PATH, not {e}"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The app-server's last line: what it served.
+fn app_summary(stats: &app::server::AppStats, started: Instant) -> String {
+    format!(
         "served {} connection{}, sent {} bytes in {}{}",
         stats.connections,
         if stats.connections == 1 { "" } else { "s" },
         stats.bytes_sent,
         text::duration(started.elapsed()),
         cut_off_note(stats.cut_off),
-    ))?;
+    )
+}
+
+/// `app-server --inetd`: the connection on stdin (or the listening socket
+/// inetd's `wait` mode passes there). The summary is logged.
+fn app_inetd(
+    args: &AppServerArgs,
+    options: &ListenOptions,
+    config: app::server::AppServerConfig,
+    activated: Option<Activated>,
+) -> anyhow::Result<ExitCode> {
+    let stdin = activation::take_stdin(options)?;
+    close_activated_for_inetd(activated, &stdin)?;
+    let started = Instant::now();
+    let stats = match stdin {
+        Stdin::NotASocket => usage_error(
+            "app-server --inetd serves a socket on stdin (inetd, or systemd's Accept=yes with \
+             StandardInput=socket, pass one); stdin is a pipe, a file or a terminal: to try the \
+             server by hand, run `echokit app-server` and `echokit app-client`"
+                .into(),
+        ),
+        Stdin::Socket(Inherited::Connection(stream, peer)) => {
+            become_user(args.service.user.as_deref())?;
+            let shutdown = Shutdown::new();
+            watch_signals(shutdown.clone())?;
+            app::inetd::serve_connection(stream, peer, config, &shutdown)?
+        }
+        Stdin::Socket(Inherited::Listener(listener)) => {
+            if let Err(msg) = streams_only(std::slice::from_ref(listener.endpoint())) {
+                usage_error(msg);
+            }
+            become_user(args.service.user.as_deref())?;
+            let shutdown = Shutdown::new();
+            watch_signals(shutdown.clone())?;
+            tracing::info!("listening on {} (from stdin)", listener.endpoint());
+            app::server::run(vec![listener], config, &shutdown)?
+        }
+    };
+    tracing::info!("{}", app_summary(&stats, started));
     Ok(ExitCode::Success)
 }
 

@@ -8,9 +8,11 @@
 //! | `client.rs`   | `app-client`: one request, one response, with a deadline    |
 //! | `server.rs`   | `app-server`: the service on the stream event loops         |
 //! | `conn.rs`     | one server connection: decode, answer, deadlines, close     |
+//! | `inetd.rs`    | `app-server --inetd`: the one connection on stdin           |
 
 pub mod client;
 pub mod conn;
+pub mod inetd;
 pub mod server;
 pub mod service;
 pub mod table;

@@ -8,12 +8,14 @@
 //! | `limit.rs`   | who gets a UDP answer: loop ports, rate limits              |
 //! | `client.rs`  | message clients: one connection or many, verified           |
 //! | `datagram_client.rs` | datagram clients: retries, series with loss and RTT |
+//! | `inetd.rs`   | `--inetd`: the one connection on stdin, or stdin copied     |
 //! | `stream.rs`  | stdin to the server, the echo to stdout                     |
 
 pub mod client;
 mod conn;
 pub mod datagram;
 pub mod datagram_client;
+pub mod inetd;
 pub mod limit;
 pub mod server;
 pub mod stream;

@@ -98,9 +98,26 @@ impl Listener {
         &self.socket
     }
 
-    /// The socket file this listener removes when it closes, if any.
+    /// The listener's socket file, if it has one: removed when the
+    /// listener closes if this process created it, never if it was inherited.
     pub fn file(&self) -> Option<&SocketFile> {
         self.file.as_ref()
+    }
+
+    /// A socket someone else bound (socket activation, inetd), made ready
+    /// by `activation`; its file, if any, is not ours to remove.
+    pub(crate) fn inherited(
+        socket: Socket,
+        endpoint: Endpoint,
+        local: Option<SocketAddr>,
+        file: Option<SocketFile>,
+    ) -> Listener {
+        Listener {
+            socket,
+            endpoint,
+            local,
+            file,
+        }
     }
 }
 
@@ -300,7 +317,7 @@ fn bind_addr(at: &Endpoint, addr: SocketAddr, opts: &ListenOptions) -> Result<Li
 
 /// Each datagram comes with the address it was sent to (`IP_PKTINFO`,
 /// `IPV6_RECVPKTINFO`), so a wildcard socket can answer from it.
-fn ask_destination_address(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+pub(super) fn ask_destination_address(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt};
     let done = if addr.is_ipv6() {
         setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true)

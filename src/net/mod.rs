@@ -1,5 +1,6 @@
 //! Sockets before the data flows: listening sockets with their options
-//! ([`listen`]), Unix socket files ([`unix`]) and outgoing connections with
+//! ([`listen`]), Unix socket files ([`unix`]), sockets a service manager
+//! passed ([`activation`]: systemd, inetd) and outgoing connections with
 //! Happy Eyeballs ([`connect`]). They turn kernel errors into typed errors
 //! that name the cause and the fix.
 //!
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 
 use crate::os::{self, PeerCredentials};
 
+pub mod activation;
 pub mod connect;
 pub mod listen;
 pub mod unix;

@@ -16,7 +16,9 @@
 //!
 //! The file is removed when the listener closes, and only if the path still
 //! names the socket this process created (same device and inode): a newer
-//! server's socket at the same path is left alone.
+//! server's socket at the same path is left alone. A socket file a service
+//! manager created (socket activation) is never removed: it belongs to
+//! the service manager.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -37,12 +39,15 @@ use crate::endpoint::{Endpoint, LocalName, SocketType};
 pub const DEFAULT_MODE: u32 = 0o600;
 
 /// A socket file this process created, removed when dropped if the path
-/// still names it.
+/// still names it; or one a service manager created (socket activation),
+/// known by its identity and never removed.
 #[derive(Debug)]
 pub struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// Created by this process: removed when dropped.
+    ours: bool,
 }
 
 impl SocketFile {
@@ -53,7 +58,16 @@ impl SocketFile {
             path,
             dev: meta.dev(),
             ino: meta.ino(),
+            ours: true,
         })
+    }
+
+    /// The file of a socket someone else bound at `path`: known, so that
+    /// it can be told from other sockets, and left in place.
+    pub(crate) fn inherited(path: PathBuf) -> io::Result<SocketFile> {
+        let mut file = SocketFile::at(path)?;
+        file.ours = false;
+        Ok(file)
     }
 
     /// The file's path.
@@ -70,6 +84,9 @@ impl SocketFile {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        if !self.ours {
+            return;
+        }
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if self.is(&meta) => match std::fs::remove_file(&self.path) {
                 Ok(()) => tracing::debug!("removed socket file {}", self.path.display()),

@@ -1,5 +1,6 @@
 //! What only the operating system can tell: kernel limits, which process
-//! holds a socket, the listen-queue counters. Linux reads `/proc`; another OS
+//! holds a socket, the listen-queue counters; and what only it can do:
+//! dropping root ([`privileges`]). Linux reads `/proc`; another OS
 //! gets its own module beside `linux.rs` and the fallbacks below keep the
 //! rest of echokit portable.
 
@@ -8,6 +9,7 @@ use std::os::fd::AsFd;
 
 #[cfg(target_os = "linux")]
 mod linux;
+pub mod privileges;
 
 /// A process that holds a socket, as far as `/proc` tells.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

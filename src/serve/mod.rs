@@ -326,6 +326,61 @@ pub(crate) fn run<S: Service>(
     Ok(stats)
 }
 
+/// Serves one connection that is already open (`--inetd`: the socket inetd
+/// or systemd accepted) with `service` on one event loop, the same code as
+/// a connection accepted from a listener, until it closes, or until
+/// `shutdown` and the grace period have ended it. `config`'s `threads` and
+/// `once` do not apply.
+///
+/// The loop is loop 0 with no listener and `once` set, so it ends when its
+/// one connection does; the connection reaches it as a hand-over does,
+/// through its inbox and waker, so the loop itself needs no other entry.
+pub(crate) fn run_one<S: Service>(
+    stream: Socket,
+    peer: Peer,
+    config: &StreamConfig,
+    service: Arc<S>,
+    shutdown: &Shutdown,
+) -> io::Result<StreamStats> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
+    shutdown.register(Arc::clone(&waker));
+    let (tx, inbox) = mpsc::channel();
+    let shared = Arc::new(Shared {
+        // The connection on its way counts, as a hand-over's does.
+        loads: Box::new([AtomicUsize::new(1)]),
+        accepting: AtomicBool::new(false),
+        wakers: vec![Arc::clone(&waker)],
+        per_ip: None,
+    });
+    let acceptor = Acceptor::new(Vec::new(), vec![None], true, config.limits);
+    let options = ConnOptions {
+        keepalive: config.keepalive,
+        grace: config.grace,
+        limits: config.limits,
+    };
+    let worker = Worker::new(
+        0,
+        poll,
+        service,
+        Some(acceptor),
+        inbox,
+        shared,
+        shutdown.clone(),
+        options,
+        config.metrics.shard(),
+    )?;
+    tx.send((stream, peer))
+        .expect("the inbox lives in the worker, which has not run yet");
+    waker.wake()?;
+    let stats = worker.run()?;
+    Ok(StreamStats {
+        connections: stats.connections,
+        bytes: stats.bytes,
+        cut_off: stats.cut_off,
+    })
+}
+
 /// When loop 0 ends, however it ends (a panic included), it accepts no more:
 /// the other loops may finish, and after a failure they are asked to.
 struct LoopZeroEnded<'a> {

@@ -14,6 +14,7 @@ mod reliability_limits;
 mod render;
 mod resolve;
 mod server;
+mod service;
 mod sockets;
 mod trace;
 mod unix;

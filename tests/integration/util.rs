@@ -92,6 +92,24 @@ impl Server {
         server
     }
 
+    /// A server whose stdin and stdout the caller has set (`--inetd`: the
+    /// connection); only stderr is piped, and there is no listening line.
+    pub fn spawn_with_stdio(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
+        let (_, stdout) = mpsc::channel();
+        Server {
+            child,
+            addrs: Vec::new(),
+            endpoints: Vec::new(),
+            stdout,
+            stderr,
+        }
+    }
+
     /// The first bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
