@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AppClientArgs, AppServerArgs, BenchArgs, Cli, ClientTarget, Command, EchoClientArgs,
-    EchoServerArgs, ProbeArgs, ResolveArgs, SocketsArgs,
+    EchoServerArgs, LogFormat, ProbeArgs, ResolveArgs, SocketsArgs,
 };
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
@@ -24,8 +24,9 @@ use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
 use echokit::echo::datagram_client::{self, DatagramClient, DatagramOptions};
 use echokit::echo::limit::RateLimits;
 use echokit::echo::{server, stream};
-use echokit::endpoint::{ParseError, ResolveError, SocketType};
+use echokit::endpoint::{HostPort, ParseError, ResolveError, SocketType};
 use echokit::exit::{Classify, ExitCode};
+use echokit::metrics::{self, Metrics, ServerKind};
 use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions};
 use echokit::probe::{self, ProbeError};
 use echokit::resolve::{self, LookupError};
@@ -41,6 +42,7 @@ const LOG_LINES_BUFFERED: usize = 10_000;
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
+    let log_format = cli.log_format;
     let log_guard = init_logging(&cli);
     if cli.command.traces_calls() {
         echokit::calls::enable();
@@ -61,7 +63,10 @@ fn main() -> ProcessExit {
         Ok(code) => code,
         Err(err) => {
             // Each error states its own part; `{:#}` adds the causes, once.
-            eprintln!("error: {err:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("error: {err:#}"),
+                LogFormat::Json => eprintln!("{}", json_log_line("ERROR", &format!("{err:#}"))),
+            }
             classify(&err)
         }
     };
@@ -128,13 +133,58 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
         .buffered_lines_limit(LOG_LINES_BUFFERED)
         .thread_name("log-writer")
         .finish(std::io::stderr());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object a line, the message and fields at its top level beside
+        // timestamp and level, and the span the event happened in.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     guard
+}
+
+/// A log line of `--log-format json` written without the logger (the last
+/// error, after the logger has flushed): the shape of its lines.
+fn json_log_line(level: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        "level": level,
+        "message": message,
+    })
+}
+
+/// Binds `--metrics` (before the servers bind, so a bad address fails
+/// before anything is served).
+fn bind_metrics(at: Option<&HostPort>) -> anyhow::Result<Option<metrics::http::MetricsListener>> {
+    at.map(|at| metrics::http::bind(at).with_context(|| format!("cannot serve --metrics on {at}")))
+        .transpose()
+}
+
+/// Prints `metrics on http://ADDR/metrics` for each bound address (after
+/// the `listening on` lines) and serves the endpoint until the returned
+/// handle is dropped.
+fn serve_metrics(
+    listener: Option<metrics::http::MetricsListener>,
+    metrics: &std::sync::Arc<Metrics>,
+) -> anyhow::Result<Option<metrics::http::Serving>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    for url in listener.urls() {
+        say(format_args!("metrics on {url}"))?;
+    }
+    let serving = listener
+        .serve(std::sync::Arc::clone(metrics))
+        .context("cannot start the metrics endpoint")?;
+    Ok(Some(serving))
 }
 
 fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
@@ -168,19 +218,25 @@ fn echo_server(args: EchoServerArgs) -> anyhow::Result<ExitCode> {
             ..RateLimits::default()
         },
     };
+    let metrics_listener = bind_metrics(args.metrics.as_ref())?;
     let (listeners, shutdown) = listen_and_announce(&endpoints, &options)?;
+    let metrics = Metrics::new(ServerKind::Echo);
+    // Served through the grace period, so a drain can be watched.
+    let metrics_endpoint = serve_metrics(metrics_listener, &metrics)?;
     let config = server::ServerConfig {
         threads: args.threads.map(usize::from),
         grace: args.grace,
         once: args.once,
         keepalive: args.keepalive,
         udp_limits,
+        metrics,
     };
     let has_datagrams = listeners
         .iter()
         .any(|l| l.socket_type() == SocketType::Datagram);
     let started = Instant::now();
     let stats = server::run(listeners, &config, &shutdown)?;
+    drop(metrics_endpoint);
     let cut = cut_off_note(stats.cut_off);
     let datagrams = if has_datagrams {
         format!(
@@ -547,7 +603,10 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
         mode: args.mode,
         ..ListenOptions::default()
     };
+    let metrics_listener = bind_metrics(args.metrics.as_ref())?;
     let (listeners, shutdown) = listen_and_announce(&endpoints, &options)?;
+    let metrics = Metrics::new(ServerKind::App);
+    let metrics_endpoint = serve_metrics(metrics_listener, &metrics)?;
     let config = app::server::AppServerConfig {
         threads: args.threads.map(usize::from),
         grace: args.grace,
@@ -562,9 +621,11 @@ fn app_server(args: AppServerArgs) -> anyhow::Result<ExitCode> {
             keep_alive: args.keep_alive,
             max_buffered: args.max_buffered as u64,
         },
+        metrics,
     };
     let started = Instant::now();
     let stats = app::server::run(listeners, config, &shutdown)?;
+    drop(metrics_endpoint);
     say(format_args!(
         "served {} connection{}, sent {} bytes in {}{}",
         stats.connections,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::conn::{AppConfig, AppService, DEFAULT_MAX_BUFFERED, Shared};
 use crate::echo::server::{DEFAULT_GRACE, ServerError, default_threads};
+use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
 use crate::serve::{self, StreamConfig};
 use crate::shutdown::Shutdown;
@@ -26,6 +27,8 @@ pub struct AppServerConfig {
     pub grace: Duration,
     /// What each connection does.
     pub app: AppConfig,
+    /// What the loops count, for `--metrics` (each loop takes a shard).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for AppServerConfig {
@@ -41,6 +44,7 @@ impl Default for AppServerConfig {
                 keep_alive: false,
                 max_buffered: DEFAULT_MAX_BUFFERED,
             },
+            metrics: Metrics::new(ServerKind::App),
         }
     }
 }

@@ -16,6 +16,7 @@ use super::datagram::{DatagramLoop, DatagramStats};
 use super::limit::RateLimits;
 use crate::endpoint::SocketType;
 use crate::exit::{Classify, ExitCode};
+use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
 use crate::serve::{self, StreamConfig};
 use crate::shutdown::Shutdown;
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub keepalive: Option<Duration>,
     /// Who gets answers on UDP sockets, how often.
     pub udp_limits: RateLimits,
+    /// What the loops count, for `--metrics` (each loop takes a shard).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             once: false,
             keepalive: None,
             udp_limits: RateLimits::default(),
+            metrics: Metrics::new(ServerKind::Echo),
         }
     }
 }
@@ -104,10 +108,11 @@ pub fn run(
             .map(|(i, listener)| {
                 let shutdown = shutdown.clone();
                 let limits = config.udp_limits;
+                let shard = config.metrics.shard();
                 std::thread::Builder::new()
                     .name(format!("datagram-loop-{i}"))
                     .spawn_scoped(scope, move || {
-                        let result = DatagramLoop::new(listener, limits, shutdown.clone())
+                        let result = DatagramLoop::new(listener, limits, shard, shutdown.clone())
                             .and_then(|l| l.run());
                         if result.is_err() {
                             // The server does not go on without one of its sockets.
