@@ -8,6 +8,7 @@ mod client;
 mod datagram;
 mod docs;
 mod interop;
+mod metrics;
 mod probe;
 mod render;
 mod resolve;
