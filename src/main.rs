@@ -42,7 +42,7 @@ const LOG_LINES_BUFFERED: usize = 10_000;
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
-    let log_format = cli.log_format;
+    let _ = LOG_FORMAT.set(cli.log_format);
     let log_guard = init_logging(&cli);
     if cli.command.traces_calls() {
         echokit::calls::enable();
@@ -63,10 +63,7 @@ fn main() -> ProcessExit {
         Ok(code) => code,
         Err(err) => {
             // Each error states its own part; `{:#}` adds the causes, once.
-            match log_format {
-                LogFormat::Text => eprintln!("error: {err:#}"),
-                LogFormat::Json => eprintln!("{}", json_log_line("ERROR", &format!("{err:#}"))),
-            }
+            last_word("ERROR", &format!("{err:#}"));
             classify(&err)
         }
     };
@@ -151,14 +148,27 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
     guard
 }
 
-/// A log line of `--log-format json` written without the logger (the last
-/// error, after the logger has flushed): the shape of its lines.
-fn json_log_line(level: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({
-        "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
-        "level": level,
-        "message": message,
-    })
+/// `--log-format`, for the lines written past the logger.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// A line on stderr written past the logger (the last error, once the
+/// logger has flushed; a line just before exiting, which the logger could
+/// not flush in time): as text (an error as `error: MESSAGE`), or an object
+/// of the logger's shape.
+fn last_word(level: &str, message: &str) {
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp":
+                    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+                "level": level,
+                "message": message,
+            })
+        ),
+        Some(LogFormat::Text) | None if level == "ERROR" => eprintln!("error: {message}"),
+        Some(LogFormat::Text) | None => eprintln!("{message}"),
+    }
 }
 
 /// Binds `--metrics` (before the servers bind, so a bad address fails
@@ -300,7 +310,7 @@ fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
             for signal in signals.forever() {
                 if shutdown.is_requested() {
                     if signal == SIGINT {
-                        eprintln!("second interrupt: exiting now");
+                        last_word("WARN", "second interrupt: exiting now");
                         std::process::exit(130);
                     }
                     continue;

@@ -294,15 +294,29 @@ fn log_format_json_writes_one_object_a_line() {
     let mut server = Server::start(&["--log-format", "json", "127.0.0.1:0"], 1);
     let out = util::client(&[&server.addr().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // A connection left open keeps the server draining after SIGTERM, so
+    // that a second interrupt has something to cut short.
+    let mut open = util::connect(server.addr());
+    open.write_all(b"x").unwrap();
+    let mut echo = [0; 1];
+    open.read_exact(&mut echo).unwrap();
     server.signal(libc::SIGTERM);
-    server.summary_after_clean_exit();
-    let lines = server.rest_of_stderr();
+    // The signal thread logs this, then asks for shutdown, then takes the
+    // next signal: the SIGINT below is the second interrupt.
+    let mut lines = server.stderr_until("SIGTERM");
+    server.signal(libc::SIGINT);
+    assert_eq!(
+        server.wait().code(),
+        Some(130),
+        "a second interrupt exits at once"
+    );
+    lines.extend(server.rest_of_stderr());
     let objects = json_lines(&lines);
     let messages: Vec<&str> = objects
         .iter()
         .filter_map(|o| o["message"].as_str())
         .collect();
-    for needle in ["connected by", "SIGTERM"] {
+    for needle in ["connected by", "SIGTERM", "second interrupt"] {
         assert!(
             messages.iter().any(|m| m.contains(needle)),
             "no {needle:?} in {lines:#?}"
