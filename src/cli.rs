@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use echokit::Endpoint;
 use echokit::bench::{self, SizeRange, Workload};
@@ -14,7 +14,7 @@ use echokit::echo::datagram_client::{DEFAULT_REPLY_TIMEOUT, DEFAULT_RETRIES};
 use echokit::echo::server::{
     ConnLimits, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT,
 };
-use echokit::endpoint::SocketType;
+use echokit::endpoint::{HostPort, SocketType};
 use echokit::exit::ExitCode;
 use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
 use echokit::net::listen::DEFAULT_BACKLOG;
@@ -33,9 +33,22 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// How log lines on stderr are written: `text` for people, `json` for
+    /// log collectors (one object a line: timestamp, level, message, fields)
+    #[arg(long, value_name = "FORMAT", value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn exit_help() -> String {
@@ -583,6 +596,11 @@ pub struct AppServerArgs {
     /// Permissions of a Unix socket file, in octal
     #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "0600")]
     pub mode: u32,
+    /// Serve counters in the Prometheus text format at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9100; port 0 picks one; the URL is printed after the
+    /// `listening on` lines)
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr, conflicts_with = "inetd")]
+    pub metrics: Option<HostPort>,
     /// Print each socket call on stderr as it happens (socket, bind, listen,
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]
@@ -702,6 +720,11 @@ pub struct EchoServerArgs {
     pub udp_rate_total: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Serve counters in the Prometheus text format at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9100; port 0 picks one; the URL is printed after the
+    /// `listening on` lines)
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr, conflicts_with = "inetd")]
+    pub metrics: Option<HostPort>,
     /// Print each socket call on stderr as it happens (socket, bind, listen,
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]
@@ -920,6 +943,17 @@ impl EchoClientArgs {
     }
 }
 
+/// `--metrics`: a TCP address in the endpoint syntax (`HOST:PORT`,
+/// `tcp://HOST:PORT`, `:PORT`, `PORT`).
+fn parse_metrics_addr(s: &str) -> Result<HostPort, String> {
+    match s.parse::<Endpoint>().map_err(|e| e.to_string())? {
+        Endpoint::Tcp(hp) => Ok(hp),
+        other => Err(format!(
+            "metrics are served over HTTP, so over TCP: give HOST:PORT (e.g. 127.0.0.1:9100), not {other}"
+        )),
+    }
+}
+
 /// A file mode in octal, as chmod takes it: `600`, `0600`, `0o660`.
 fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
@@ -1067,5 +1101,14 @@ mod tests {
         assert_eq!(parse_mode("660"), Ok(0o660));
         assert!(parse_mode("0800").is_err());
         assert!(parse_mode("01777").is_err());
+        assert_eq!(
+            parse_metrics_addr("127.0.0.1:9100").map(|hp| hp.to_string()),
+            Ok("127.0.0.1:9100".to_string())
+        );
+        assert!(parse_metrics_addr("tcp://[::1]:0").is_ok());
+        assert!(parse_metrics_addr(":9100").is_ok());
+        let udp = parse_metrics_addr("udp://127.0.0.1:9100").unwrap_err();
+        assert!(udp.contains("over TCP"), "{udp}");
+        assert!(parse_metrics_addr("unix:/tmp/m.sock").is_err());
     }
 }

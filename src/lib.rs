@@ -16,7 +16,7 @@
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
-//! | [`metrics`]  | what the servers count, for `--metrics`                           |
+//! | [`metrics`]  | what the servers count, and `--metrics`: the exposition over HTTP |
 //! | [`sockets`]  | every socket of the host, as netstat and lsof show them, explained |
 //! | [`os`]       | what only the OS tells: kernel limits, who holds a port; `--user` |
 //! | [`text`]     | bytes as Python prints them, sizes and durations                  |

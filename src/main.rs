@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AppClientArgs, AppServerArgs, BenchArgs, Cli, ClientTarget, Command, EchoClientArgs,
-    EchoServerArgs, ProbeArgs, ResolveArgs, SocketsArgs,
+    EchoServerArgs, LogFormat, ProbeArgs, ResolveArgs, SocketsArgs,
 };
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
@@ -24,8 +24,9 @@ use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
 use echokit::echo::datagram_client::{self, DatagramClient, DatagramOptions};
 use echokit::echo::limit::RateLimits;
 use echokit::echo::{server, stream};
-use echokit::endpoint::{ParseError, ResolveError, SocketType};
+use echokit::endpoint::{HostPort, ParseError, ResolveError, SocketType};
 use echokit::exit::{Classify, ExitCode};
+use echokit::metrics::{self, Metrics};
 use echokit::net::activation::{self, Activated, ActivationError, Inherited, Stdin};
 use echokit::net::{self, BindError, ConnectError, ConnectOptions, ListenOptions, Listener};
 use echokit::os::privileges::{self, PrivilegeError};
@@ -43,6 +44,7 @@ const LOG_LINES_BUFFERED: usize = 10_000;
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
+    let _ = LOG_FORMAT.set(cli.log_format);
     // First, while no other thread runs: taking them unsets LISTEN_*.
     let activated = take_activated(&cli.command);
     let log_guard = init_logging(&cli);
@@ -65,7 +67,7 @@ fn main() -> ProcessExit {
         Ok(code) => code,
         Err(err) => {
             // Each error states its own part; `{:#}` adds the causes, once.
-            eprintln!("error: {err:#}");
+            last_word("ERROR", &format!("{err:#}"));
             classify(&err)
         }
     };
@@ -136,13 +138,71 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
         .buffered_lines_limit(LOG_LINES_BUFFERED)
         .thread_name("log-writer")
         .finish(std::io::stderr());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object a line, the message and fields at its top level beside
+        // timestamp and level, and the span the event happened in.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     guard
+}
+
+/// `--log-format`, for the lines written past the logger.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// A line on stderr written past the logger (the last error, once the
+/// logger has flushed; a line just before exiting, which the logger could
+/// not flush in time): as text (an error as `error: MESSAGE`), or an object
+/// of the logger's shape.
+fn last_word(level: &str, message: &str) {
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp":
+                    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+                "level": level,
+                "message": message,
+            })
+        ),
+        Some(LogFormat::Text) | None if level == "ERROR" => eprintln!("error: {message}"),
+        Some(LogFormat::Text) | None => eprintln!("{message}"),
+    }
+}
+
+/// Binds `--metrics` (before the servers bind, so a bad address fails
+/// before anything is served).
+fn bind_metrics(at: Option<&HostPort>) -> anyhow::Result<Option<metrics::http::MetricsListener>> {
+    at.map(|at| metrics::http::bind(at).with_context(|| format!("cannot serve --metrics on {at}")))
+        .transpose()
+}
+
+/// Prints `metrics on http://ADDR/metrics` for each bound address (after
+/// the `listening on` lines) and serves the endpoint until the returned
+/// handle is dropped.
+fn serve_metrics(
+    listener: Option<metrics::http::MetricsListener>,
+    metrics: &std::sync::Arc<Metrics>,
+) -> anyhow::Result<Option<metrics::http::Serving>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    for url in listener.urls() {
+        say(format_args!("metrics on {url}"))?;
+    }
+    let serving = listener
+        .serve(std::sync::Arc::clone(metrics))
+        .context("cannot start the metrics endpoint")?;
+    Ok(Some(serving))
 }
 
 fn echo_server(
@@ -187,15 +247,19 @@ fn echo_server(
     if let Some(limit) = fd_limit {
         tracing::debug!("descriptor limit: {limit}");
     }
+    let metrics_listener = bind_metrics(args.metrics.as_ref())?;
     let listeners = listeners(&args.endpoints, &options, activated?, |endpoints| {
         args.check(endpoints)
     })?;
     let shutdown = announce(&listeners, args.service.user.as_deref())?;
+    // Served through the grace period, so a drain can be watched.
+    let metrics_endpoint = serve_metrics(metrics_listener, &config.metrics)?;
     let has_datagrams = listeners
         .iter()
         .any(|l| l.socket_type() == SocketType::Datagram);
     let started = Instant::now();
     let stats = server::run(listeners, &config, &shutdown)?;
+    drop(metrics_endpoint);
     say(echo_summary(&stats, has_datagrams, started))?;
     Ok(ExitCode::Success)
 }
@@ -398,7 +462,7 @@ fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
             for signal in signals.forever() {
                 if shutdown.is_requested() {
                     if signal == SIGINT {
-                        eprintln!("second interrupt: exiting now");
+                        last_word("WARN", "second interrupt: exiting now");
                         std::process::exit(130);
                     }
                     continue;
@@ -711,10 +775,13 @@ fn app_server(
     if args.service.inetd {
         return app_inetd(&args, &options, config, activated?);
     }
+    let metrics_listener = bind_metrics(args.metrics.as_ref())?;
     let listeners = listeners(&args.endpoints, &options, activated?, streams_only)?;
     let shutdown = announce(&listeners, args.service.user.as_deref())?;
+    let metrics_endpoint = serve_metrics(metrics_listener, &config.metrics)?;
     let started = Instant::now();
     let stats = app::server::run(listeners, config, &shutdown)?;
+    drop(metrics_endpoint);
     say(app_summary(&stats, started))?;
     Ok(ExitCode::Success)
 }

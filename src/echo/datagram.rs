@@ -21,6 +21,8 @@
 //!   so a flood cannot flood the log.
 //! - Sends never block: a datagram the socket cannot take now is dropped,
 //!   as the network itself would.
+//! - For `--metrics`, each loop counts into a shard of its own: datagrams
+//!   and bytes received, echoed and dropped, once per batch.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -38,6 +40,7 @@ use nix::sys::socket::{
 
 use super::limit::{Gate, RateLimits, Refusal};
 use crate::endpoint::{Endpoint, LocalName};
+use crate::metrics::{ErrorClass, Shard};
 use crate::net::Listener;
 use crate::shutdown::Shutdown;
 use crate::text;
@@ -188,6 +191,8 @@ pub(crate) struct DatagramLoop {
     drops: DropLog,
     shutdown: Shutdown,
     stats: DatagramStats,
+    /// What `--metrics` shows of this loop.
+    shard: Arc<Shard>,
 }
 
 /// Message headers for sending a batch, reused from batch to batch (those
@@ -236,10 +241,12 @@ struct Received {
 }
 
 impl DatagramLoop {
-    /// A loop for a bound datagram socket; `limits` apply to UDP.
+    /// A loop for a bound datagram socket; `limits` apply to UDP. It counts
+    /// into `shard`.
     pub(crate) fn new(
         listener: Listener,
         limits: RateLimits,
+        shard: Arc<Shard>,
         shutdown: Shutdown,
     ) -> io::Result<DatagramLoop> {
         let poll = Poll::new()?;
@@ -278,6 +285,7 @@ impl DatagramLoop {
             listener,
             shutdown,
             stats: DatagramStats::default(),
+            shard,
         })
     }
 
@@ -333,6 +341,7 @@ impl DatagramLoop {
                 // it concerns that peer, not the service.
                 Err(e) if is_peer_error(&e) => {
                     tracing::debug!("{}: {e}", self.listener.endpoint());
+                    self.shard.error(ErrorClass::of_connection(&e));
                     continue;
                 }
                 // Short of kernel memory: this batch waits for the next wake-up.
@@ -469,15 +478,27 @@ impl DatagramLoop {
         for i in refused {
             self.got[i].dropped = Some(Drop::SendFailed);
         }
+        let (mut echoed, mut bytes_in, mut bytes_out) = (0, 0, 0);
         for i in 0..self.got.len() {
+            let len = self.got[i].len as u64;
+            bytes_in += len;
             match self.got[i].dropped {
                 None => {
-                    self.stats.datagrams += 1;
-                    self.stats.bytes += self.got[i].len as u64;
+                    echoed += 1;
+                    bytes_out += len;
                 }
                 Some(why) => self.drop(i, why),
             }
         }
+        let received = self.got.len() as u64;
+        self.stats.datagrams += echoed;
+        self.stats.bytes += bytes_out;
+        let shard = &self.shard;
+        shard.datagrams_in.add(received);
+        shard.datagrams_out.add(echoed);
+        shard.datagrams_dropped.add(received - echoed);
+        shard.bytes_in.add(bytes_in);
+        shard.bytes_out.add(bytes_out);
     }
 
     /// Whether datagram `i` of the batch gets an answer.

@@ -113,10 +113,11 @@ pub fn run(
             .map(|(i, listener)| {
                 let shutdown = shutdown.clone();
                 let limits = config.udp_limits;
+                let shard = config.metrics.shard();
                 std::thread::Builder::new()
                     .name(format!("datagram-loop-{i}"))
                     .spawn_scoped(scope, move || {
-                        let result = DatagramLoop::new(listener, limits, shutdown.clone())
+                        let result = DatagramLoop::new(listener, limits, shard, shutdown.clone())
                             .and_then(|l| l.run());
                         if result.is_err() {
                             // The server does not go on without one of its sockets.

@@ -7,13 +7,18 @@
 //! that loop only, with plain loads and stores); a scrape sums the shards.
 //! Nothing is shared between loops per message.
 //!
-//! | file       | role                                                  |
-//! |------------|-------------------------------------------------------|
-//! | `mod.rs`   | the counters: [`Metrics`], its [`Shard`]s, the labels |
+//! | file        | role                                                       |
+//! |-------------|------------------------------------------------------------|
+//! | `mod.rs`    | the counters: [`Metrics`], its [`Shard`]s, the labels      |
+//! | `render.rs` | the exposition: every metric's name, in the Prometheus text format |
+//! | `http.rs`   | the `GET /metrics` endpoint, on a thread of its own        |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+pub mod http;
+pub mod render;
 
 /// Why a connection was accepted and closed at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +40,7 @@ impl Rejected {
     ];
 
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             Rejected::MaxConns => "max_conns",
             Rejected::MaxConnsPerIp => "max_conns_per_ip",
@@ -70,7 +75,7 @@ impl TimedOut {
     ];
 
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             TimedOut::Idle => "idle",
             TimedOut::Stall => "stall",
@@ -113,7 +118,7 @@ impl ErrorClass {
     ];
 
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             ErrorClass::Reset => "reset",
             ErrorClass::BrokenPipe => "broken_pipe",
@@ -257,6 +262,7 @@ pub enum ServerKind {
 #[derive(Debug)]
 pub struct Metrics {
     kind: ServerKind,
+    started: SystemTime,
     shards: Mutex<Vec<Arc<Shard>>>,
 }
 
@@ -265,6 +271,7 @@ impl Metrics {
     pub fn new(kind: ServerKind) -> Arc<Metrics> {
         Arc::new(Metrics {
             kind,
+            started: SystemTime::now(),
             shards: Mutex::new(Vec::new()),
         })
     }
@@ -272,6 +279,11 @@ impl Metrics {
     /// Which server counts.
     pub fn kind(&self) -> ServerKind {
         self.kind
+    }
+
+    /// When counting started (the exposition's start time: a restart shows).
+    pub fn started(&self) -> SystemTime {
+        self.started
     }
 
     /// A new shard, for one loop to count into.

@@ -64,3 +64,34 @@ fn the_readme_command_table_lists_every_command() {
         );
     }
 }
+
+#[test]
+fn the_readme_metrics_table_is_the_exposition() {
+    use echokit::metrics::render::FAMILIES;
+    let readme = readme();
+    for f in FAMILIES {
+        let row = format!("| `{}` | {} |", f.name, f.kind.as_str());
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("the README's metrics table lacks {row:?}"));
+        if let Some((label, values)) = f.label {
+            for v in [label].iter().chain(values) {
+                assert!(
+                    line.contains(&format!("`{v}`")),
+                    "the README's row for {} lacks `{v}`",
+                    f.name
+                );
+            }
+        }
+    }
+    // And no row for a metric that is not there.
+    for line in readme.lines().filter(|l| l.starts_with("| `echokit_")) {
+        assert!(
+            FAMILIES
+                .iter()
+                .any(|f| line.starts_with(&format!("| `{}` |", f.name))),
+            "the README lists a metric echokit does not show: {line}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::metrics::{metrics_addr, promtool_check, scrape, value};
 use crate::util::{LIMIT, Server, connect, pattern};
 
 /// Sends `msg` and reads its echo.
@@ -45,7 +46,17 @@ fn served_within(addr: SocketAddr, limit: Duration) -> (TcpStream, Duration) {
 
 #[test]
 fn over_max_conns_a_connection_is_closed_at_once_and_counted() {
-    let server = Server::start(&["127.0.0.1:0", "--max-conns", "2"], 1);
+    let server = Server::start(
+        &[
+            "127.0.0.1:0",
+            "--max-conns",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        1,
+    );
+    let metrics = metrics_addr(&server.stdout_line());
     let mut a = connect(server.addr());
     echo(&mut a, b"a");
     let mut b = connect(server.addr());
@@ -57,6 +68,11 @@ fn over_max_conns_a_connection_is_closed_at_once_and_counted() {
     );
     let line = server.stderr_line("over --max-conns");
     assert!(line.contains("(2 open); closed at once"), "{line}");
+    let counts = scrape(metrics);
+    promtool_check(&counts);
+    let rejected = r#"echokit_connections_rejected_total{reason="max_conns"}"#;
+    assert_eq!(value(&counts, rejected), 1.0);
+    assert_eq!(value(&counts, "echokit_connections_active"), 2.0);
     // The first two are served still, and a place that frees up is taken.
     echo(&mut b, b"still");
     drop(a);
@@ -116,9 +132,18 @@ fn an_idle_connection_is_closed_at_the_idle_timeout_and_a_busy_one_is_not() {
 #[test]
 fn a_client_that_does_not_read_is_closed_at_the_stall_timeout_and_keeps_what_was_sent() {
     let server = Server::start(
-        &["127.0.0.1:0", "--stall-timeout", "500ms", "--threads", "1"],
+        &[
+            "127.0.0.1:0",
+            "--stall-timeout",
+            "500ms",
+            "--threads",
+            "1",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
         1,
     );
+    let metrics = metrics_addr(&server.stdout_line());
     let mut hog = connect(server.addr());
     hog.set_nonblocking(true).unwrap();
     // Send until nothing more is taken: the server has stopped reading,
@@ -186,9 +211,11 @@ fn out_of_descriptors_the_server_closes_the_queue_and_serves_again_once_they_fre
     let mut cmd = Command::new("prlimit");
     cmd.arg("--nofile=40")
         .arg(env!("CARGO_BIN_EXE_echokit"))
-        .args(["echo-server", "127.0.0.1:0", "--threads", "1"]);
+        .args(["echo-server", "127.0.0.1:0", "--threads", "1"])
+        .args(["--metrics", "127.0.0.1:0"]);
     let server = Server::spawn(cmd, 1);
     let addr = server.addr();
+    let metrics = metrics_addr(&server.stdout_line());
     let clients: Vec<TcpStream> = (0..60).map(|_| connect(addr)).collect();
     let (mut served, mut closed) = (Vec::new(), 0);
     for mut client in clients {
@@ -210,6 +237,12 @@ fn out_of_descriptors_the_server_closes_the_queue_and_serves_again_once_they_fre
     for client in &mut served {
         echo(client, b"still here");
     }
+    let counts = scrape(metrics);
+    let no_fds = r#"echokit_connections_rejected_total{reason="no_descriptors"}"#;
+    assert_eq!(value(&counts, no_fds), closed as f64);
+    assert!(value(&counts, "echokit_accept_backoffs_total") >= 1.0);
+    let emfile = r#"echokit_errors_total{class="accept_descriptors"}"#;
+    assert!(value(&counts, emfile) >= 1.0);
     // Descriptors free up: a new client is served within about a second.
     for client in &mut served {
         client.shutdown(std::net::Shutdown::Write).unwrap();

@@ -9,6 +9,7 @@ mod datagram;
 mod docs;
 mod interop;
 mod limits;
+mod metrics;
 mod probe;
 mod reliability_limits;
 mod render;

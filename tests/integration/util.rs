@@ -150,6 +150,26 @@ impl Server {
         }
     }
 
+    /// Every stderr line up to the first that contains `needle`, that one
+    /// included (bounded wait).
+    pub fn stderr_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + LIMIT;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    lines.push(line);
+                    if found {
+                        return lines;
+                    }
+                }
+                Err(_) => panic!("no stderr line with {needle:?} in {lines:#?}"),
+            }
+        }
+    }
+
     /// Waits (bounded) until stderr has had a line with each needle, in any
     /// order; returns those lines.
     pub fn stderr_lines(&self, needles: &[&str]) -> Vec<String> {

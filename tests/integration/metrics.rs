@@ -1,0 +1,338 @@
+//! `--metrics`: the servers' counters scraped over HTTP and checked with
+//! Prometheus's own `promtool`; `--log-format json` read line by line.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+
+use wait_timeout::ChildExt;
+
+use crate::util::{self, LIMIT, Server, text};
+
+/// The address of a `metrics on http://ADDR/metrics` line.
+pub fn metrics_addr(line: &str) -> SocketAddr {
+    line.strip_prefix("metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("not a metrics line: {line:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{line:?}: {e}"))
+}
+
+/// `GET /metrics` over a plain TCP connection; returns the body of a 200
+/// answer in the Prometheus text format.
+pub fn scrape(addr: SocketAddr) -> String {
+    let mut s = util::connect(addr);
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send the request");
+    let mut response = String::new();
+    s.read_to_string(&mut response).expect("read the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {response:?}"));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// Runs `promtool check metrics` on an exposition: its exit status and what
+/// it said.
+fn promtool(exposition: &str) -> (std::process::ExitStatus, String) {
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "promtool is not installed: it comes with Debian's `prometheus` package \
+             (apt-get install prometheus; .ci/run installs it)"
+        ),
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(exposition.as_bytes())
+        .expect("write to promtool");
+    drop(stdin);
+    let status = match child.wait_timeout(LIMIT).expect("wait for promtool") {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            panic!("promtool did not finish within {LIMIT:?}");
+        }
+    };
+    let mut said = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    (status, said)
+}
+
+/// Panics with what `promtool check metrics` said of an exposition unless
+/// it found nothing to say (no error, no lint warning).
+pub fn promtool_check(exposition: &str) {
+    let (status, said) = promtool(exposition);
+    assert!(
+        status.success() && said.trim().is_empty(),
+        "promtool check metrics: {status}: {said}\n--- exposition ---\n{exposition}"
+    );
+}
+
+/// The value of the sample written exactly `sample` (a name, with its
+/// labels if it has some).
+pub fn value(exposition: &str, sample: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {sample} in\n{exposition}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{sample}: {e}"))
+}
+
+#[test]
+fn promtool_finds_fault_with_a_bad_exposition() {
+    // The check below is only worth something if it can fail.
+    let bad = "# TYPE echokit_requests counter\nechokit_requests 1\n";
+    let (status, said) = promtool(bad);
+    assert!(
+        !status.success() && said.contains("echokit_requests"),
+        "promtool passed a counter without _total or help: {status}: {said}"
+    );
+}
+
+#[test]
+fn echo_server_metrics_pass_promtool_and_count_datagrams() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("echo.sock");
+    let server = Server::start(
+        &[
+            "127.0.0.1:0",
+            "udp://127.0.0.1:0",
+            &util::unixgram(&sock),
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        3,
+    );
+    let metrics = metrics_addr(&server.stdout_line());
+    let (tcp, udp) = (server.addrs[0], server.addrs[1]);
+
+    // Nothing served yet: every counter is there, at zero.
+    let before = scrape(metrics);
+    promtool_check(&before);
+    assert_eq!(value(&before, "echokit_datagrams_received_total"), 0.0);
+    assert_eq!(value(&before, "echokit_connections_active"), 0.0);
+    assert!(
+        before.contains("echokit_server_info{server=\"echo\","),
+        "{before}"
+    );
+    assert!(!before.contains("echokit_app_"), "{before}");
+
+    // A UDP echo of 5 bytes.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    client.send_to(b"hello", udp).unwrap();
+    let mut buf = [0; 64];
+    assert_eq!(client.recv_from(&mut buf).unwrap().0, 5);
+    // A Unix datagram from an unbound socket has nowhere to go back to: dropped.
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to(b"lost", &sock)
+        .unwrap();
+    // A bound one is answered; the loop answers in order, so the dropped
+    // one has been counted once this echo is back.
+    let bound = UnixDatagram::bind(dir.path().join("client.sock")).unwrap();
+    bound.set_read_timeout(Some(LIMIT)).unwrap();
+    bound.send_to(b"back", &sock).unwrap();
+    assert_eq!(bound.recv(&mut buf).unwrap(), 4);
+    // A TCP echo of 7 bytes, finished before the scrape.
+    let mut stream = util::connect(tcp);
+    stream.write_all(b"stream!").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(util::read_to_end(&mut stream), b"stream!");
+
+    // The server closes its side right after its FIN: scrape until the
+    // connection is no longer open.
+    let started = std::time::Instant::now();
+    let after = loop {
+        let after = scrape(metrics);
+        if value(&after, "echokit_connections_active") == 0.0 {
+            break after;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "the connection stays active: {after}"
+        );
+    };
+    promtool_check(&after);
+    assert_eq!(value(&after, "echokit_datagrams_received_total"), 3.0);
+    assert_eq!(value(&after, "echokit_datagrams_sent_total"), 2.0);
+    assert_eq!(value(&after, "echokit_datagrams_dropped_total"), 1.0);
+    assert_eq!(value(&after, "echokit_connections_accepted_total"), 1.0);
+    // The stream's 7 bytes each way beside the datagrams' 13 in and 9 out.
+    assert_eq!(value(&after, "echokit_received_bytes_total"), 20.0);
+    assert_eq!(value(&after, "echokit_sent_bytes_total"), 16.0);
+}
+
+#[test]
+fn app_server_metrics_have_the_latency_histogram_and_pass_promtool() {
+    let mut cmd = util::echokit();
+    cmd.args([
+        "app-server",
+        "127.0.0.1:0",
+        "--metrics",
+        "tcp://127.0.0.1:0",
+    ]);
+    let server = Server::spawn(cmd, 1);
+    let metrics = metrics_addr(&server.stdout_line());
+    let out = util::echokit_run(&[
+        "app-client",
+        &server.addr().to_string(),
+        "search",
+        "morpheus",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let exposition = scrape(metrics);
+    promtool_check(&exposition);
+    assert!(exposition.contains("echokit_server_info{server=\"app\","));
+    assert!(!exposition.contains("echokit_datagrams_"), "{exposition}");
+    let buckets: Vec<&str> = exposition
+        .lines()
+        .filter(|l| l.starts_with("echokit_app_request_duration_seconds_bucket{"))
+        .collect();
+    assert_eq!(
+        buckets.len(),
+        echokit::metrics::LATENCY_BOUNDS.len() + 1,
+        "{exposition}"
+    );
+    assert!(
+        buckets[buckets.len() - 1]
+            .starts_with("echokit_app_request_duration_seconds_bucket{le=\"+Inf\"} ")
+    );
+    let count = value(&exposition, "echokit_app_request_duration_seconds_count");
+    let inf = value(
+        &exposition,
+        "echokit_app_request_duration_seconds_bucket{le=\"+Inf\"}",
+    );
+    assert_eq!(count, inf);
+    value(&exposition, "echokit_app_request_duration_seconds_sum");
+    assert_eq!(value(&exposition, "echokit_app_requests_total"), 1.0);
+    assert_eq!(count, 1.0);
+}
+
+#[test]
+fn metrics_stop_with_the_server() {
+    let mut server = Server::start(&["127.0.0.1:0", "--metrics", "127.0.0.1:0"], 1);
+    let metrics = metrics_addr(&server.stdout_line());
+    scrape(metrics);
+    server.signal(libc::SIGTERM);
+    server.summary_after_clean_exit();
+    assert!(
+        TcpStream::connect_timeout(&metrics, LIMIT).is_err(),
+        "the metrics port still answers after the server exited"
+    );
+}
+
+#[test]
+fn metrics_on_an_address_in_use_fails_before_serving() {
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let out = util::echokit_run(&["echo-server", "127.0.0.1:0", "--metrics", &taken]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    util::assert_stderr_has(&out, "cannot serve --metrics");
+    util::assert_stderr_has(&out, "address in use");
+}
+
+/// Checks that every line is one JSON object with a timestamp, a level and
+/// a message; returns the objects.
+fn json_lines(lines: &[String]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    lines
+        .iter()
+        .map(|line| {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let serde_json::Value::Object(object) = value else {
+                panic!("not an object: {line}");
+            };
+            let timestamp = object["timestamp"].as_str().unwrap_or_default();
+            assert!(
+                humantime::parse_rfc3339(timestamp).is_ok(),
+                "no RFC 3339 timestamp: {line}"
+            );
+            let level = object["level"].as_str().unwrap_or_default();
+            assert!(
+                ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level),
+                "no level: {line}"
+            );
+            assert!(object["message"].is_string(), "no message: {line}");
+            object
+        })
+        .collect()
+}
+
+#[test]
+fn log_format_json_writes_one_object_a_line() {
+    let mut server = Server::start(&["--log-format", "json", "127.0.0.1:0"], 1);
+    let out = util::client(&[&server.addr().to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A connection left open keeps the server draining after SIGTERM, so
+    // that a second interrupt has something to cut short.
+    let mut open = util::connect(server.addr());
+    open.write_all(b"x").unwrap();
+    let mut echo = [0; 1];
+    open.read_exact(&mut echo).unwrap();
+    server.signal(libc::SIGTERM);
+    // The signal thread logs this, then asks for shutdown, then takes the
+    // next signal: the SIGINT below is the second interrupt.
+    let mut lines = server.stderr_until("SIGTERM");
+    server.signal(libc::SIGINT);
+    assert_eq!(
+        server.wait().code(),
+        Some(130),
+        "a second interrupt exits at once"
+    );
+    lines.extend(server.rest_of_stderr());
+    let objects = json_lines(&lines);
+    let messages: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| o["message"].as_str())
+        .collect();
+    for needle in ["connected by", "SIGTERM", "second interrupt"] {
+        assert!(
+            messages.iter().any(|m| m.contains(needle)),
+            "no {needle:?} in {lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn log_format_json_writes_the_last_error_as_an_object_too() {
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let out = util::echokit_run(&["--log-format", "json", "echo-server", &taken]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stderr).lines().map(String::from).collect();
+    let objects = json_lines(&lines);
+    let last = objects.last().expect("an error line");
+    assert_eq!(last["level"], "ERROR");
+    assert!(
+        last["message"].as_str().unwrap().contains("address in use"),
+        "{lines:#?}"
+    );
+}
