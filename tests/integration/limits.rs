@@ -203,6 +203,9 @@ fn a_client_that_does_not_read_is_closed_at_the_stall_timeout_and_keeps_what_was
         "the echo is the stream's prefix"
     );
     echo(&mut good, b"still served");
+    let counts = scrape(metrics);
+    let stalled = r#"echokit_connections_timed_out_total{reason="stall"}"#;
+    assert_eq!(value(&counts, stalled), 1.0);
 }
 
 #[test]
