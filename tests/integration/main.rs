@@ -9,6 +9,7 @@ mod datagram;
 mod docs;
 mod interop;
 mod probe;
+mod reliability;
 mod render;
 mod resolve;
 mod server;
