@@ -109,10 +109,13 @@ SCENARIOS = [
         "udp_flood",
         "A UDP flood, then normal service",
         "Sockets send datagrams of 16 B to 64 KiB to a UDP echo-server as "
-        "fast as they can, each with a thread reading the answers; then the "
-        "guide's `Hello, world` datagram (retried every 100 ms). "
-        "`kernel_rcvbuf_errors` counts datagrams the kernel dropped at full "
-        "receive buffers, the server's and the flooders' (host-wide).",
+        "fast as they can (one sending thread per core, the sockets in "
+        "turn), each with a thread counting the answers; then the guide's "
+        "`Hello, world` datagram (retried every 100 ms). `server_datagrams` "
+        "are those the server answered (its summary); `kernel_rcvbuf_errors` "
+        "counts datagrams the kernel dropped at full receive buffers, the "
+        "server's and the flooders' (host-wide): the flood is meant to be "
+        "more than the server can take.",
         "`Hello, world` answered within 1 s of the flood's end, the server's "
         "peak memory grows by less than 16 MiB.",
     ),
