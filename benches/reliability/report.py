@@ -111,8 +111,9 @@ SCENARIOS = [
         "Sockets send datagrams of 16 B to 64 KiB to a UDP echo-server as "
         "fast as they can (one sending thread per core, the sockets in "
         "turn), each with a thread counting the answers; then the guide's "
-        "`Hello, world` datagram (retried every 100 ms). `server_datagrams` "
-        "are those the server answered (its summary); `kernel_rcvbuf_errors` "
+        "`Hello, world` datagram, sent again every 10 ms until answered "
+        "(`hello_tries`). `server_datagrams` are those the server answered "
+        "(its summary); `kernel_rcvbuf_errors` "
         "counts datagrams the kernel dropped at full receive buffers, the "
         "server's and the flooders' (host-wide): the flood is meant to be "
         "more than the server can take.",
