@@ -96,12 +96,18 @@ SCENARIOS = [
         "small `--backlog`; then SIGCONT, and each client sends a message "
         "and waits for its echo. The kernel queues backlog + 1 handshakes "
         "and drops the rest (`ListenOverflows`/`ListenDrops` of "
-        "/proc/net/netstat, counted for the whole host); those come back by "
+        "/proc/net/netstat, counted for the whole host, as are the SYN "
+        "cookies it answers with past the backlog); those come back by "
         "TCP's retransmits, whose schedule decides when they are served. A "
         "new client connects right at the resume (`first_new_client_ms`, "
-        "among the retransmits) and another at the end.",
+        "among the retransmits) and another at the end. Every client sends "
+        "its message in one segment, with no FIN: when a SYN-cookie "
+        "connection's first segment is dropped, a later one that comes "
+        "alone fails the cookie's check and the kernel resets it.",
         "overflows counted; the queued connections echoed within 1 s of the "
-        "resume; no client fails; in the heavy run every client echoed "
+        "resume; no client fails; the client at the resume echoed within "
+        "7.5 s (its SYN retransmitted at most three times); in the heavy "
+        "run every client echoed "
         "within 120 s (TCP's own bound); the client at the end served "
         "within 100 ms (500 ms in the small run).",
     ),

@@ -130,6 +130,37 @@ fn hello(addr: SocketAddr) -> Duration {
     started.elapsed()
 }
 
+/// The guide's message and its echo on a new connection, with no
+/// half-close: one segment each way, so that it survives the loss of its
+/// first data segment even when the handshake was a SYN cookie (a later
+/// segment alone, such as a FIN, fails the cookie's check and is reset).
+fn hello_whole(addr: SocketAddr) -> Duration {
+    let started = Instant::now();
+    let mut s = connect(addr);
+    s.write_all(b"Hello, world").expect("send Hello, world");
+    let mut echo = [0; 12];
+    s.read_exact(&mut echo).expect("the echo of Hello, world");
+    assert_eq!(&echo, b"Hello, world");
+    started.elapsed()
+}
+
+/// The host's TCP counters of `/proc/net/netstat` (its `TcpExt` lines),
+/// by name; those of listen queues are [`echokit::os::listen_counters`].
+fn tcp_ext() -> std::collections::HashMap<String, u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").expect("read /proc/net/netstat");
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next(), lines.next());
+    let (Some(names), Some(values)) = (names, values) else {
+        panic!("no TcpExt lines in /proc/net/netstat");
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // Byte-exact streams
 // ---------------------------------------------------------------------------
@@ -617,11 +648,15 @@ fn step(i: usize, s: &mut mio::net::TcpStream, at: &mut Step) -> Option<Step> {
 /// The kernel completes `backlog` + 1 handshakes into the accept queue; it
 /// drops the SYNs past that, and the ACKs of handshakes it answered but has
 /// no room for (`ListenOverflows` in `/proc/net/netstat`, counted for the
-/// whole host). The queued connections must be served at once after the
-/// resume. The others come back by TCP's own retransmits, which double
-/// each time (SYNs after 1, 3, 7 s ...; a client whose ACK was dropped
-/// believes it is connected and resends its data after 0.2, 0.6, 1.4 s
-/// ...), so when they are served is TCP's schedule, reported, not asserted.
+/// whole host; with `net.ipv4.tcp_syncookies` = 1 it answers some SYNs
+/// with cookies instead of queueing them). The queued connections must be
+/// served at once after the resume. The others come back by TCP's own
+/// retransmits, which double each time (SYNs after 1, 3, 7 s ...; a client
+/// whose ACK was dropped believes it is connected and resends its data
+/// after 0.2, 0.6, 1.4 s ...), so when they are served is TCP's schedule,
+/// reported, not asserted. Each client sends its message in one segment
+/// and no FIN: a cookie connection whose first segment was dropped is
+/// reset by the kernel if a later segment comes alone.
 fn connects_while_stopped(run: Stopped) {
     use mio::{Events, Interest, Poll, Token};
     let Stopped {
@@ -634,6 +669,7 @@ fn connects_while_stopped(run: Stopped) {
     hello(addr);
     let counters = || echokit::os::listen_counters().expect("/proc/net/netstat's ListenOverflows");
     let before = counters();
+    let ext_before = tcp_ext();
     server.signal(libc::SIGSTOP);
     let mut poll = Poll::new().expect("an epoll instance");
     let mut socks: Vec<mio::net::TcpStream> = (0..clients)
@@ -651,7 +687,7 @@ fn connects_while_stopped(run: Stopped) {
     server.signal(libc::SIGCONT);
     let resumed = Instant::now();
     // A new client right after the resume, among the retransmits.
-    let first = thread::spawn(move || hello(addr));
+    let first = thread::spawn(move || hello_whole(addr));
 
     let mut steps: Vec<Step> = (0..clients).map(|_| Step::Connecting).collect();
     let mut echo_times = Vec::new();
@@ -676,6 +712,10 @@ fn connects_while_stopped(run: Stopped) {
     }
     let first_took = first.join().expect("the client after the resume");
     let after = counters();
+    let ext_after = tcp_ext();
+    let ext = |name: &str| {
+        ext_after.get(name).copied().unwrap_or(0) - ext_before.get(name).copied().unwrap_or(0)
+    };
     let echoed = echo_times.len();
     let within_1s = echo_times
         .iter()
@@ -691,7 +731,7 @@ fn connects_while_stopped(run: Stopped) {
     let pending = clients - ended;
     // Those still waiting on a retransmit are closed here.
     drop(socks);
-    let later_took = hello(addr);
+    let later_took = hello_whole(addr);
     assert!(alive(&mut server), "the server died");
     report(
         "stopped",
@@ -708,6 +748,8 @@ fn connects_while_stopped(run: Stopped) {
                 &(after.listen_overflows - before.listen_overflows),
             ),
             ("drops", &(after.listen_drops - before.listen_drops)),
+            ("syncookies_sent", &ext("SyncookiesSent")),
+            ("syncookies_failed", &ext("SyncookiesFailed")),
             ("echoed_within_1s", &within_1s),
             ("echoed", &echoed),
             ("failed", &failures.len()),
