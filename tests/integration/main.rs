@@ -11,7 +11,7 @@ mod interop;
 mod limits;
 mod metrics;
 mod probe;
-mod reliability_limits;
+mod reliability;
 mod render;
 mod resolve;
 mod server;

@@ -236,19 +236,6 @@ impl Server {
         self.status_kib("VmHWM:") * 1024
     }
 
-    /// CPU time the server has used (user and system), from /proc.
-    pub fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read /proc stat");
-        // Fields after the command name (which may hold spaces), from field 3.
-        let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_nanos(ticks * 1_000_000_000 / hz)
-    }
-
     /// Descriptors the server holds open now.
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
