@@ -72,8 +72,8 @@ SCENARIOS = [
         "50 clients that send and never read their echo: the memory they "
         "may make the server hold, their close at the stall timeout, and a "
         "good client's latency meanwhile.",
-        "memory bounded, each closed at the stall timeout, the good client's "
-        "p99 under 10 ms.",
+        "server memory growth under 16 MiB, every one closed within 5 s of "
+        "stalling with `--stall-timeout 3s`, the good client's p99 under 10 ms.",
     ),
     (
         "slow_headers",
