@@ -11,7 +11,7 @@
 //!   reason and the connection closed.
 //! - Closing is clean: the response (if any), then the loop's lingering
 //!   close (FIN, then what the peer still sends is read and dropped for a
-//!   moment: [`crate::serve::LINGER`]), so that closing with unread bytes
+//!   moment: a second, `serve::LINGER`), so that closing with unread bytes
 //!   does not reset the connection and lose the response on the way.
 //! - While a response is unsent, the connection is not read from: a client
 //!   that pipelines requests without reading holds one response's bytes.
