@@ -1,0 +1,180 @@
+//! `echokit bench`: flags to a load generator config, the runs (one per
+//! cell of the grid, or `--compare`'s), progress, and the reports.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+
+use super::{say, usage_error, watch_signals};
+use crate::cli::BenchArgs;
+use echokit::Endpoint;
+use echokit::bench::{self, BenchConfig, Stop, Target, Workload, compare};
+use echokit::exit::ExitCode;
+use echokit::shutdown::Shutdown;
+
+pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let endpoints = match (args.compare, args.endpoints.len()) {
+        (true, 2) => args.endpoints.clone(),
+        (true, _) => usage_error("--compare needs two endpoints: ENDPOINT_A ENDPOINT_B".into()),
+        (false, 0) => vec![Endpoint::default_tcp()],
+        (false, 1) => args.endpoints.clone(),
+        (false, _) => usage_error("two endpoints are for --compare; give one to load".into()),
+    };
+    let targets = endpoints
+        .iter()
+        .map(|e| Target::resolve(e, args.bind.as_ref().map_or(&[][..], |b| &b.0[..])))
+        .collect::<Result<Vec<_>, _>>()?;
+    let datagram = targets[0].is_datagram();
+    if targets.iter().any(|t| t.is_datagram() != datagram) {
+        usage_error(
+            "--compare runs the same cells: both endpoints must be streams, or both datagrams"
+                .into(),
+        );
+    }
+    let workload = match args.proto.as_str() {
+        "app" => Workload::App {
+            query: args.query.clone(),
+            keep_alive: args.keep_alive,
+        },
+        _ => Workload::Echo,
+    };
+    if let Err(msg) = args.check(&targets, &workload) {
+        usage_error(msg);
+    }
+    let cells = compare::Cell::grid(&args.connections, &args.size, &args.depth);
+    let base = BenchConfig {
+        target: targets[0].clone(),
+        connections: cells[0].connections,
+        sizes: cells[0].size,
+        depth: cells[0].depth,
+        stop: args.count.map_or(Stop::After(args.duration), Stop::Count),
+        warmup: args.warmup,
+        rate: args.rate,
+        churn: args.churn,
+        workload,
+        connect_rate: args.connect_rate,
+        connect_timeout: args.connect_timeout,
+        timeout: args.timeout.unwrap_or(if datagram {
+            bench::DEFAULT_DATAGRAM_TIMEOUT
+        } else {
+            bench::DEFAULT_STREAM_TIMEOUT
+        }),
+        bind: args.bind.clone().map(|b| b.0).unwrap_or_default(),
+        threads: args.threads,
+        cpus: args.cpu.clone(),
+        max_loss: args.max_loss,
+        interval: args.interval,
+    };
+    for cell in &cells {
+        for warning in bench::preflight::check(&cell.apply(&base))? {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone())?;
+
+    if args.compare {
+        let names = [endpoints[0].to_string(), endpoints[1].to_string()];
+        let results = compare::run(
+            &base,
+            [&targets[0], &targets[1]],
+            &cells,
+            args.reps,
+            &shutdown,
+            &mut |rep, side, cell, report| {
+                eprintln!(
+                    "run {rep}/{} {side} {cell}: {} msg/s, p99 {}, errors {}",
+                    args.reps,
+                    bench::report::count(report.messages_per_second),
+                    bench::report::us(report.latency_us.p99),
+                    report.errors().total()
+                );
+            },
+        )?;
+        if args.json || args.ndjson {
+            say(compare::json(&results, &names[0], &names[1]))?;
+        } else {
+            print!("{}", compare::table(&results, &names[0], &names[1]));
+        }
+        let passed = results.iter().all(compare::CellResult::passed);
+        return Ok(if passed {
+            ExitCode::Success
+        } else {
+            ExitCode::Failures
+        });
+    }
+
+    let mut passed = true;
+    for cell in &cells {
+        let report = run_one(&cell.apply(&base), &args, &shutdown)?;
+        passed &= report.passed;
+        if shutdown.is_requested() {
+            break;
+        }
+    }
+    Ok(if passed {
+        ExitCode::Success
+    } else {
+        ExitCode::Failures
+    })
+}
+
+/// One run: progress on a terminal, the report on stdout, the HTML page.
+fn run_one(
+    cfg: &BenchConfig,
+    args: &BenchArgs,
+    shutdown: &Shutdown,
+) -> anyhow::Result<bench::Report> {
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                .expect("the template is valid"),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut on_interval = |i: &bench::Interval| {
+        progress.set_message(format!(
+            "{}: {} msg/s, {} out, {} in, {} open, {} errors",
+            i.phase,
+            bench::report::count(i.messages_per_second),
+            bench::report::mb(i.bytes_per_second.sent),
+            bench::report::mb(i.bytes_per_second.received),
+            i.open_connections,
+            i.errors
+        ));
+        progress.tick();
+        if args.ndjson {
+            let mut line = serde_json::json!({"type": "interval"});
+            if let (Some(obj), Ok(serde_json::Value::Object(fields))) =
+                (line.as_object_mut(), serde_json::to_value(i))
+            {
+                obj.extend(fields);
+            }
+            let _ = say(line);
+        }
+    };
+    let report = bench::run(cfg, shutdown, &mut on_interval)?;
+    progress.finish_and_clear();
+    if args.json || args.ndjson {
+        let mut value = serde_json::to_value(&report).context("cannot serialise the report")?;
+        if args.ndjson
+            && let Some(obj) = value.as_object_mut()
+        {
+            obj.insert("type".into(), "summary".into());
+        }
+        say(value)?;
+    } else {
+        print!("{}", report.text(cfg));
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, report.html(cfg))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        if !(args.json || args.ndjson) {
+            println!("  report       {}", path.display());
+        }
+    }
+    Ok(report)
+}
