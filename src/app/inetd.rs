@@ -4,15 +4,12 @@
 //! `crate::serve`): one request, or many with keep-alive, under the same
 //! deadlines and limits as on a listener.
 
-use std::sync::Arc;
-
 use socket2::Socket;
 
-use super::conn::{AppService, Shared};
 use super::server::{AppServerConfig, AppStats};
 use crate::echo::server::ServerError;
 use crate::net::Peer;
-use crate::serve::{self, StreamConfig};
+use crate::serve;
 use crate::shutdown::Shutdown;
 
 /// Serves one open connection until it closes (or `shutdown` and the grace
@@ -23,22 +20,7 @@ pub fn serve_connection(
     config: AppServerConfig,
     shutdown: &Shutdown,
 ) -> Result<AppStats, ServerError> {
-    let stream_config = StreamConfig {
-        threads: 1,
-        once: true,
-        keepalive: None,
-        grace: config.grace,
-        limits: config.limits,
-        metrics: Arc::clone(&config.metrics),
-    };
-    let service = Arc::new(AppService(Arc::new(Shared {
-        config: config.app,
-        buffered: Default::default(),
-    })));
-    let stats = serve::run_one(stream, peer, &stream_config, service, shutdown)?;
-    Ok(AppStats {
-        connections: stats.connections,
-        bytes_sent: stats.bytes,
-        cut_off: stats.cut_off,
-    })
+    let (loops, service) = config.into_loops(1, true);
+    let stats = serve::run_one(stream, peer, &loops, service, shutdown)?;
+    Ok(AppStats::from(stats))
 }

@@ -9,7 +9,7 @@ use super::conn::{AppConfig, AppService, DEFAULT_MAX_BUFFERED, Shared};
 use crate::echo::server::{DEFAULT_GRACE, ServerError, default_threads};
 use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
-use crate::serve::{self, ConnLimits, StreamConfig};
+use crate::serve::{self, ConnLimits, StreamConfig, StreamStats};
 use crate::shutdown::Shutdown;
 
 /// The longest a request's header may take to arrive by default.
@@ -69,22 +69,37 @@ pub fn run(
     config: AppServerConfig,
     shutdown: &Shutdown,
 ) -> Result<AppStats, ServerError> {
-    let stream_config = StreamConfig {
-        threads: config.threads.unwrap_or_else(default_threads),
-        once: false,
-        keepalive: None,
-        grace: config.grace,
-        limits: config.limits,
-        metrics: Arc::clone(&config.metrics),
-    };
-    let service = Arc::new(AppService(Arc::new(Shared {
-        config: config.app,
-        buffered: Default::default(),
-    })));
-    let stats = serve::run(listeners, &stream_config, service, shutdown)?;
-    Ok(AppStats {
-        connections: stats.connections,
-        bytes_sent: stats.bytes,
-        cut_off: stats.cut_off,
-    })
+    let threads = config.threads.unwrap_or_else(default_threads);
+    let (loops, service) = config.into_loops(threads, false);
+    let stats = serve::run(listeners, &loops, service, shutdown)?;
+    Ok(AppStats::from(stats))
+}
+
+impl AppServerConfig {
+    /// How the stream loops run this server, and its service.
+    pub(crate) fn into_loops(self, threads: usize, once: bool) -> (StreamConfig, Arc<AppService>) {
+        let loops = StreamConfig {
+            threads,
+            once,
+            keepalive: None,
+            grace: self.grace,
+            limits: self.limits,
+            metrics: self.metrics,
+        };
+        let service = Arc::new(AppService(Arc::new(Shared {
+            config: self.app,
+            buffered: Default::default(),
+        })));
+        (loops, service)
+    }
+}
+
+impl From<StreamStats> for AppStats {
+    fn from(stats: StreamStats) -> AppStats {
+        AppStats {
+            connections: stats.connections,
+            bytes_sent: stats.bytes,
+            cut_off: stats.cut_off,
+        }
+    }
 }

@@ -311,20 +311,7 @@ fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
     s.write_all(&both).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let all = read_to_close(&mut s).unwrap();
-    let mut d = Decoder::new(Limits::default());
-    let first = d.decode(&all).unwrap();
-    let second = d.decode(&all[first.consumed..]).unwrap();
-    let answer = |m: Option<echokit::proto::Message>| {
-        echokit::app::Response::of(&m.unwrap()).unwrap().line()
-    };
-    assert_eq!(
-        answer(first.message),
-        "Got result: Follow the white rabbit. 🐰"
-    );
-    assert_eq!(
-        answer(second.message),
-        "Got result: In the caves beneath the Misty Mountains. 💍"
-    );
+    assert_morpheus_then_ring(&all);
 
     // A good request, then a bad one, then more: the good one is answered
     // before the connection closes.
@@ -338,7 +325,7 @@ fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
     let got = d.decode(&all).unwrap();
     assert_eq!(got.consumed, all.len(), "one answer only");
     assert_eq!(
-        answer(got.message),
+        answer_line(got.message),
         "Got result: Follow the white rabbit. 🐰"
     );
 
@@ -353,7 +340,7 @@ fn keep_alive_carries_many_requests_and_a_close_loses_no_answer() {
     let mut d = Decoder::new(Limits::default());
     let got = d.decode(&all).unwrap();
     assert_eq!(
-        answer(got.message),
+        answer_line(got.message),
         "Got result: Follow the white rabbit. 🐰"
     );
 }
@@ -505,4 +492,28 @@ fn a_rejected_request_gives_its_budget_back_at_once() {
     let answer = d.decode(&all).unwrap().message.expect("an answer");
     assert_eq!(answer.content, b"First 10 bytes of request: yyyyyyyyyy");
     drop(waiting);
+}
+
+/// The answers to `search morpheus` then `search ring`, one after the other
+/// on one connection (keep-alive), and nothing else.
+pub fn assert_morpheus_then_ring(all: &[u8]) {
+    let mut d = Decoder::new(Limits::default());
+    let first = d.decode(all).unwrap();
+    let second = d.decode(&all[first.consumed..]).unwrap();
+    assert_eq!(first.consumed + second.consumed, all.len(), "nothing else");
+    assert_eq!(
+        answer_line(first.message),
+        "Got result: Follow the white rabbit. 🐰"
+    );
+    assert_eq!(
+        answer_line(second.message),
+        "Got result: In the caves beneath the Misty Mountains. 💍"
+    );
+}
+
+/// The client's line for a decoded response.
+fn answer_line(m: Option<echokit::proto::Message>) -> String {
+    echokit::app::Response::of(&m.expect("a whole response"))
+        .unwrap()
+        .line()
 }

@@ -11,7 +11,6 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use echokit::proto::{Decoder, Limits};
 
@@ -284,13 +283,7 @@ fn inetd_sigterm_lets_the_connection_finish_and_a_second_sigint_exits_at_once() 
 
     let (mut server, _client) = inetd(&["echo-server", "--grace", "1h"]);
     server.stderr_line("connected by");
-    server.signal(libc::SIGINT);
-    server.stderr_line("interrupt: shutting down gracefully");
-    server.signal(libc::SIGINT);
-    let status = server
-        .wait_for(Duration::from_secs(5))
-        .expect("exit at once on the second SIGINT");
-    assert_eq!(status.code(), Some(130));
+    server.interrupt_twice();
 }
 
 #[test]
@@ -334,20 +327,7 @@ fn inetd_app_server_answers_the_guides_client_and_keeps_alive_when_asked() {
     client.shutdown(Shutdown::Write).unwrap();
     let mut all = Vec::new();
     client.read_to_end(&mut all).unwrap();
-    let mut d = Decoder::new(Limits::default());
-    let first = d.decode(&all).unwrap();
-    let second = d.decode(&all[first.consumed..]).unwrap();
-    let answer = |m: Option<echokit::proto::Message>| {
-        echokit::app::Response::of(&m.unwrap()).unwrap().line()
-    };
-    assert_eq!(
-        answer(first.message),
-        "Got result: Follow the white rabbit. 🐰"
-    );
-    assert_eq!(
-        answer(second.message),
-        "Got result: In the caves beneath the Misty Mountains. 💍"
-    );
+    crate::app::assert_morpheus_then_ring(&all);
     assert_eq!(server.wait().code(), Some(0));
 }
 

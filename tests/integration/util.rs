@@ -126,6 +126,18 @@ impl Server {
         assert_eq!(rc, 0, "kill failed");
     }
 
+    /// Ctrl-C twice: the first starts a graceful shutdown (logged), the
+    /// second exits at once, with 130.
+    pub fn interrupt_twice(&mut self) {
+        self.signal(libc::SIGINT);
+        self.stderr_line("interrupt: shutting down gracefully");
+        self.signal(libc::SIGINT);
+        let status = self
+            .wait_for(Duration::from_secs(5))
+            .expect("exit at once on the second SIGINT");
+        assert_eq!(status.code(), Some(130));
+    }
+
     /// Waits (bounded) for the server to exit.
     pub fn wait(&mut self) -> ExitStatus {
         self.wait_for(LIMIT)
