@@ -257,3 +257,42 @@ fn out_of_descriptors_the_server_closes_the_queue_and_serves_again_once_they_fre
     echo(&mut late, b"Hello, world");
     assert!(took < Duration::from_secs(2), "served {took:?} after");
 }
+
+#[test]
+fn out_of_descriptors_the_queue_of_every_listener_is_closed_not_only_the_first() {
+    // Regression: the reserve descriptor closed only the queue of the
+    // listener whose `accept` failed, and with no descriptor left every
+    // `accept` fails (EMFILE comes before the queue is looked at), the
+    // first listener's first: a client of the second waited for ever.
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=40")
+        .arg(env!("CARGO_BIN_EXE_echokit"))
+        .args(["echo-server", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"])
+        .args(["--threads", "1"]);
+    let server = Server::spawn(cmd, 2);
+    let (first, second) = (server.addrs[0], server.addrs[1]);
+    // Fill the descriptor table through the first listener.
+    let mut served = Vec::new();
+    loop {
+        let mut client = connect(first);
+        if closed_at_once(&mut client) {
+            break;
+        }
+        served.push(client);
+        assert!(served.len() < 40, "the descriptor table never filled");
+    }
+    server.stderr_line("accept: EMFILE");
+    // A client of the second listener gets an end at once too, not a wait.
+    let mut late = connect(second);
+    late.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = late.write_all(b"x");
+    let mut buf = [0; 1];
+    match late.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("the second listener's client was left waiting: {other:?}"),
+    }
+    for client in &mut served {
+        echo(client, b"still here");
+    }
+}
