@@ -131,7 +131,7 @@ impl Acceptor {
                 Accepted::Skipped
             }
             Err(e) => {
-                self.pause(i, &e, shard, now);
+                self.pause(&e, shard, now);
                 Accepted::Paused
             }
         }
@@ -169,13 +169,13 @@ impl Acceptor {
     }
 
     /// Stops accepting for a while after an error; out of descriptors, first
-    /// closes what listener `i` has queued with the reserve descriptor.
-    fn pause(&mut self, i: usize, e: &io::Error, shard: &Shard, now: Instant) {
+    /// closes what the listeners have queued with the reserve descriptor.
+    fn pause(&mut self, e: &io::Error, shard: &Shard, now: Instant) {
         let class = ErrorClass::of_accept(e);
         shard.error(class);
         shard.accept_backoffs.inc();
         let closed = if class == ErrorClass::AcceptDescriptors {
-            self.spend_reserve(i, shard)
+            self.spend_reserve(shard)
         } else {
             0
         };
@@ -204,17 +204,19 @@ impl Acceptor {
         }
     }
 
-    /// Frees the reserve descriptor and accepts-and-closes what listener
-    /// `i` has queued with it; takes the reserve again. Returns how many
-    /// connections it closed.
-    fn spend_reserve(&mut self, i: usize, shard: &Shard) -> usize {
+    /// Frees the reserve descriptor and accepts-and-closes what every
+    /// listener has queued with it (out of descriptors, every `accept`
+    /// fails, the first listener's first: each queue is closed here or
+    /// never); takes the reserve again. Returns how many connections it
+    /// closed.
+    fn spend_reserve(&mut self, shard: &Shard) -> usize {
         if self.reserve.take().is_none() {
             // Taken by something else last time: try again now.
             self.reserve = open_reserve();
             return 0;
         }
         let mut closed = 0;
-        if let Some(listener) = self.listeners.get(i) {
+        for listener in &self.listeners {
             while closed < RESERVE_SPENDS {
                 let Ok((stream, _)) = crate::calls::accept(listener.socket()) else {
                     break;
