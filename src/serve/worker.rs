@@ -787,6 +787,116 @@ impl ReadyList {
 mod tests {
     use super::*;
 
+    use crate::metrics::{Metrics, ServerKind};
+
+    /// A service whose connections do nothing: the loop's own work shows.
+    struct Idle;
+
+    struct IdleConn(Socket, Instant);
+
+    impl Service for Idle {
+        type Conn = IdleConn;
+        fn open(&self, stream: Socket, _peer: Peer) -> IdleConn {
+            IdleConn(stream, Instant::now())
+        }
+    }
+
+    impl Connection for IdleConn {
+        fn note(&mut self, _peer_closed: bool, _urgent: bool) {}
+        fn drive(&mut self, _io: &mut Io<'_>) -> Progress {
+            Progress::Wait
+        }
+        fn unsent(&self) -> &[u8] {
+            &[]
+        }
+        fn peer(&self) -> Peer {
+            Peer::Local(None)
+        }
+        fn socket(&self) -> &Socket {
+            &self.0
+        }
+        fn since(&self) -> Instant {
+            self.1
+        }
+        fn bytes(&self) -> u64 {
+            0
+        }
+        fn bytes_in(&self) -> u64 {
+            0
+        }
+        fn into_socket(self) -> Socket {
+            self.0
+        }
+    }
+
+    fn idle_loop() -> Worker<Idle> {
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        let shared = Arc::new(Shared {
+            loads: Box::new([AtomicUsize::new(0)]),
+            accepting: AtomicBool::new(false),
+            wakers: vec![waker],
+            per_ip: None,
+        });
+        let (_tx, inbox) = std::sync::mpsc::channel();
+        let options = ConnOptions {
+            keepalive: None,
+            grace: Duration::from_secs(1),
+            limits: ConnLimits::default(),
+        };
+        let metrics = Metrics::new(ServerKind::Echo).shard();
+        Worker::new(
+            0,
+            poll,
+            Arc::new(Idle),
+            None,
+            inbox,
+            shared,
+            Shutdown::new(),
+            options,
+            metrics,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_timers_of_closed_connections_do_not_pile_up() {
+        // Regression: each connection's idle timer (5 minutes by default)
+        // stayed in the heap after it closed, until its time came: a server
+        // that opens and closes connections held rate x idle timeout
+        // entries (3 million at 10,000 a second).
+        let mut worker = idle_loop();
+        let mut peers = Vec::new();
+        let start = worker.now;
+        for i in 0..10_000 {
+            // One connection a turn of the loop: a millisecond each.
+            worker.now = start + Duration::from_millis(i);
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            worker.shared.loads[0].fetch_add(1, Ordering::Relaxed);
+            let key = worker.conns.vacant_key();
+            worker.adopt(Socket::from(ours), Peer::Local(None));
+            assert!(worker.conns.contains(key));
+            // Keep one open in a hundred; close the rest at once.
+            if i % 100 == 0 {
+                peers.push(theirs);
+            } else {
+                worker.close(key, Ended::Finished);
+            }
+        }
+        let open = worker.conns.len();
+        assert!(
+            worker.timers.len() <= 2 * open + 1024,
+            "{} timers for {open} connections",
+            worker.timers.len()
+        );
+        // The open ones keep theirs.
+        for (key, entry) in &worker.conns {
+            let at = entry.armed.expect("an open connection has its idle timer");
+            assert!(worker.timers.iter().any(|t| *t == Reverse((at, key))));
+        }
+    }
+
     #[test]
     fn a_connection_is_listed_once_and_waits_for_its_turn() {
         let mut ready = ReadyList::default();
