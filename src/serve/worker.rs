@@ -351,7 +351,22 @@ impl<S: Service> Worker<S> {
         {
             entry.armed = Some(at);
             self.timers.push(Reverse((at, key)));
+            self.compact_timers();
         }
+    }
+
+    /// Drops the stale timers (closed connections', and those replaced by
+    /// an earlier one) once they outnumber the live ones: a closed
+    /// connection's idle timer would otherwise stay until its time, and a
+    /// server that opens and closes many connections would hold rate x
+    /// idle timeout of them. One pass per at least as many pushes.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 2 * self.conns.len() + 1024 {
+            return;
+        }
+        let conns = &self.conns;
+        self.timers
+            .retain(|Reverse((at, key))| conns.get(*key).is_some_and(|e| e.armed == Some(*at)));
     }
 
     /// Acts on the timers that have fired: a connection idle or stalled too
