@@ -174,6 +174,7 @@ impl Acceptor {
         let class = ErrorClass::of_accept(e);
         shard.error(class);
         shard.accept_backoffs.inc();
+        let had_reserve = self.reserve.is_some();
         let closed = if class == ErrorClass::AcceptDescriptors {
             self.spend_reserve(shard)
         } else {
@@ -186,7 +187,7 @@ impl Acceptor {
         self.retry_at = Some(now + delay);
         if let Some(more) = self.errors.allow(now) {
             let spent = match (class, closed) {
-                (ErrorClass::AcceptDescriptors, 0) if self.reserve.is_none() => {
+                (ErrorClass::AcceptDescriptors, 0) if !had_reserve => {
                     "; no reserve descriptor to close the queued connections with".to_string()
                 }
                 (_, 0) => String::new(),
