@@ -16,7 +16,10 @@
 //! scrape needs a descriptor too: the endpoint holds a reserve one
 //! (`/dev/null`), and when `accept` fails with EMFILE or ENFILE it closes
 //! the reserve and accepts the scrape with the descriptor that frees; the
-//! reserve is taken again as soon as one is free.
+//! reserve is taken again as soon as one is free. When `accept` fails and
+//! no reserve is left, it is tried again every [`ACCEPT_RETRY`]: the
+//! listener is edge-triggered, so a scrape already queued would otherwise
+//! wait for the next one to connect.
 //!
 //! No HTTP server crate was taken: `tiny_http` (the small blocking one) has
 //! no read timeout, reads a header line of any length into memory, starts a
@@ -59,6 +62,11 @@ pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// Headers parsed at most; more make the request a 431.
 const MAX_HEADERS: usize = 32;
+
+/// How soon `accept` is tried again after it failed (out of descriptors
+/// or memory, no reserve left): a queued scrape is answered within about
+/// this long once descriptors free up.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(250);
 
 /// The listen() backlog: scrapers are few.
 const BACKLOG: u32 = 64;
@@ -117,6 +125,7 @@ impl MetricsListener {
             metrics,
             stop: Arc::clone(&stop),
             reserve: reserve(),
+            retry_accept: None,
         };
         let thread = std::thread::Builder::new()
             .name("metrics".into())
@@ -174,6 +183,8 @@ struct Loop {
     stop: Arc<AtomicBool>,
     /// Spent to serve a scrape when descriptors run out.
     reserve: Option<std::fs::File>,
+    /// When to try `accept` again after it failed.
+    retry_accept: Option<Instant>,
 }
 
 /// A descriptor held for when the process has none left.
@@ -189,6 +200,7 @@ impl Loop {
                 .clients
                 .iter()
                 .map(|(_, c)| c.deadline)
+                .chain(self.retry_accept)
                 .min()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -207,6 +219,12 @@ impl Loop {
                     self.accept(t);
                 } else if t != WAKER.0 {
                     self.progress(t - self.listeners.len());
+                }
+            }
+            if self.retry_accept.is_some_and(|at| at <= Instant::now()) {
+                self.retry_accept = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
                 }
             }
             if self.reserve.is_none() {
@@ -242,9 +260,10 @@ impl Loop {
                     continue;
                 }
                 Err(e) => {
-                    // Out of descriptors or memory: the next connection
-                    // raises a new edge and is tried then.
+                    // Out of descriptors or memory: what is queued raises
+                    // no new edge, so it is tried again a little later.
                     tracing::debug!("metrics: accept: {e}");
+                    self.retry_accept = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
             };

@@ -111,7 +111,10 @@ pub enum Stdin {
 pub enum ActivationError {
     /// `LISTEN_PID`, `LISTEN_FDS` or `LISTEN_FDNAMES` is malformed, or a
     /// descriptor they name is not open.
-    #[error("socket activation: {0} (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES)")]
+    #[error(
+        "socket activation: LISTEN_PID, LISTEN_FDS or LISTEN_FDNAMES is malformed or names a \
+         descriptor that is not open"
+    )]
     Environment(#[source] io::Error),
     /// The descriptor is not a socket (a FIFO of `ListenFIFO=`, a file).
     #[error("descriptor {fd} is not a socket: echokit serves sockets only")]

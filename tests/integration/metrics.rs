@@ -336,3 +336,33 @@ fn log_format_json_writes_the_last_error_as_an_object_too() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn a_scrape_queued_while_descriptors_ran_out_is_answered_once_they_free_up() {
+    // Few descriptors: silent scrapers fill the table, the last ones wait
+    // in the endpoint's listen queue (its backlog is 64).
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=32")
+        .arg(env!("CARGO_BIN_EXE_echokit"))
+        .args(["echo-server", "127.0.0.1:0", "--threads", "1"])
+        .args(["--metrics", "127.0.0.1:0"]);
+    let server = Server::spawn(cmd, 1);
+    let metrics = metrics_addr(&server.stdout_line());
+    let mut silent: Vec<TcpStream> = (0..40).map(|_| util::connect(metrics)).collect();
+    let mut last = silent.pop().expect("40 scrapers");
+    // The silent ones leave: the endpoint closes those it took, and has
+    // descriptors to spare again.
+    drop(silent);
+    // The last one, queued all along, is answered now, not only when
+    // another scraper connects.
+    last.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(last, "GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let read = last.read_to_string(&mut answer);
+    assert!(
+        read.is_ok() && answer.starts_with("HTTP/1.1 200 OK\r\n"),
+        "the queued scrape got no answer within 5 s of descriptors freeing up: \
+         {read:?} {answer:?}"
+    );
+}

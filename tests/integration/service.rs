@@ -155,6 +155,21 @@ fn socket_activation_says_what_it_cannot_serve() {
 }
 
 #[test]
+fn a_malformed_activation_environment_is_named_once() {
+    // LISTEN_PID is echokit's own (the shell execs it), LISTEN_FDS garbage.
+    for (fds, says) in [("x", "invalid LISTEN_FDS"), ("1", "Bad file descriptor")] {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", r#"LISTEN_PID=$$ exec "$0" echo-server 3<&-"#])
+            .arg(env!("CARGO_BIN_EXE_echokit"))
+            .env("LISTEN_FDS", fds);
+        let out = util::run(cmd, b"");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.matches(says).count(), 1, "said twice: {stderr}");
+    }
+}
+
+#[test]
 fn sockets_passed_to_another_process_are_left_alone() {
     // LISTEN_PID names someone else (a parent that exec'd us without
     // clearing it): echokit binds its endpoint as usual.
