@@ -297,8 +297,10 @@ impl Metrics {
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for s in self.lock().iter() {
-            t.accepted += s.accepted.get();
+            // Closed first: a connection closed between the two reads is
+            // then counted accepted, never closed and not accepted.
             t.closed += s.closed.get();
+            t.accepted += s.accepted.get();
             add_all(&mut t.rejected, &s.rejected);
             add_all(&mut t.timed_out, &s.timed_out);
             add_all(&mut t.errors, &s.errors);
