@@ -166,7 +166,9 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         let c = &self.0;
-        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        // Release (a plain store on x86): a reader that sees this count sees
+        // the shard's earlier counts too (a close after its accept).
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Release);
     }
 
     /// Adds one.
@@ -177,7 +179,7 @@ impl Counter {
 
     /// The count so far.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 }
 
