@@ -596,16 +596,11 @@ pub struct AppServerArgs {
     /// Permissions of a Unix socket file, in octal
     #[arg(long, value_name = "MODE", value_parser = parse_mode, default_value = "0600")]
     pub mode: u32,
-    /// Serve counters in the Prometheus text format at http://ADDR/metrics
-    /// (e.g. 127.0.0.1:9100; port 0 picks one; the URL is printed after the
-    /// `listening on` lines)
-    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr, conflicts_with = "inetd")]
-    pub metrics: Option<HostPort>,
     /// Print each socket call on stderr as it happens (socket, bind, listen,
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]
     pub trace_calls: bool,
-    /// Under a service manager: inetd, systemd.
+    /// Under a service manager (inetd, systemd), and watched (`--metrics`).
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -720,25 +715,20 @@ pub struct EchoServerArgs {
     pub udp_rate_total: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Serve counters in the Prometheus text format at http://ADDR/metrics
-    /// (e.g. 127.0.0.1:9100; port 0 picks one; the URL is printed after the
-    /// `listening on` lines)
-    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr, conflicts_with = "inetd")]
-    pub metrics: Option<HostPort>,
     /// Print each socket call on stderr as it happens (socket, bind, listen,
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]
     pub trace_calls: bool,
-    /// Under a service manager: inetd, systemd.
+    /// Under a service manager (inetd, systemd), and watched (`--metrics`).
     #[command(flatten)]
     pub service: ServiceArgs,
 }
 
-/// The servers' flags for running under a service manager. Socket
-/// activation (systemd's `LISTEN_FDS`) needs none: it is read from the
-/// environment.
+/// The servers' flags for running as a service: under a service manager
+/// (socket activation, systemd's `LISTEN_FDS`, needs none: it is read from
+/// the environment), and watched through `--metrics`.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Service manager (inetd, systemd)")]
+#[command(next_help_heading = "Running as a service (inetd, systemd, metrics)")]
 pub struct ServiceArgs {
     /// Serve the one connection on stdin and stdout, as inetd (nowait) and
     /// systemd's Accept=yes with StandardInput=socket pass it; a listening
@@ -752,6 +742,11 @@ pub struct ServiceArgs {
     /// a port below 1024 such as the echo's 7
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Serve counters in the Prometheus text format at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9100; port 0 picks one; the URL is printed after the
+    /// `listening on` lines)
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr, conflicts_with = "inetd")]
+    pub metrics: Option<HostPort>,
 }
 
 impl EchoServerArgs {

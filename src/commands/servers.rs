@@ -88,7 +88,7 @@ pub(crate) fn echo_server(
     if let Some(limit) = fd_limit {
         tracing::debug!("descriptor limit: {limit}");
     }
-    let metrics_listener = bind_metrics(args.metrics.as_ref())?;
+    let metrics_listener = bind_metrics(args.service.metrics.as_ref())?;
     let listeners = listeners(&args.endpoints, &options, activated?, |endpoints| {
         args.check(endpoints)
     })?;
@@ -316,7 +316,7 @@ pub(crate) fn app_server(
     if args.service.inetd {
         return app_inetd(&args, &options, config, activated?);
     }
-    let metrics_listener = bind_metrics(args.metrics.as_ref())?;
+    let metrics_listener = bind_metrics(args.service.metrics.as_ref())?;
     let listeners = listeners(&args.endpoints, &options, activated?, streams_only)?;
     let shutdown = announce(&listeners, args.service.user.as_deref())?;
     let metrics_endpoint = serve_metrics(metrics_listener, &config.metrics)?;
