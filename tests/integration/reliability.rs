@@ -1172,15 +1172,6 @@ fn heavy_1000_slow_header_senders_are_cut_at_the_deadline_while_a_client_is_serv
 // Soak: mixed load for ECHOKIT_SOAK_SECS, memory sampled
 // ---------------------------------------------------------------------------
 
-/// A process's resident memory now, from /proc (0 once it is gone).
-fn rss_of(pid: u32) -> u64 {
-    procfs::process::Process::new(pid as i32)
-        .and_then(|p| p.status())
-        .ok()
-        .and_then(|s| s.vmrss)
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// One `echokit bench ARGS --json` run of the soak: (messages, errors).
 fn soak_round(args: &[&str]) -> (u64, u64) {
     let mut all = vec!["bench"];
@@ -1309,7 +1300,11 @@ fn heavy_soak_of_mixed_load_grows_memory_by_at_most_5_mib() {
             let started = Instant::now();
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                samples.push((started.elapsed(), rss_of(echo_pid), rss_of(app_pid)));
+                samples.push((
+                    started.elapsed(),
+                    util::rss_of(echo_pid),
+                    util::rss_of(app_pid),
+                ));
                 thread::sleep(Duration::from_secs(1));
             }
             samples
