@@ -66,20 +66,26 @@ fn describe(process: &procfs::process::Process) -> PortHolder {
     }
 }
 
-pub(super) fn listen_counters() -> Option<ListenCounters> {
-    parse_listen_counters(&std::fs::read_to_string("/proc/net/netstat").ok()?)
+pub(super) fn tcp_ext() -> Option<HashMap<String, u64>> {
+    parse_tcp_ext(&std::fs::read_to_string("/proc/net/netstat").ok()?)
 }
 
-/// Reads `ListenOverflows` and `ListenDrops` from `/proc/net/netstat`'s
-/// text: a `TcpExt:` line of names, then a `TcpExt:` line of values.
-fn parse_listen_counters(text: &str) -> Option<ListenCounters> {
+/// The `TcpExt` counters of `/proc/net/netstat`'s text, by name: a
+/// `TcpExt:` line of names, then a `TcpExt:` line of values.
+fn parse_tcp_ext(text: &str) -> Option<HashMap<String, u64>> {
     let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
     let names = lines.next()?.split_whitespace().skip(1);
     let values = lines.next()?.split_whitespace().skip(1);
-    let table: HashMap<&str, u64> = names
-        .zip(values)
-        .filter_map(|(n, v)| Some((n, v.parse().ok()?)))
-        .collect();
+    Some(
+        names
+            .zip(values)
+            .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
+            .collect(),
+    )
+}
+
+/// `ListenOverflows` and `ListenDrops` of a [`parse_tcp_ext`] table.
+pub(super) fn listen_counters_of(table: &HashMap<String, u64>) -> Option<ListenCounters> {
     Some(ListenCounters {
         listen_overflows: *table.get("ListenOverflows")?,
         listen_drops: *table.get("ListenDrops")?,
@@ -106,13 +112,13 @@ mod tests {
                     IpExt: InNoRoutes\n\
                     IpExt: 0\n";
         assert_eq!(
-            parse_listen_counters(text),
+            parse_tcp_ext(text).as_ref().and_then(listen_counters_of),
             Some(ListenCounters {
                 listen_overflows: 12,
                 listen_drops: 15
             })
         );
-        assert_eq!(parse_listen_counters("IpExt: A\nIpExt: 1\n"), None);
+        assert_eq!(parse_tcp_ext("IpExt: A\nIpExt: 1\n"), None);
     }
 
     #[test]

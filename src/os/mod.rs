@@ -82,7 +82,16 @@ pub fn socket_owners() -> HashMap<u64, Vec<PortHolder>> {
 /// The listen-queue overflow counters, if the kernel tells.
 pub fn listen_counters() -> Option<ListenCounters> {
     #[cfg(target_os = "linux")]
-    return linux::listen_counters();
+    return linux::listen_counters_of(&linux::tcp_ext()?);
+    #[cfg(not(target_os = "linux"))]
+    return None;
+}
+
+/// The kernel's TCP counters since boot (`/proc/net/netstat`'s TcpExt:
+/// `SyncookiesSent`, `ListenOverflows`, ...) by name, if it tells.
+pub fn tcp_ext_counters() -> Option<HashMap<String, u64>> {
+    #[cfg(target_os = "linux")]
+    return linux::tcp_ext();
     #[cfg(not(target_os = "linux"))]
     return None;
 }

@@ -145,23 +145,6 @@ fn hello_whole(addr: SocketAddr) -> Duration {
     started.elapsed()
 }
 
-/// The host's TCP counters of `/proc/net/netstat` (its `TcpExt` lines),
-/// by name; those of listen queues are [`echokit::os::listen_counters`].
-fn tcp_ext() -> std::collections::HashMap<String, u64> {
-    let text = std::fs::read_to_string("/proc/net/netstat").expect("read /proc/net/netstat");
-    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (names, values) = (lines.next(), lines.next());
-    let (Some(names), Some(values)) = (names, values) else {
-        panic!("no TcpExt lines in /proc/net/netstat");
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .skip(1)
-        .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
-        .collect()
-}
-
 // ---------------------------------------------------------------------------
 // Byte-exact streams
 // ---------------------------------------------------------------------------
@@ -670,7 +653,7 @@ fn connects_while_stopped(run: Stopped) {
     hello(addr);
     let counters = || echokit::os::listen_counters().expect("/proc/net/netstat's ListenOverflows");
     let before = counters();
-    let ext_before = tcp_ext();
+    let ext_before = echokit::os::tcp_ext_counters().expect("/proc/net/netstat's TcpExt");
     server.signal(libc::SIGSTOP);
     let mut poll = Poll::new().expect("an epoll instance");
     let mut socks: Vec<mio::net::TcpStream> = (0..clients)
@@ -713,7 +696,7 @@ fn connects_while_stopped(run: Stopped) {
     }
     let first_took = first.join().expect("the client after the resume");
     let after = counters();
-    let ext_after = tcp_ext();
+    let ext_after = echokit::os::tcp_ext_counters().expect("/proc/net/netstat's TcpExt");
     let ext = |name: &str| {
         ext_after.get(name).copied().unwrap_or(0) - ext_before.get(name).copied().unwrap_or(0)
     };
@@ -1189,15 +1172,6 @@ fn heavy_1000_slow_header_senders_are_cut_at_the_deadline_while_a_client_is_serv
 // Soak: mixed load for ECHOKIT_SOAK_SECS, memory sampled
 // ---------------------------------------------------------------------------
 
-/// A process's resident memory now, from /proc (0 once it is gone).
-fn rss_of(pid: u32) -> u64 {
-    procfs::process::Process::new(pid as i32)
-        .and_then(|p| p.status())
-        .ok()
-        .and_then(|s| s.vmrss)
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// One `echokit bench ARGS --json` run of the soak: (messages, errors).
 fn soak_round(args: &[&str]) -> (u64, u64) {
     let mut all = vec!["bench"];
@@ -1326,7 +1300,11 @@ fn heavy_soak_of_mixed_load_grows_memory_by_at_most_5_mib() {
             let started = Instant::now();
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                samples.push((started.elapsed(), rss_of(echo_pid), rss_of(app_pid)));
+                samples.push((
+                    started.elapsed(),
+                    util::rss_of(echo_pid),
+                    util::rss_of(app_pid),
+                ));
                 thread::sleep(Duration::from_secs(1));
             }
             samples

@@ -40,6 +40,12 @@ fn number_after(lines: &[String], prefix: &str) -> i32 {
     digits.parse().unwrap()
 }
 
+/// A server trace's listening socket and the first one it accepted.
+fn listener_and_accepted(trace: &[String]) -> (i32, i32) {
+    let l = number_after(trace, "listen(");
+    (l, number_after(trace, &format!("accept({l}) = ")))
+}
+
 #[test]
 fn the_echo_server_traces_the_guides_sequence() {
     let mut server = Server::start(&["--trace-calls", "--once", "127.0.0.1:0"], 1);
@@ -56,8 +62,7 @@ fn the_echo_server_traces_the_guides_sequence() {
     assert_eq!(server.wait().code(), Some(0));
 
     let trace = calls(&server.rest_of_stderr());
-    let l = number_after(&trace, "socket(AF_INET, SOCK_STREAM) = ");
-    let c = number_after(&trace, &format!("accept({l}) = "));
+    let (l, c) = listener_and_accepted(&trace);
     in_order(
         &trace,
         &[
@@ -154,8 +159,7 @@ fn the_app_server_and_client_trace_a_request() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait().code(), Some(0));
     let trace = calls(&server.rest_of_stderr());
-    let l = number_after(&trace, "listen(");
-    let c = number_after(&trace, &format!("accept({l}) = "));
+    let (l, c) = listener_and_accepted(&trace);
     in_order(
         &trace,
         &[

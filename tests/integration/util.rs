@@ -240,12 +240,12 @@ impl Server {
 
     /// The server's resident memory, from /proc.
     pub fn rss_bytes(&self) -> u64 {
-        self.status_kib("VmRSS:") * 1024
+        kib(self.status().vmrss, "VmRSS")
     }
 
     /// The most resident memory the server has had (its high-water mark).
     pub fn peak_rss_bytes(&self) -> u64 {
-        self.status_kib("VmHWM:") * 1024
+        kib(self.status().vmhwm, "VmHWM")
     }
 
     /// Descriptors the server holds open now.
@@ -260,15 +260,28 @@ impl Server {
         self.stderr.try_iter().collect()
     }
 
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("read /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc status"))
+    fn status(&self) -> procfs::process::Status {
+        let pid = self.pid();
+        status_of(pid).unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
     }
+}
+
+fn status_of(pid: u32) -> procfs::ProcResult<procfs::process::Status> {
+    procfs::process::Process::new(pid as i32).and_then(|p| p.status())
+}
+
+/// Bytes of a `/proc/PID/status` field in KiB, which the kernel always gives.
+fn kib(field: Option<u64>, name: &str) -> u64 {
+    field.unwrap_or_else(|| panic!("no {name} in /proc status")) * 1024
+}
+
+/// A process's resident memory now, from /proc (0 once it is gone): for a
+/// thread that samples a server it cannot hold.
+pub fn rss_of(pid: u32) -> u64 {
+    status_of(pid)
+        .ok()
+        .and_then(|s| s.vmrss)
+        .map_or(0, |k| k * 1024)
 }
 
 impl Drop for Server {
