@@ -17,7 +17,7 @@ use socket2::Socket;
 use super::conn::EchoService;
 use super::server::{ServerConfig, ServerError, ServerStats};
 use crate::net::Peer;
-use crate::serve::{self, StreamConfig};
+use crate::serve;
 use crate::shutdown::Shutdown;
 
 /// Echoes one open connection until its client closes (or `shutdown` and
@@ -28,27 +28,9 @@ pub fn serve_connection(
     config: &ServerConfig,
     shutdown: &Shutdown,
 ) -> Result<ServerStats, ServerError> {
-    let stream_config = StreamConfig {
-        threads: 1,
-        once: true,
-        keepalive: config.keepalive,
-        grace: config.grace,
-        limits: config.limits,
-        metrics: Arc::clone(&config.metrics),
-    };
-    let stats = serve::run_one(
-        stream,
-        peer,
-        &stream_config,
-        Arc::new(EchoService),
-        shutdown,
-    )?;
-    Ok(ServerStats {
-        connections: stats.connections,
-        bytes_echoed: stats.bytes,
-        cut_off: stats.cut_off,
-        ..ServerStats::default()
-    })
+    let loops = config.stream_config(1, true);
+    let stats = serve::run_one(stream, peer, &loops, Arc::new(EchoService), shutdown)?;
+    Ok(ServerStats::from(stats))
 }
 
 /// Copies standard input to standard output until the input ends, each

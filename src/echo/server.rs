@@ -18,7 +18,7 @@ use crate::endpoint::SocketType;
 use crate::exit::{Classify, ExitCode};
 use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
-use crate::serve::{self, StreamConfig};
+use crate::serve::{self, StreamConfig, StreamStats};
 
 pub use crate::serve::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 use crate::shutdown::Shutdown;
@@ -76,6 +76,31 @@ pub struct ServerStats {
     pub dropped: u64,
 }
 
+impl ServerConfig {
+    /// How the stream loops run this server's stream listeners.
+    pub(crate) fn stream_config(&self, threads: usize, once: bool) -> StreamConfig {
+        StreamConfig {
+            threads,
+            once,
+            keepalive: self.keepalive,
+            grace: self.grace,
+            limits: self.limits,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+impl From<StreamStats> for ServerStats {
+    fn from(stats: StreamStats) -> ServerStats {
+        ServerStats {
+            connections: stats.connections,
+            bytes_echoed: stats.bytes,
+            cut_off: stats.cut_off,
+            ..ServerStats::default()
+        }
+    }
+}
+
 /// The event loops could not run.
 #[derive(Debug, thiserror::Error)]
 #[error("event loop failed")]
@@ -130,21 +155,10 @@ pub fn run(
         let streamed = if streams.is_empty() {
             Ok(ServerStats::default())
         } else {
-            let stream_config = StreamConfig {
-                threads: config.threads.unwrap_or_else(default_threads),
-                once: config.once,
-                keepalive: config.keepalive,
-                grace: config.grace,
-                limits: config.limits,
-                metrics: Arc::clone(&config.metrics),
-            };
-            serve::run(streams, &stream_config, Arc::new(EchoService), shutdown)
-                .map(|s| ServerStats {
-                    connections: s.connections,
-                    bytes_echoed: s.bytes,
-                    cut_off: s.cut_off,
-                    ..ServerStats::default()
-                })
+            let threads = config.threads.unwrap_or_else(default_threads);
+            let loops = config.stream_config(threads, config.once);
+            serve::run(streams, &loops, Arc::new(EchoService), shutdown)
+                .map(ServerStats::from)
                 .map_err(ServerError::from)
         };
         if streamed.is_err() {

@@ -27,7 +27,7 @@ pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ use crate::net::{Listener, Peer};
 use crate::shutdown::Shutdown;
 use accept::Acceptor;
 use buffer::BufPool;
-use worker::{ConnOptions, Shared, Worker, WorkerStats};
+use worker::{ConnOptions, Handoff, Shared, Worker, WorkerStats};
 
 /// How long a connection the server ends reads and drops what its peer
 /// still sends, after its FIN: closing a socket with unread input resets
@@ -234,47 +234,18 @@ pub(crate) fn run<S: Service>(
     } else {
         config.threads.max(1)
     };
-    let options = ConnOptions {
-        keepalive: config.keepalive,
-        grace: config.grace,
-        limits: config.limits,
-    };
-    let mut polls = Vec::with_capacity(threads);
-    let mut wakers = Vec::with_capacity(threads);
-    let mut peers = Vec::with_capacity(threads);
-    let mut inboxes = Vec::with_capacity(threads);
-    for id in 0..threads {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
-        shutdown.register(Arc::clone(&waker));
-        let (tx, rx) = mpsc::channel();
-        peers.push((id != 0).then_some(tx));
-        inboxes.push(rx);
-        polls.push(poll);
-        wakers.push(waker);
-    }
-    let shared = Arc::new(Shared {
-        loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
-        accepting: AtomicBool::new(true),
-        wakers,
-        per_ip: config.limits.max_per_ip.map(limits::PerIp::new),
-    });
-    let mut acceptor = Some(Acceptor::new(listeners, peers, config.once, config.limits));
-    let mut workers = Vec::with_capacity(threads);
-    for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
-        let acceptor = if id == 0 { acceptor.take() } else { None };
-        workers.push(Worker::new(
-            id,
-            poll,
-            Arc::clone(&service),
-            acceptor,
-            inbox,
-            Arc::clone(&shared),
-            shutdown.clone(),
-            options,
-            config.metrics.shard(),
-        )?);
-    }
+    let per_ip = config.limits.max_per_ip.map(limits::PerIp::new);
+    let Loops {
+        shared, workers, ..
+    } = Loops::new(
+        listeners,
+        threads,
+        config.once,
+        per_ip,
+        config,
+        service,
+        shutdown,
+    )?;
     tracing::info!(
         "serving with {threads} event loop{}",
         if threads == 1 { "" } else { "s" }
@@ -342,43 +313,100 @@ pub(crate) fn run_one<S: Service>(
     service: Arc<S>,
     shutdown: &Shutdown,
 ) -> io::Result<StreamStats> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
-    shutdown.register(Arc::clone(&waker));
-    let (tx, inbox) = mpsc::channel();
-    let shared = Arc::new(Shared {
-        // The connection on its way counts, as a hand-over's does.
-        loads: Box::new([AtomicUsize::new(1)]),
-        accepting: AtomicBool::new(false),
-        wakers: vec![Arc::clone(&waker)],
-        per_ip: None,
-    });
-    let acceptor = Acceptor::new(Vec::new(), vec![None], true, config.limits);
-    let options = ConnOptions {
-        keepalive: config.keepalive,
-        grace: config.grace,
-        limits: config.limits,
-    };
-    let worker = Worker::new(
-        0,
-        poll,
-        service,
-        Some(acceptor),
-        inbox,
+    // The one connection counts in no per-IP table: inetd admitted it.
+    let Loops {
         shared,
-        shutdown.clone(),
-        options,
-        config.metrics.shard(),
-    )?;
-    tx.send((stream, peer))
+        mut workers,
+        to_first,
+    } = Loops::new(Vec::new(), 1, true, None, config, service, shutdown)?;
+    let worker = workers.pop().expect("one loop was made");
+    // The connection on its way counts, as a hand-over's does.
+    shared.loads[0].fetch_add(1, Ordering::Relaxed);
+    to_first
+        .send((stream, peer))
         .expect("the inbox lives in the worker, which has not run yet");
-    waker.wake()?;
+    shared.wakers[0].wake()?;
     let stats = worker.run()?;
     Ok(StreamStats {
         connections: stats.connections,
         bytes: stats.bytes,
         cut_off: stats.cut_off,
     })
+}
+
+/// The event loops of a stream server, set up and not yet running.
+struct Loops<S: Service> {
+    /// What they share.
+    shared: Arc<Shared>,
+    /// Loop 0 first: it holds the listeners.
+    workers: Vec<Worker<S>>,
+    /// Loop 0's inbox, for a connection that is already open.
+    to_first: mpsc::Sender<Handoff>,
+}
+
+impl<S: Service> Loops<S> {
+    /// Makes `threads` loops, each with its poll and its waker (registered
+    /// with `shutdown`); loop 0 accepts on `listeners` (with `once`, one
+    /// connection) and hands connections to the others through their inboxes.
+    fn new(
+        listeners: Vec<Listener>,
+        threads: usize,
+        once: bool,
+        per_ip: Option<limits::PerIp>,
+        config: &StreamConfig,
+        service: Arc<S>,
+        shutdown: &Shutdown,
+    ) -> io::Result<Loops<S>> {
+        let mut polls = Vec::with_capacity(threads);
+        let mut wakers = Vec::with_capacity(threads);
+        let mut senders = Vec::with_capacity(threads);
+        let mut inboxes = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
+            shutdown.register(Arc::clone(&waker));
+            let (tx, rx) = mpsc::channel();
+            senders.push(tx);
+            inboxes.push(rx);
+            polls.push(poll);
+            wakers.push(waker);
+        }
+        let mut senders = senders.into_iter();
+        let to_first = senders.next().expect("there is at least one loop");
+        // Loop 0 serves what it places on itself without a hand-over.
+        let peers = std::iter::once(None).chain(senders.map(Some)).collect();
+        let shared = Arc::new(Shared {
+            loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            accepting: AtomicBool::new(true),
+            wakers,
+            per_ip,
+        });
+        let options = ConnOptions {
+            keepalive: config.keepalive,
+            grace: config.grace,
+            limits: config.limits,
+        };
+        let mut acceptor = Some(Acceptor::new(listeners, peers, once, config.limits));
+        let mut workers = Vec::with_capacity(threads);
+        for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
+            workers.push(Worker::new(
+                id,
+                poll,
+                Arc::clone(&service),
+                acceptor.take(),
+                inbox,
+                Arc::clone(&shared),
+                shutdown.clone(),
+                options,
+                config.metrics.shard(),
+            )?);
+        }
+        Ok(Loops {
+            shared,
+            workers,
+            to_first,
+        })
+    }
 }
 
 /// When loop 0 ends, however it ends (a panic included), it accepts no more:

@@ -91,6 +91,15 @@ impl Shared {
         self.loads.iter().map(|l| l.load(Ordering::Relaxed)).sum()
     }
 
+    /// A connection placed on loop `id` is gone: its place in the counts
+    /// that limits read is free.
+    fn forget(&self, id: usize, peer: Peer) {
+        self.loads[id].fetch_sub(1, Ordering::Relaxed);
+        if let (Some(per_ip), Some(ip)) = (&self.per_ip, ip_of(&peer)) {
+            per_ip.release(ip);
+        }
+    }
+
     /// Loop 0 has accepted its last connection: every hand-over it made is
     /// in a channel by now, and the other loops may finish once they have
     /// taken theirs.
@@ -498,10 +507,7 @@ impl<S: Service> Worker<S> {
     /// A connection placed on this loop is gone: its place in the counts
     /// that limits read is free.
     fn forget(&self, peer: Peer) {
-        self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
-        if let (Some(per_ip), Some(ip)) = (&self.shared.per_ip, ip_of(&peer)) {
-            per_ip.release(ip);
-        }
+        self.shared.forget(self.id, peer);
     }
 
     /// Starts serving a connection on this loop (its load is already counted).
@@ -701,10 +707,7 @@ impl<S: Service> Worker<S> {
             crate::calls::close(&socket);
             drop(socket);
             self.metrics.closed.inc();
-            self.shared.loads[self.id].fetch_sub(1, Ordering::Relaxed);
-            if let (Some(per_ip), Some(ip)) = (&self.shared.per_ip, ip_of(&peer)) {
-                per_ip.release(ip);
-            }
+            self.shared.forget(self.id, peer);
         }
     }
 }
