@@ -46,6 +46,7 @@ use super::Metrics;
 use super::render::{self, CONTENT_TYPE};
 use crate::endpoint::{Endpoint, HostPort};
 use crate::net::listen::{self, BindError, ListenOptions, Listener};
+use crate::serve::accept::open_reserve;
 
 /// Scrape connections served at once; past it, a new one is closed at once.
 /// Prometheus holds one per target; 64 leave room for people and scripts.
@@ -124,7 +125,7 @@ impl MetricsListener {
             clients: Slab::with_capacity(MAX_CLIENTS),
             metrics,
             stop: Arc::clone(&stop),
-            reserve: reserve(),
+            reserve: open_reserve(),
             retry_accept: None,
         };
         let thread = std::thread::Builder::new()
@@ -187,11 +188,6 @@ struct Loop {
     retry_accept: Option<Instant>,
 }
 
-/// A descriptor held for when the process has none left.
-fn reserve() -> Option<std::fs::File> {
-    std::fs::File::open("/dev/null").ok()
-}
-
 impl Loop {
     fn run(mut self) {
         let mut events = Events::with_capacity(64);
@@ -228,7 +224,7 @@ impl Loop {
                 }
             }
             if self.reserve.is_none() {
-                self.reserve = reserve();
+                self.reserve = open_reserve();
             }
             let now = Instant::now();
             self.clients.retain(|_, c| {

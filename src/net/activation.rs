@@ -25,14 +25,13 @@
 //! service manager's, and outlives this process.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use socket2::{Protocol, SockAddr, Socket, Type};
 
 use super::Peer;
-use super::listen::{ListenOptions, Listener, ask_destination_address};
+use super::listen::{ListenOptions, Listener, set_buffers, set_lasting_options};
 use super::unix::{self, SocketFile};
 use crate::calls;
 use crate::endpoint::{Endpoint, LocalName, SocketType};
@@ -288,7 +287,7 @@ pub fn inherit(fd: OwnedFd, opts: &ListenOptions) -> Result<Inherited, Activatio
             Ok(what) => unsupported(&what),
             Err(e) => io_err(e),
         })?;
-        set_ip_options(&socket, ty, addr, opts).map_err(io_err)?;
+        set_lasting_options(&socket, ty, addr, opts).map_err(io_err)?;
         match ty {
             SocketType::Stream => Endpoint::tcp(addr),
             SocketType::Datagram => Endpoint::udp(addr),
@@ -336,42 +335,6 @@ fn check_ip_protocol(socket: &Socket, ty: SocketType) -> Result<(), Result<Strin
         Some(p) if p == expected || i32::from(p) == 0 => Ok(()),
         Some(p) => Err(Ok(format!("an IP socket of protocol {}", i32::from(p)))),
     }
-}
-
-/// What echokit's own bind sets on an IP socket and still applies after
-/// `listen`.
-fn set_ip_options(
-    s: &Socket,
-    ty: SocketType,
-    addr: SocketAddr,
-    opts: &ListenOptions,
-) -> io::Result<()> {
-    match ty {
-        SocketType::Stream => {
-            calls::option(s, "SO_OOBINLINE", 1, s.set_out_of_band_inline(true))?;
-        }
-        SocketType::Datagram if addr.ip().is_unspecified() => {
-            let name = if addr.is_ipv6() {
-                "IPV6_RECVPKTINFO"
-            } else {
-                "IP_PKTINFO"
-            };
-            calls::option(s, name, 1, ask_destination_address(s, addr))?;
-        }
-        SocketType::Datagram => {}
-    }
-    set_buffers(s, opts)
-}
-
-/// `--sndbuf` and `--rcvbuf`, when given.
-fn set_buffers(s: &Socket, opts: &ListenOptions) -> io::Result<()> {
-    if let Some(size) = opts.sndbuf {
-        calls::option(s, "SO_SNDBUF", size, s.set_send_buffer_size(size))?;
-    }
-    if let Some(size) = opts.rcvbuf {
-        calls::option(s, "SO_RCVBUF", size, s.set_recv_buffer_size(size))?;
-    }
-    Ok(())
 }
 
 /// The path or abstract name a Unix socket is bound to; `None` if unbound.

@@ -273,27 +273,11 @@ fn bind_addr(at: &Endpoint, addr: SocketAddr, opts: &ListenOptions) -> Result<Li
     let s = &socket;
     if stream {
         calls::option(s, "SO_REUSEADDR", 1, s.set_reuse_address(true)).map_err(fail)?;
-        // TCP urgent data stays in the byte stream (and so is echoed in its
-        // place) instead of being set apart; accepted sockets inherit this.
-        calls::option(s, "SO_OOBINLINE", 1, s.set_out_of_band_inline(true)).map_err(fail)?;
     }
     if addr.is_ipv6() {
         calls::option(s, "IPV6_V6ONLY", 1, s.set_only_v6(true)).map_err(fail)?;
     }
-    if let Some(size) = opts.sndbuf {
-        calls::option(s, "SO_SNDBUF", size, s.set_send_buffer_size(size)).map_err(fail)?;
-    }
-    if let Some(size) = opts.rcvbuf {
-        calls::option(s, "SO_RCVBUF", size, s.set_recv_buffer_size(size)).map_err(fail)?;
-    }
-    if !stream && addr.ip().is_unspecified() {
-        let name = if addr.is_ipv6() {
-            "IPV6_RECVPKTINFO"
-        } else {
-            "IP_PKTINFO"
-        };
-        calls::option(s, name, 1, ask_destination_address(s, addr)).map_err(fail)?;
-    }
+    set_lasting_options(s, at.socket_type(), addr, opts).map_err(fail)?;
     calls::nonblocking(s).map_err(fail)?;
     calls::bind(s, &addr.into()).map_err(fail)?;
     if stream {
@@ -315,16 +299,54 @@ fn bind_addr(at: &Endpoint, addr: SocketAddr, opts: &ListenOptions) -> Result<Li
     })
 }
 
+/// The options of echokit's own IP bind that still mean something after
+/// `listen`, so that an inherited socket (socket activation) gets them too:
+/// `SO_OOBINLINE` on a stream, the destination address of each datagram on
+/// a wildcard datagram socket, `--sndbuf` and `--rcvbuf`.
+pub(super) fn set_lasting_options(
+    s: &Socket,
+    ty: SocketType,
+    addr: SocketAddr,
+    opts: &ListenOptions,
+) -> io::Result<()> {
+    match ty {
+        SocketType::Stream => {
+            // TCP urgent data stays in the byte stream (and so is echoed in
+            // its place) instead of being set apart; accepted sockets
+            // inherit this.
+            calls::option(s, "SO_OOBINLINE", 1, s.set_out_of_band_inline(true))?;
+        }
+        SocketType::Datagram if addr.ip().is_unspecified() => ask_destination_address(s, addr)?,
+        SocketType::Datagram => {}
+    }
+    set_buffers(s, opts)
+}
+
+/// `--sndbuf` and `--rcvbuf`, when given.
+pub(super) fn set_buffers(s: &Socket, opts: &ListenOptions) -> io::Result<()> {
+    if let Some(size) = opts.sndbuf {
+        calls::option(s, "SO_SNDBUF", size, s.set_send_buffer_size(size))?;
+    }
+    if let Some(size) = opts.rcvbuf {
+        calls::option(s, "SO_RCVBUF", size, s.set_recv_buffer_size(size))?;
+    }
+    Ok(())
+}
+
 /// Each datagram comes with the address it was sent to (`IP_PKTINFO`,
 /// `IPV6_RECVPKTINFO`), so a wildcard socket can answer from it.
-pub(super) fn ask_destination_address(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+fn ask_destination_address(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt};
-    let done = if addr.is_ipv6() {
-        setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true)
+    let (name, done) = if addr.is_ipv6() {
+        let done = setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true);
+        ("IPV6_RECVPKTINFO", done)
     } else {
-        setsockopt(socket, sockopt::Ipv4PacketInfo, &true)
+        (
+            "IP_PKTINFO",
+            setsockopt(socket, sockopt::Ipv4PacketInfo, &true),
+        )
     };
-    done.map_err(io::Error::from)
+    calls::option(socket, name, 1, done.map_err(io::Error::from))
 }
 
 fn warn_if_backlog_capped(backlog: u32) {

@@ -233,7 +233,8 @@ impl Acceptor {
     }
 }
 
-fn open_reserve() -> Option<File> {
+/// A descriptor held for when the process has none left (`/dev/null`).
+pub(crate) fn open_reserve() -> Option<File> {
     File::open("/dev/null")
         .inspect_err(|e| tracing::debug!("cannot open a reserve descriptor: {e}"))
         .ok()

@@ -18,7 +18,7 @@
 //! | `limits.rs`  | the limits and timeouts, and how they are found        |
 //! | `buffer.rs`  | the scratch buffer and the pool of pending buffers     |
 
-mod accept;
+pub(crate) mod accept;
 pub(crate) mod buffer;
 mod limits;
 mod worker;
