@@ -9,6 +9,12 @@
 //!   owns the port on all of them) a forged source would make the server
 //!   talk to itself for ever, and from another host it is most likely
 //!   another echo server on the same port, the two of which would loop.
+//! - A datagram from any other UDP port this process serves on, from any
+//!   of this host's addresses (loopback, or an address of one of its
+//!   interfaces), is never answered: two endpoints of one process would
+//!   answer each other for ever.
+//! - Loops with other processes and hosts, whatever their ports, are the
+//!   loop guard's (`loop_guard.rs`).
 //! - Each source address gets at most a rate of answers, and all sources
 //!   together another; both use the generic cell rate algorithm (one
 //!   timestamp of state per source), with a burst of a tenth of a second's
@@ -25,6 +31,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::served;
+
 /// Source ports never answered: 0 (invalid), 7 echo, 9 discard, 13 daytime,
 /// 17 quote of the day, 19 chargen.
 pub const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 17, 19];
@@ -39,6 +47,11 @@ pub const MAX_SOURCES: usize = 65_536;
 
 /// How often sources with a whole budget are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// How long this host's addresses are trusted before they are read again:
+/// they are read only for a datagram from one of this process's ports, so
+/// a flood of such datagrams reads them once a second at most.
+const HOST_ADDRESSES_FOR: Duration = Duration::from_secs(1);
 
 /// The rate limits of a UDP echo socket, in datagrams per second (0: none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +82,8 @@ pub enum Refusal {
     LoopPort,
     /// It came from the port the server serves on.
     OwnPort,
+    /// It came from another UDP port of this process, on this host.
+    OwnProcess,
     /// Its source is over its rate.
     SourceRate,
     /// All sources together are over the total rate.
@@ -82,6 +97,9 @@ impl Refusal {
             Refusal::LoopPort => "from a loop port (0, 7, 9, 13, 17, 19)",
             Refusal::OwnPort => {
                 "from the port this server serves on (itself, or another echo server: a loop)"
+            }
+            Refusal::OwnProcess => {
+                "from another UDP port this process serves on, from this host (the two would loop)"
             }
             Refusal::SourceRate => "over the per-source rate (--udp-rate-per-source)",
             Refusal::TotalRate => "over the total rate (--udp-rate-total)",
@@ -135,11 +153,42 @@ pub struct Gate {
     overflow: Instant,
     total_tat: Instant,
     last_sweep: Instant,
+    host: HostAddrs,
+}
+
+/// This host's addresses, read when needed and kept for a while.
+#[derive(Debug)]
+struct HostAddrs {
+    read: fn() -> Vec<IpAddr>,
+    addrs: Vec<IpAddr>,
+    read_at: Option<Instant>,
+}
+
+impl HostAddrs {
+    /// Whether `ip` (canonical) is one of this host's addresses.
+    fn contains(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if ip.is_loopback() {
+            return true;
+        }
+        if self
+            .read_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= HOST_ADDRESSES_FOR)
+        {
+            self.addrs = (self.read)();
+            self.read_at = Some(now);
+        }
+        self.addrs.iter().any(|a| a.to_canonical() == ip)
+    }
 }
 
 impl Gate {
     /// A gate with these limits, starting at `now`.
     pub fn new(limits: RateLimits, now: Instant) -> Gate {
+        Gate::with_host(limits, now, crate::os::host_addresses)
+    }
+
+    /// A gate that learns this host's addresses from `read`.
+    fn with_host(limits: RateLimits, now: Instant, read: fn() -> Vec<IpAddr>) -> Gate {
         Gate {
             exempt_loopback: limits.exempt_loopback,
             per_source: Rate::new(limits.per_source),
@@ -148,6 +197,11 @@ impl Gate {
             overflow: now,
             total_tat: now,
             last_sweep: now,
+            host: HostAddrs {
+                read,
+                addrs: Vec::new(),
+                read_at: None,
+            },
         }
     }
 
@@ -165,6 +219,9 @@ impl Gate {
         }
         if source.port() == own_port {
             return Err(Refusal::OwnPort);
+        }
+        if served::serves_port(source.port()) && self.host.contains(ip, now) {
+            return Err(Refusal::OwnProcess);
         }
         if let Some(rate) = self.per_source
             && !(self.exempt_loopback && ip.is_loopback())
@@ -243,6 +300,33 @@ mod tests {
                 "{from}"
             );
         }
+    }
+
+    #[test]
+    fn the_other_ports_of_this_process_are_never_answered_from_this_host() {
+        let now = Instant::now();
+        let host = || vec!["192.0.2.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+        let mut gate = Gate::with_host(RateLimits::default(), now, host);
+        // A port no other test registers: this process serves UDP on it.
+        let _other = served::Served::port(61_900);
+        for from in [
+            "127.0.0.1:61900",
+            "127.9.9.9:61900",
+            "[::1]:61900",
+            "192.0.2.7:61900",
+            "[::ffff:192.0.2.7]:61900",
+            "[2001:db8::7]:61900",
+        ] {
+            assert_eq!(
+                gate.check(addr(from), 5000, now),
+                Err(Refusal::OwnProcess),
+                "{from}"
+            );
+        }
+        // From another host, or another port: answered (the loop guard
+        // watches those).
+        assert_eq!(gate.check(addr("198.51.100.1:61900"), 5000, now), Ok(()));
+        assert_eq!(gate.check(addr("127.0.0.1:61901"), 5000, now), Ok(()));
     }
 
     #[test]

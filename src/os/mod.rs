@@ -123,6 +123,23 @@ pub fn ephemeral_ports() -> Option<(u16, u16)> {
     return None;
 }
 
+/// The IP addresses of this host's interfaces (`getifaddrs`); empty if
+/// they cannot be read.
+pub fn host_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                return Some(std::net::IpAddr::V4(v4.ip()));
+            }
+            a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+        })
+        .collect()
+}
+
 /// The open-descriptor limits of this process: (soft, hard).
 pub fn fd_limits() -> Option<(u64, u64)> {
     rlimit::getrlimit(rlimit::Resource::NOFILE).ok()
