@@ -713,6 +713,12 @@ pub struct EchoServerArgs {
     /// UDP answers per second to all sources together; 0 for no limit
     #[arg(long, value_name = "PPS", default_value_t = 0)]
     pub udp_rate_total: u32,
+    /// Answer datagram peers that send every echo straight back. By default
+    /// such a peer (another echo server: an endless loop) is muted after
+    /// 1,000 in a row for 1 s, doubling if it goes on; turn this off only
+    /// for a client that re-sends one message the instant its echo arrives
+    #[arg(long)]
+    pub no_loop_guard: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Print each socket call on stderr as it happens (socket, bind, listen,

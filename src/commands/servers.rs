@@ -78,6 +78,7 @@ pub(crate) fn echo_server(
         once: args.once,
         keepalive: args.keepalive,
         udp_limits,
+        loop_guard: !args.no_loop_guard,
         limits: args.limits.limits(fd_limit),
         ..server::ServerConfig::default()
     };

@@ -13,8 +13,12 @@
 //!   `IPV6_PKTINFO`) and answers from it, so a multi-homed host answers from
 //!   the address the client asked.
 //! - Unix datagrams: the echo goes to the sender's bound path (or abstract
-//!   name). A sender that did not bind has no address to answer to; that is
-//!   logged, not answered.
+//!   name), and only to a socket the sender owns (see [`DatagramLoop`]'s
+//!   return path). A sender that did not bind has no address to answer
+//!   to; that is logged, not answered.
+//! - Over both, the loop guard (`loop_guard.rs`) mutes a peer that sends
+//!   every echo straight back, and no echo goes to a socket this process
+//!   serves on (`served.rs`).
 //! - Nothing is truncated: the buffer holds the largest UDP datagram, and a
 //!   Unix datagram larger than [`UNIX_DATAGRAM_MAX`] is dropped and logged.
 //! - Drops are counted, and reported at most once a second ([`REPORT_EVERY`]),
@@ -26,22 +30,27 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use nix::fcntl::OFlag;
 use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, RecvMsg, SockaddrLike,
     SockaddrStorage, UnixAddr, recvmmsg, sendmmsg, sendmsg,
 };
+use nix::sys::stat::Mode;
 
 use super::limit::{Gate, RateLimits, Refusal};
+use super::loop_guard::{LoopGuard, Verdict};
+use super::served::{self, Served};
 use crate::endpoint::{Endpoint, LocalName};
 use crate::metrics::{ErrorClass, Shard};
 use crate::net::Listener;
+use crate::serve::accept::RateLog;
 use crate::shutdown::Shutdown;
 use crate::text;
 
@@ -77,9 +86,13 @@ enum Drop {
     Refused(Refusal),
     /// A Unix datagram from an unbound socket: nowhere to answer.
     Unbound,
-    /// A Unix sender's path that is relative, runs through a symbolic
-    /// link, is not a socket, or is this server's own.
+    /// A Unix sender's path that is relative, is not a socket, or is a
+    /// socket this process serves on.
     UnsafePath,
+    /// A Unix sender's path names a socket another user owns.
+    NotSenders,
+    /// The peer sends every echo straight back: an echo loop.
+    Loop,
     /// Larger than this server echoes whole.
     TooBig,
     /// The answer could not be sent (the socket or the peer is full, the
@@ -96,8 +109,16 @@ impl Drop {
                  (the client must bind its socket to a path or an abstract name)"
             }
             Drop::UnsafePath => {
-                "whose sender's path is relative, not a socket, or runs through a symbolic \
-                 link (echokit answers absolute socket paths without links, and abstract names)"
+                "whose sender's path is relative, not a socket, or a socket of this server's \
+                 (echokit answers absolute paths of the sender's own sockets, and abstract names)"
+            }
+            Drop::NotSenders => {
+                "whose sender's path names a socket another user owns (an echo goes only to \
+                 the sender's own socket)"
+            }
+            Drop::Loop => {
+                "to a peer that sent every echo straight back, muted as an echo loop \
+                 (--no-loop-guard turns this off)"
             }
             Drop::TooBig => "larger than the 256 KiB this server echoes whole (never truncated)",
             Drop::SendFailed => {
@@ -173,6 +194,15 @@ pub(crate) struct DatagramLoop {
     poll: Poll,
     /// The UDP rules; `None` for a Unix datagram socket.
     gate: Option<Gate>,
+    /// The loop guard; `None` with `--no-loop-guard`.
+    guard: Option<LoopGuard>,
+    /// Mutes, logged once a second at most.
+    mute_log: RateLog,
+    /// This socket's port or file, in the process's list (kept until the
+    /// loop ends).
+    _served: Option<Served>,
+    /// The largest datagram echoed.
+    max: usize,
     /// The bound address: the datagram's own address unless it is a wildcard.
     local: Option<SocketAddr>,
     /// [`BATCH`] slots of `slot` bytes: one datagram each. One mapping,
@@ -185,9 +215,12 @@ pub(crate) struct DatagramLoop {
     got: Vec<Received>,
     /// Those of them to echo, by slot.
     keep: Vec<usize>,
-    /// The last Unix sender of this batch checked, and the verdict: a batch
-    /// from one client checks its path once, not once per datagram.
-    return_path: Option<(UnixAddr, Result<(), Drop>)>,
+    /// The Unix senders of this batch checked, by address and user, and
+    /// where their echoes go: a batch from one client checks its path once,
+    /// not once per datagram.
+    return_paths: Vec<(UnixAddr, Option<u32>, Result<UnixAddr, Drop>)>,
+    /// The sockets those echoes go to, held open until the batch is sent.
+    pins: Vec<OwnedFd>,
     drops: DropLog,
     shutdown: Shutdown,
     stats: DatagramStats,
@@ -236,16 +269,22 @@ struct Received {
     from: Source,
     /// The address it was sent to, and the interface, from IP_PKTINFO.
     to: Option<(IpAddr, u32)>,
+    /// The sender's user id, from SCM_CREDENTIALS (Unix sockets).
+    uid: Option<u32>,
+    /// Where a Unix datagram's echo goes, once its return path is checked.
+    reply_to: Option<UnixAddr>,
     /// Why it gets no echo, once that is known.
     dropped: Option<Drop>,
 }
 
 impl DatagramLoop {
-    /// A loop for a bound datagram socket; `limits` apply to UDP. It counts
-    /// into `shard`.
+    /// A loop for a bound datagram socket; `limits` apply to UDP, and
+    /// `loop_guard` says whether peers that send every echo back are muted.
+    /// It counts into `shard`.
     pub(crate) fn new(
         listener: Listener,
         limits: RateLimits,
+        loop_guard: bool,
         shard: Arc<Shard>,
         shutdown: Shutdown,
     ) -> io::Result<DatagramLoop> {
@@ -260,26 +299,40 @@ impl DatagramLoop {
         let local = listener.local_addr();
         let now = Instant::now();
         // One byte more than the largest datagram would show a truncation.
-        let (slot, headers) = if local.is_some() {
+        let (max, headers) = if local.is_some() {
             let headers = Headers::Ip {
                 send: MultiHeaders::preallocate(BATCH, None),
             };
-            (UDP_MAX_V6 + 1, headers)
+            (UDP_MAX_V6, headers)
         } else {
             let headers = Headers::Unix {
                 send: MultiHeaders::preallocate(BATCH, None),
             };
-            (UNIX_DATAGRAM_MAX + 1, headers)
+            (UNIX_DATAGRAM_MAX, headers)
+        };
+        let slot = max + 1;
+        let served = match (local, listener.file()) {
+            (Some(addr), _) => Some(Served::port(addr.port())),
+            (None, Some(file)) => {
+                let (dev, ino) = file.id();
+                Some(Served::file(dev, ino))
+            }
+            (None, None) => None,
         };
         Ok(DatagramLoop {
             gate: local.map(|_| Gate::new(limits, now)),
+            guard: loop_guard.then(|| LoopGuard::new(now)),
+            mute_log: RateLog::default(),
+            _served: served,
+            max,
             local,
             bufs: vec![0; slot * BATCH],
             slot,
             headers,
             got: Vec::with_capacity(BATCH),
             keep: Vec::with_capacity(BATCH),
-            return_path: None,
+            return_paths: Vec::new(),
+            pins: Vec::new(),
             drops: DropLog::new(now),
             poll,
             listener,
@@ -399,7 +452,8 @@ impl DatagramLoop {
                 }
             }
             Headers::Unix { .. } => {
-                let mut recv = MultiHeaders::<UnixAddr>::preallocate(BATCH, None);
+                let cmsg = Some(nix::cmsg_space!(libc::ucred));
+                let mut recv = MultiHeaders::<UnixAddr>::preallocate(BATCH, cmsg);
                 let msgs = recvmmsg(fd, &mut recv, iovs.iter_mut(), flags, None)?;
                 for msg in msgs {
                     let from = match msg.address {
@@ -419,7 +473,7 @@ impl DatagramLoop {
     fn answer(&mut self) {
         let now = Instant::now();
         self.keep.clear();
-        self.return_path = None;
+        self.return_paths.clear();
         for i in 0..self.got.len() {
             match self.admit(i, now) {
                 Ok(()) => self.keep.push(i),
@@ -462,19 +516,15 @@ impl DatagramLoop {
                     send_batch(fd, send, &iovs, &addrs)
                 }
                 Headers::Unix { send } => {
-                    let addrs: Vec<Option<UnixAddr>> = self
-                        .keep
-                        .iter()
-                        .map(|&i| match got[i].from {
-                            Source::Unix(a) => Some(a),
-                            _ => None,
-                        })
-                        .collect();
+                    let addrs: Vec<Option<UnixAddr>> =
+                        self.keep.iter().map(|&i| got[i].reply_to).collect();
                     send_batch(fd, send, &iovs, &addrs)
                 }
             };
             by_slot.into_iter().map(|k| self.keep[k]).collect()
         };
+        // The return sockets are sent to: they may close.
+        self.pins.clear();
         for i in refused {
             self.got[i].dropped = Some(Drop::SendFailed);
         }
@@ -504,54 +554,128 @@ impl DatagramLoop {
     /// Whether datagram `i` of the batch gets an answer.
     fn admit(&mut self, i: usize, now: Instant) -> Result<(), Drop> {
         let r = &self.got[i];
-        if r.truncated {
+        if r.truncated || r.len > self.max {
             return Err(Drop::TooBig);
         }
-        match r.from {
-            Source::Unknown => Err(Drop::Unbound),
-            Source::Unix(addr) => match self.return_path {
-                Some((last, verdict)) if last == addr => verdict,
-                _ => {
-                    let verdict = self.check_return_path(&addr);
-                    self.return_path = Some((addr, verdict));
-                    verdict
-                }
-            },
+        let payload = &self.bufs[i * self.slot..][..r.len];
+        let digest = match r.from {
+            Source::Unknown => return Err(Drop::Unbound),
+            Source::Unix(addr) => {
+                let uid = r.uid;
+                let known = self
+                    .return_paths
+                    .iter()
+                    .find(|(a, u, _)| *a == addr && *u == uid);
+                let to = match known {
+                    Some((_, _, verdict)) => *verdict,
+                    None => {
+                        let verdict = self.return_path(&addr, uid);
+                        self.return_paths.push((addr, uid, verdict));
+                        verdict
+                    }
+                }?;
+                self.got[i].reply_to = Some(to);
+                let payload = &self.bufs[i * self.slot..][..self.got[i].len];
+                self.guard
+                    .as_ref()
+                    .map(|g| g.digest(unix_bytes(&addr), payload))
+            }
             Source::Ip(source) => {
-                let (Some(gate), Some(local)) = (&mut self.gate, self.local) else {
-                    return Ok(());
-                };
-                gate.check(source, local.port(), now).map_err(Drop::Refused)
+                if let (Some(gate), Some(local)) = (&mut self.gate, self.local) {
+                    gate.check(source, local.port(), now)
+                        .map_err(Drop::Refused)?;
+                }
+                self.guard
+                    .as_ref()
+                    .map(|g| g.digest(&ip_bytes(source), payload))
+            }
+        };
+        let (Some(guard), Some(digest)) = (&mut self.guard, digest) else {
+            return Ok(());
+        };
+        match guard.arrived(digest, now) {
+            Verdict::Answer => {
+                guard.answered(digest);
+                Ok(())
+            }
+            Verdict::Muted => Err(Drop::Loop),
+            Verdict::NowMuted(mute) => {
+                if let Some(more) = self.mute_log.allow(now) {
+                    tracing::warn!(
+                        "{}: {} sent back {} echoes in a row as they arrived, as an echo \
+                         server would: the two would loop for ever (CERT CA-1996-01); no \
+                         answers to it for {}{}",
+                        self.listener.endpoint(),
+                        describe(&self.got[i].from),
+                        super::loop_guard::MUTE_AFTER,
+                        text::duration(mute),
+                        match more {
+                            0 => String::new(),
+                            n => format!(" ({n} more peers muted in the last second)"),
+                        }
+                    );
+                }
+                Err(Drop::Loop)
             }
         }
     }
 
-    /// Whether a Unix sender's address is safe to send to. The echo is sent
+    /// Where the echo to a Unix sender goes, if anywhere. The echo is sent
     /// with this process's rights, so it must reach the sender's own socket
-    /// and nothing else: an abstract name (bound by the sender, and no one
-    /// can redirect it), or an absolute path to a socket file with no
-    /// symbolic link on the way (a sender could otherwise point its path at
-    /// another socket, this server's own included, and have the server
-    /// write to it). A relative path would be taken relative to this
-    /// server's directory, not the sender's.
-    fn check_return_path(&self, addr: &UnixAddr) -> Result<(), Drop> {
+    /// and nothing else, whatever the sender does to its path meanwhile:
+    /// - an abstract name is bound by the sender itself, and no one can
+    ///   redirect it: answered (unless it is this socket's own);
+    /// - a path is opened (`O_PATH`: the socket file itself, not a
+    ///   connection), and the file it opened is judged: a socket, owned by
+    ///   the sender's user as the kernel reports it (`SO_PASSCRED`), or the
+    ///   sender is root, and not a socket this process serves on. The echo
+    ///   is then sent through `/proc/self/fd/N`, to that very file: a link
+    ///   or a rename swapped in after the check changes nothing, and a
+    ///   hard link to another user's socket is that user's socket;
+    /// - a relative path would be taken from this server's directory, not
+    ///   the sender's: refused.
+    fn return_path(&mut self, addr: &UnixAddr, uid: Option<u32>) -> Result<UnixAddr, Drop> {
         if let Some(name) = addr.as_abstract() {
             let own = match self.listener.endpoint().local_name() {
                 Some(LocalName::Abstract(own)) => own.as_bytes() == name,
                 _ => false,
             };
-            return if own { Err(Drop::UnsafePath) } else { Ok(()) };
+            return if own {
+                Err(Drop::UnsafePath)
+            } else {
+                Ok(*addr)
+            };
         }
         let Some(path) = addr.path() else {
             return Err(Drop::Unbound);
         };
-        let safe = path.is_absolute()
-            && std::fs::symlink_metadata(path).is_ok_and(|m| {
-                // Not this server's own socket file, by any name (a hard link).
-                m.file_type().is_socket() && self.listener.file().is_none_or(|f| !f.is(&m))
-            })
-            && std::fs::canonicalize(path).is_ok_and(|real| real == path);
-        if safe { Ok(()) } else { Err(Drop::UnsafePath) }
+        if !path.is_absolute() {
+            return Err(Drop::UnsafePath);
+        }
+        let Some(uid) = uid else {
+            // SO_PASSCRED gives every datagram its sender's credentials.
+            return Err(Drop::UnsafePath);
+        };
+        let fd = match nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            // The sender's socket is gone.
+            Err(nix::errno::Errno::ENOENT) => return Err(Drop::SendFailed),
+            Err(_) => return Err(Drop::UnsafePath),
+        };
+        let Ok(stat) = nix::sys::stat::fstat(&fd) else {
+            return Err(Drop::UnsafePath);
+        };
+        let is_socket = stat.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+        if !is_socket || served::serves_file(stat.st_dev, stat.st_ino) {
+            return Err(Drop::UnsafePath);
+        }
+        if stat.st_uid != uid && uid != 0 {
+            return Err(Drop::NotSenders);
+        }
+        let through = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let to = UnixAddr::new(through.as_str()).map_err(|_| Drop::UnsafePath)?;
+        self.pins.push(fd);
+        Ok(to)
     }
 
     fn drop(&mut self, i: usize, why: Drop) {
@@ -567,10 +691,11 @@ pub const BATCH: usize = 32;
 
 /// What `recvmmsg` said of one datagram, with its source as `from`.
 fn received<S: SockaddrLike + Copy>(msg: &RecvMsg<'_, '_, S>, from: Source) -> Received {
-    let mut to = None;
+    let (mut to, mut uid) = (None, None);
     if let Ok(cmsgs) = msg.cmsgs() {
         for cmsg in cmsgs {
             match cmsg {
+                ControlMessageOwned::ScmCredentials(creds) => uid = Some(creds.uid()),
                 ControlMessageOwned::Ipv4PacketInfo(info) => {
                     let ip = std::net::Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
                     to = Some((IpAddr::V4(ip), info.ipi_ifindex as u32));
@@ -588,6 +713,8 @@ fn received<S: SockaddrLike + Copy>(msg: &RecvMsg<'_, '_, S>, from: Source) -> R
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
         from,
         to,
+        uid,
+        reply_to: None,
         dropped: None,
     }
 }
@@ -725,6 +852,28 @@ fn ip_of(addr: &SockaddrStorage) -> Option<SocketAddr> {
     }
     addr.as_sockaddr_in6()
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// An IP peer as the loop guard knows it: its canonical address (as 16
+/// bytes) and port.
+fn ip_bytes(addr: SocketAddr) -> [u8; 18] {
+    let v6 = match addr.ip().to_canonical() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let mut bytes = [0; 18];
+    bytes[..16].copy_from_slice(&v6.octets());
+    bytes[16..].copy_from_slice(&addr.port().to_be_bytes());
+    bytes
+}
+
+/// A Unix peer as the loop guard knows it: its path, or its abstract name.
+fn unix_bytes(addr: &UnixAddr) -> &[u8] {
+    match (addr.path(), addr.as_abstract()) {
+        (Some(path), _) => path.as_os_str().as_bytes(),
+        (None, Some(name)) => name,
+        (None, None) => &[],
+    }
 }
 
 /// A datagram's source as the logs show it.

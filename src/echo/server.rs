@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub keepalive: Option<Duration>,
     /// Who gets answers on UDP sockets, how often.
     pub udp_limits: RateLimits,
+    /// Mute datagram peers that send every echo straight back (echo loops).
+    pub loop_guard: bool,
     /// Connection limits and timeouts of the stream listeners.
     pub limits: ConnLimits,
     /// Where the loops count (what `--metrics` shows).
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             once: false,
             keepalive: None,
             udp_limits: RateLimits::default(),
+            loop_guard: true,
             limits: ConnLimits::default(),
             metrics: Metrics::new(ServerKind::Echo),
         }
@@ -138,12 +141,19 @@ pub fn run(
             .map(|(i, listener)| {
                 let shutdown = shutdown.clone();
                 let limits = config.udp_limits;
+                let loop_guard = config.loop_guard;
                 let shard = config.metrics.shard();
                 std::thread::Builder::new()
                     .name(format!("datagram-loop-{i}"))
                     .spawn_scoped(scope, move || {
-                        let result = DatagramLoop::new(listener, limits, shard, shutdown.clone())
-                            .and_then(|l| l.run());
+                        let result = DatagramLoop::new(
+                            listener,
+                            limits,
+                            loop_guard,
+                            shard,
+                            shutdown.clone(),
+                        )
+                        .and_then(|l| l.run());
                         if result.is_err() {
                             // The server does not go on without one of its sockets.
                             shutdown.request();

@@ -297,6 +297,7 @@ pub fn inherit(fd: OwnedFd, opts: &ListenOptions) -> Result<Inherited, Activatio
             .ok_or_else(|| unsupported("an unbound Unix socket: no client can reach it"))?;
         if ty == SocketType::Datagram {
             unix::room_for_largest_datagram(&socket).map_err(io_err)?;
+            unix::pass_credentials(&socket).map_err(io_err)?;
         }
         if let LocalName::Path(path) = &name {
             // Known by its inode, so that the datagram echo can tell it from

@@ -75,6 +75,11 @@ impl SocketFile {
         &self.path
     }
 
+    /// The file's device and inode: who it is, under any name.
+    pub fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// Whether `meta` describes this very file (the same device and inode),
     /// under whatever name.
     pub fn is(&self, meta: &std::fs::Metadata) -> bool {
@@ -135,6 +140,7 @@ pub(crate) fn bind(
     calls::nonblocking(&socket).map_err(other)?;
     if ty == SocketType::Datagram {
         room_for_largest_datagram(&socket).map_err(other)?;
+        pass_credentials(&socket).map_err(other)?;
     }
     let file = match name {
         LocalName::Abstract(_) => {
@@ -183,6 +189,16 @@ fn bind_path(
 /// with the default cap.
 pub fn room_for_largest_datagram(socket: &Socket) -> io::Result<()> {
     socket.set_send_buffer_size(UNIX_DATAGRAM_MAX + 64)
+}
+
+/// Each datagram a server's Unix datagram socket receives comes with its
+/// sender's credentials (`SO_PASSCRED`): the echo goes only to a socket of
+/// the sender's own user. Set before the socket is announced, so that no
+/// datagram is ever queued without them.
+pub(crate) fn pass_credentials(socket: &Socket) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let done = setsockopt(socket, sockopt::PassCred, &true).map_err(io::Error::from);
+    calls::option(socket, "SO_PASSCRED", 1, done)
 }
 
 /// `fchmod` on the socket before `bind`: the mode the file is created with.
