@@ -20,7 +20,7 @@ fn udp_socket(at: &str) -> UdpSocket {
 /// Checks that the datagrams these sockets sent were not answered. The
 /// server answers in order: once a later datagram's echo is back, an answer
 /// to the earlier ones would be queued already, so no wait is needed.
-fn assert_unanswered(server: SocketAddr, refused: &[&UdpSocket]) {
+pub fn assert_unanswered(server: SocketAddr, refused: &[&UdpSocket]) {
     let ordinary = udp_socket("127.0.0.1:0");
     ordinary.send_to(b"after", server).unwrap();
     let mut buf = [0; 64];
@@ -110,20 +110,6 @@ fn the_client_sends_files_of_every_size_as_one_datagram() {
         assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
         assert_stderr_has(&out, &format!("at most {max} bytes"));
     }
-}
-
-#[test]
-fn datagrams_from_loop_ports_7_and_19_get_no_answer() {
-    // Binding ports below 1024 needs root, as CI runs; the rule is about
-    // these very ports, so no other port can stand in for them.
-    let server = Server::start(&["udp://127.0.0.1:0"], 1);
-    let echo_port = UdpSocket::bind("127.0.0.1:7").expect("bind 127.0.0.1:7 (needs root)");
-    let chargen_port = UdpSocket::bind("127.0.0.1:19").expect("bind 127.0.0.1:19 (needs root)");
-    echo_port.send_to(b"from 7", server.addr()).unwrap();
-    chargen_port.send_to(b"from 19", server.addr()).unwrap();
-    assert_unanswered(server.addr(), &[&echo_port, &chargen_port]);
-    let line = server.stderr_line("dropped");
-    assert!(line.contains("2 from a loop port"), "{line}");
 }
 
 #[test]
@@ -555,34 +541,129 @@ fn unix_echoes_go_to_each_sender_whatever_came_before_in_the_batch() {
 }
 
 #[test]
-fn a_senders_path_through_a_symbolic_link_gets_no_echo() {
-    // A sender could point its own path at another socket (or the server's
-    // own) and have the server write there with its rights.
+fn a_senders_path_that_leads_to_the_server_itself_gets_no_echo() {
+    // A sender could point its own path at the server's socket, by a
+    // symbolic link or a hard link, and have the server answer itself for
+    // ever.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("echo.sock");
     let server = Server::start(&[&util::unixgram(&path)], 1);
-    let victim = unix_dgram(&dir.path().join("victim.sock"));
-    let sender_path = dir.path().join("sender.sock");
-    let sender = unix_dgram(&sender_path);
-    std::fs::remove_file(&sender_path).unwrap();
-    std::os::unix::fs::symlink(dir.path().join("victim.sock"), &sender_path).unwrap();
-    sender.send_to(b"forged", &path).unwrap();
-    // And one whose path leads back to the server itself.
-    let looper_path = dir.path().join("looper.sock");
-    let looper = unix_dgram(&looper_path);
-    std::fs::remove_file(&looper_path).unwrap();
-    std::os::unix::fs::symlink(&path, &looper_path).unwrap();
-    looper.send_to(b"loop", &path).unwrap();
+    let by_symlink = dir.path().join("symlink.sock");
+    let s1 = unix_dgram(&by_symlink);
+    std::fs::remove_file(&by_symlink).unwrap();
+    std::os::unix::fs::symlink(&path, &by_symlink).unwrap();
+    s1.send_to(b"loop", &path).unwrap();
+    let by_hard_link = dir.path().join("hardlink.sock");
+    let s2 = unix_dgram(&by_hard_link);
+    std::fs::remove_file(&by_hard_link).unwrap();
+    std::fs::hard_link(&path, &by_hard_link).unwrap();
+    s2.send_to(b"loop", &path).unwrap();
     // An honest sender after them is answered: the two before were handled.
     let honest = unix_dgram(&dir.path().join("honest.sock"));
     honest.send_to(b"honest", &path).unwrap();
     let mut buf = [0; 64];
     let n = honest.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"honest");
-    victim.set_nonblocking(true).unwrap();
-    assert!(victim.recv(&mut buf).is_err(), "the victim got a datagram");
     let line = server.stderr_line("dropped");
     assert!(line.contains("2 whose sender's path"), "{line}");
+    assert!(line.contains("a socket of this server's"), "{line}");
+}
+
+#[test]
+fn a_senders_path_may_lead_to_another_socket_of_its_own() {
+    // The echo goes to the socket the sender's path names when the echo is
+    // sent, if the sender owns it: here a symbolic link to another socket
+    // of the same user, which the sender could write to itself.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let _server = Server::start(&[&util::unixgram(&path)], 1);
+    let other = unix_dgram(&dir.path().join("other.sock"));
+    let sender_path = dir.path().join("sender.sock");
+    let sender = unix_dgram(&sender_path);
+    std::fs::remove_file(&sender_path).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("other.sock"), &sender_path).unwrap();
+    sender.send_to(b"to my other socket", &path).unwrap();
+    let mut buf = [0; 64];
+    let n = other.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to my other socket");
+}
+
+#[test]
+fn two_unixgram_servers_set_against_each_other_are_stopped_by_the_loop_guard() {
+    // A sender of the servers' own user puts a link to server B at its own
+    // path and writes to A: A answers B, B answers A, and so on for ever,
+    // but for the loop guard.
+    let dir = tempfile::tempdir().unwrap();
+    let (a_path, b_path) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let mut a = Server::start(&[&util::unixgram(&a_path)], 1);
+    let mut b = Server::start(&[&util::unixgram(&b_path)], 1);
+    let sender_path = dir.path().join("sender.sock");
+    let sender = unix_dgram(&sender_path);
+    std::fs::remove_file(&sender_path).unwrap();
+    std::fs::hard_link(&b_path, &sender_path).unwrap();
+    sender.send_to(b"Hello, loop", &a_path).unwrap();
+    // B counts A's reflections one datagram ahead of A counting B's (A's
+    // first datagram to B was the sender's, fresh to both).
+    let line = b.stderr_line("echoes in a row");
+    assert!(line.contains("a.sock"), "{line}");
+    assert!(line.contains("no answers to it for 1 s"), "{line}");
+    let summaries = [&mut a, &mut b].map(|s| {
+        s.signal(libc::SIGTERM);
+        s.summary_after_clean_exit()
+    });
+    for summary in &summaries {
+        let answered: u64 = summary
+            .split_once(" connections and ")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{summary}"));
+        assert!(answered < 2000, "{summary}");
+    }
+}
+
+#[test]
+fn a_unix_datagram_one_byte_over_the_limit_is_dropped_and_the_limit_is_echoed() {
+    const LIMIT_BYTES: usize = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let server = Server::start(&[&util::unixgram(&path)], 1);
+    let client = unix_dgram(&dir.path().join("client.sock"));
+    socket2::SockRef::from(&client)
+        .set_send_buffer_size(2 * LIMIT_BYTES)
+        .unwrap();
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(2 * LIMIT_BYTES)
+        .unwrap();
+    let big = pattern(LIMIT_BYTES + 1, 7);
+    client.send_to(&big, &path).unwrap();
+    client.send_to(&big[..LIMIT_BYTES], &path).unwrap();
+    let mut buf = vec![0; LIMIT_BYTES + 2];
+    let n = client.recv(&mut buf).unwrap();
+    assert_eq!(
+        n, LIMIT_BYTES,
+        "the first echo back is the one at the limit"
+    );
+    assert!(buf[..n] == big[..LIMIT_BYTES]);
+    let line = server.stderr_line("dropped");
+    assert!(line.contains("1 larger than the 256 KiB"), "{line}");
+}
+
+#[test]
+fn a_client_sending_the_same_12_bytes_every_100ms_gets_every_answer() {
+    // The loop guard mutes peers that send each echo straight back; a
+    // client that repeats itself at a human pace is not one.
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    let client = udp_socket("127.0.0.1:0");
+    client.connect(server.addr()).unwrap();
+    let mut buf = [0; 64];
+    for i in 0..100 {
+        client.send(b"Hello, world").unwrap();
+        let n = client
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("answer {i}: {e}"));
+        assert_eq!(&buf[..n], b"Hello, world");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

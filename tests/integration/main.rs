@@ -14,6 +14,7 @@ mod probe;
 mod reliability;
 mod render;
 mod resolve;
+mod root;
 mod server;
 mod service;
 mod sockets;

@@ -1,0 +1,297 @@
+//! The root tier: tests that need root, for a raw socket (a forged source
+//! address), a privileged port, or a second user. `.ci/run` runs them as
+//! root; run them with `sudo -E cargo test --release -- --ignored root::`.
+//!
+//! - UDP echo loops: a forged datagram between two UDP endpoints of one
+//!   process, and between two processes, ends at once or within the loop
+//!   guard's count.
+//! - The classic loop ports (7, 19) get no answer.
+//! - Unix datagram return paths: a sender running as `nobody` cannot aim
+//!   the echo of a root server at a socket it may not write to, by a hard
+//!   link or by a symbolic link swapped in and out.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::datagram::assert_unanswered;
+use crate::util::{self, LIMIT, Server};
+
+const NEEDS_ROOT: &str = "needs root";
+
+fn v4(addr: SocketAddr) -> SocketAddrV4 {
+    match addr {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => panic!("an IPv4 address, not {a}"),
+    }
+}
+
+/// Sends one UDP datagram to `to` that claims to come from `from`, through
+/// a raw socket (IP_HDRINCL): what an attacker who forges source addresses
+/// sends.
+fn forge(from: SocketAddr, to: SocketAddr, payload: &[u8]) {
+    let (from, to) = (v4(from), v4(to));
+    let raw = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+    )
+    .expect("a raw socket (needs root)");
+    let udp_len = 8 + payload.len();
+    let total = 20 + udp_len;
+    let mut packet = Vec::with_capacity(total);
+    // IPv4 header: version 4, 5 words; length; id 0 and the checksum are
+    // filled in by the kernel.
+    packet.extend_from_slice(&[0x45, 0]);
+    packet.extend_from_slice(&(total as u16).to_be_bytes());
+    packet.extend_from_slice(&[0, 0, 0x40, 0, 64, libc::IPPROTO_UDP as u8, 0, 0]);
+    packet.extend_from_slice(&from.ip().octets());
+    packet.extend_from_slice(&to.ip().octets());
+    // UDP header; checksum 0: none, as IPv4 allows.
+    packet.extend_from_slice(&from.port().to_be_bytes());
+    packet.extend_from_slice(&to.port().to_be_bytes());
+    packet.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(payload);
+    let dest = SocketAddr::from((*to.ip(), 0));
+    let sent = raw
+        .send_to(&packet, &dest.into())
+        .expect("send the forged datagram");
+    assert_eq!(sent, total);
+}
+
+/// Datagrams a server answered and dropped, from its summary at exit.
+fn datagrams_of(server: &mut Server) -> (u64, u64) {
+    server.signal(libc::SIGTERM);
+    let summary = server.summary_after_clean_exit();
+    let rest = summary
+        .split_once(" connections and ")
+        .unwrap_or_else(|| panic!("no datagram count in {summary:?}"))
+        .1;
+    let number = |s: &str| -> u64 {
+        let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("no number in {summary:?}"))
+    };
+    let dropped = rest.split_once('(').expect("(N dropped)").1;
+    (number(rest), number(dropped))
+}
+
+#[test]
+#[ignore = "needs root: cargo test --release -- --ignored root::"]
+fn a_forged_datagram_between_two_udp_ports_of_one_process_is_never_answered() {
+    let mut server = Server::start(&["udp://127.0.0.1:0", "udp://127.0.0.1:0"], 2);
+    let (a, b) = (server.addrs[0], server.addrs[1]);
+    forge(b, a, b"Hello, loop");
+    forge(a, b, b"Hello, loop");
+    let line = server.stderr_line("dropped");
+    assert!(
+        line.contains("from another UDP port this process serves on"),
+        "{line}"
+    );
+    // Both endpoints still answer honest clients.
+    assert_unanswered(a, &[]);
+    assert_unanswered(b, &[]);
+    // The two forged datagrams are the only ones dropped (the honest ones,
+    // and any stray datagram from elsewhere on the host, are answered).
+    let (answered, dropped) = datagrams_of(&mut server);
+    assert_eq!(dropped, 2);
+    assert!(answered >= 2, "{answered}");
+}
+
+#[test]
+#[ignore = "needs root: cargo test --release -- --ignored root::"]
+fn a_forged_datagram_between_two_echo_servers_is_a_loop_the_guard_ends() {
+    let mut a = Server::start(&["udp://127.0.0.1:0"], 1);
+    let mut b = Server::start(&["udp://127.0.0.1:0"], 1);
+    forge(b.addr(), a.addr(), b"Hello, loop");
+    // A counts B's reflections one datagram ahead of B counting A's, so A
+    // is the one that mutes.
+    let line = a.stderr_line("echoes in a row");
+    assert!(line.contains(&b.addr().to_string()), "{line}");
+    assert!(line.contains("no answers to it for 1 s"), "{line}");
+    // The loop is over: nothing moves for the rest of the mute.
+    std::thread::sleep(Duration::from_secs(1));
+    let (a_answered, _) = datagrams_of(&mut a);
+    let (b_answered, _) = datagrams_of(&mut b);
+    assert!(
+        a_answered < 2000 && b_answered < 2000,
+        "{a_answered} {b_answered}"
+    );
+    // A answered B until the thousandth reflection; B answered each of them.
+    assert_eq!((a_answered, b_answered), (1000, 1000));
+}
+
+#[test]
+#[ignore = "needs root: cargo test --release -- --ignored root::"]
+fn datagrams_from_loop_ports_7_and_19_get_no_answer() {
+    let server = Server::start(&["udp://127.0.0.1:0"], 1);
+    let echo_port = UdpSocket::bind("127.0.0.1:7").expect("bind 127.0.0.1:7 (needs root)");
+    let chargen_port = UdpSocket::bind("127.0.0.1:19").expect("bind 127.0.0.1:19 (needs root)");
+    echo_port.send_to(b"loop?", server.addr()).unwrap();
+    chargen_port.send_to(b"loop?", server.addr()).unwrap();
+    assert_unanswered(server.addr(), &[&echo_port, &chargen_port]);
+    assert!(server.stderr_line("dropped").contains("loop port"));
+}
+
+/// The uid and gid of `nobody`, who may write to none of root's sockets.
+const NOBODY: u32 = 65_534;
+
+/// `tests/peers/unixgram_redirect.py`, copied where `nobody` can read it,
+/// run as `nobody` with the system's Python.
+fn as_nobody(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    let script = dir.join("unixgram_redirect.py");
+    std::fs::copy(util::peer("unixgram_redirect.py"), &script).unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args(args)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd.spawn().expect("python3 as nobody")
+}
+
+/// Directories for a victim that `nobody` may not reach (0700, root's) and
+/// for a sender that it may write in.
+fn victim_and_sender_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(victim.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let sender = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(sender.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    (victim, sender)
+}
+
+/// Checks that the server still answers, and so has handled what came
+/// before: it answers in order.
+fn honest_round_trip(dir: &std::path::Path, server: &std::path::Path) {
+    let honest = UnixDatagram::bind(dir.join("honest.sock")).unwrap();
+    honest.set_read_timeout(Some(LIMIT)).unwrap();
+    honest.send_to(b"honest", server).unwrap();
+    let mut buf = [0; 64];
+    let n = honest.recv(&mut buf).expect("the honest sender's echo");
+    assert_eq!(&buf[..n], b"honest");
+}
+
+#[test]
+#[ignore = "needs root: cargo test --release -- --ignored root::"]
+fn a_hard_link_to_a_socket_the_sender_cannot_write_to_gets_no_echo() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "{NEEDS_ROOT}");
+    let (victims, senders) = victim_and_sender_dirs();
+    let server_path = senders.path().join("server.sock");
+    let server = Server::start(&[&util::unixgram(&server_path), "--mode", "0666"], 1);
+    let victim_path = victims.path().join("victim.sock");
+    let victim = UnixDatagram::bind(&victim_path).unwrap();
+
+    let mut sender = as_nobody(
+        senders.path(),
+        &[
+            "link",
+            senders.path().to_str().unwrap(),
+            server_path.to_str().unwrap(),
+            "100",
+        ],
+    );
+    let mut out = BufReader::new(sender.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "bound\n");
+    // A hard link to the victim at the sender's bound path (root makes it:
+    // the kernel lets no one else link another user's socket).
+    let at = senders.path().join("sender.sock");
+    std::fs::remove_file(&at).unwrap();
+    std::fs::hard_link(&victim_path, &at).unwrap();
+    writeln!(sender.stdin.take().unwrap()).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "sent 100\n");
+    assert!(util::wait_bounded(&mut sender).success());
+
+    honest_round_trip(senders.path(), &server_path);
+    victim.set_nonblocking(true).unwrap();
+    let mut buf = [0; 64];
+    let got = victim.recv(&mut buf);
+    assert!(got.is_err(), "the victim got an echo: {got:?}");
+    let line = server.stderr_line("dropped");
+    assert!(
+        line.contains("100 whose sender's path names a socket another user owns"),
+        "{line}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo test --release -- --ignored root::"]
+fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_socket() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "{NEEDS_ROOT}");
+    let (victims, senders) = victim_and_sender_dirs();
+    let server_path = senders.path().join("server.sock");
+    let server = Server::start(&[&util::unixgram(&server_path), "--mode", "0666"], 1);
+    let victim_path = victims.path().join("victim.sock");
+    let victim = UnixDatagram::bind(&victim_path).unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = {
+        let (stop, received) = (Arc::clone(&stop), Arc::clone(&received));
+        std::thread::spawn(move || {
+            let mut buf = [0; 64];
+            while !stop.load(Ordering::Relaxed) {
+                if victim.recv(&mut buf).is_ok() {
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    let sender_dir = senders.path().join("race");
+    std::fs::create_dir(&sender_dir).unwrap();
+    std::fs::set_permissions(&sender_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut sender = as_nobody(
+        senders.path(),
+        &[
+            "swap",
+            sender_dir.to_str().unwrap(),
+            server_path.to_str().unwrap(),
+            victim_path.to_str().unwrap(),
+            "10",
+        ],
+    );
+    let mut report = String::new();
+    BufReader::new(sender.stdout.take().unwrap())
+        .read_line(&mut report)
+        .unwrap();
+    assert!(util::wait_bounded(&mut sender).success(), "{report}");
+    honest_round_trip(senders.path(), &server_path);
+    stop.store(true, Ordering::Relaxed);
+    counter.join().unwrap();
+
+    eprintln!("symlink race: {}", report.trim());
+    let numbers: Vec<u64> = report
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [sent, echoed, swaps] = numbers[..] else {
+        panic!("{report:?}");
+    };
+    // The race ran: many datagrams, many swaps, and the echoes that were
+    // sent went to the sender's own socket.
+    assert!(sent > 1000 && swaps > 1000, "{report}");
+    assert!(echoed > 0, "{report}");
+    assert_eq!(
+        received.load(Ordering::Relaxed),
+        0,
+        "the victim got echoes; {report}"
+    );
+    drop(server);
+}
