@@ -375,6 +375,12 @@ const IDLE_HOLDERS: usize = 500;
 /// Scrapes that must all succeed while the holders stand.
 const SCRAPES: usize = 10;
 
+/// How often the scrapes come, as the did (24 in 12 s): 10 of them
+/// span the 3 s for which the kernel holds back connections that send
+/// nothing, so that some meet the holders as they are handed over in a
+/// crowd.
+const SCRAPE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How long one scrape may take before the test calls it failed: the
 /// issue's bar is 1 s, but a loaded machine can break a 1 s wall-clock
 /// bound; 10 s (the endpoint's own deadline) cannot be met by a scrape
@@ -433,18 +439,22 @@ fn idle_connections_do_not_blind_the_metrics_endpoint() {
     // Descriptors: this process holds 500 sockets and a few more (ulimit -n
     // is far above; the test does not change it); the server holds at most
     // the endpoint's table, whatever the holders do.
+    let started = std::time::Instant::now();
     let server = Server::start(&["127.0.0.1:0", "--metrics", "127.0.0.1:0"], 1);
     let metrics = metrics_addr(&server.stdout_line());
     let holders: Vec<TcpStream> = (0..IDLE_HOLDERS).map(|_| idle_holder(metrics)).collect();
 
     // The attacker: each holder the endpoint closes is opened again at
-    // once, until the scrapes are done (or the test's limit has passed).
+    // once, until the scrapes are done (or the test's limit has passed). It
+    // says when it has reopened as many as it holds, so that the scrapes
+    // meet it in full swing, not only its first burst.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (swinging, in_swing) = std::sync::mpsc::channel();
     let reopener = {
         let stop = std::sync::Arc::clone(&stop);
         std::thread::spawn(move || {
             let mut holders = holders;
-            let mut reopened = 0u64;
+            let mut reopened = 0;
             let until = std::time::Instant::now() + 2 * LIMIT;
             while !stop.load(std::sync::atomic::Ordering::Acquire)
                 && std::time::Instant::now() < until
@@ -453,16 +463,31 @@ fn idle_connections_do_not_blind_the_metrics_endpoint() {
                     if closed_by_the_endpoint(h) {
                         *h = idle_holder(metrics);
                         reopened += 1;
+                        if reopened == IDLE_HOLDERS {
+                            let _ = swinging.send(());
+                        }
                     }
                 }
             }
             reopened
         })
     };
+    let swung = in_swing.recv_timeout(LIMIT);
 
-    let results: Vec<_> = (0..SCRAPES).map(|_| timed_scrape(metrics)).collect();
+    let results: Vec<_> = (0..SCRAPES)
+        .map(|i| {
+            if i > 0 {
+                std::thread::sleep(SCRAPE_EVERY);
+            }
+            timed_scrape(metrics)
+        })
+        .collect();
     stop.store(true, std::sync::atomic::Ordering::Release);
     let reopened = reopener.join().expect("the reopening thread");
+    assert!(
+        swung.is_ok(),
+        "the endpoint closed fewer than {IDLE_HOLDERS} holders within {LIMIT:?} ({reopened} in all)"
+    );
     let latencies: Vec<String> = results
         .iter()
         .map(|r| match r {
@@ -477,10 +502,32 @@ fn idle_connections_do_not_blind_the_metrics_endpoint() {
         results.iter().all(Result::is_ok),
         "not every scrape got through: {latencies:#?}"
     );
-    // The endpoint tells of the crowd at the default level.
-    let line = server.stderr_line("metrics endpoint full");
+    // The endpoint tells of the crowd at the default level, with counts,
+    // at most once a second: never a line per connection.
+    let mut lines = vec![server.stderr_line("metrics endpoint full")];
+    lines.extend(
+        server
+            .stderr_now()
+            .into_iter()
+            .filter(|l| l.contains("metrics endpoint full")),
+    );
+    eprintln!("{lines:#?}");
     assert!(
-        line.contains("evicted") && line.contains("127.0.0.1"),
-        "{line}"
+        lines
+            .iter()
+            .all(|l| l.contains(" WARN ") && l.contains("127.0.0.1")),
+        "{lines:#?}"
+    );
+    let seconds = started.elapsed().as_secs() as usize;
+    assert!(
+        lines.len() <= seconds + 1,
+        "{} lines in {seconds} s: {lines:#?}",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| !l.contains("evicted 0 ") && !l.contains("evicted 1 ")),
+        "no line counts more than one eviction: {lines:#?}"
     );
 }
