@@ -339,8 +339,10 @@ fn log_format_json_writes_the_last_error_as_an_object_too() {
 
 #[test]
 fn a_scrape_queued_while_descriptors_ran_out_is_answered_once_they_free_up() {
-    // Few descriptors: silent scrapers fill the table, the last ones wait
-    // in the endpoint's listen queue (its backlog is 64).
+    // Few descriptors: slow scrapers that have sent half a request (so
+    // they keep their places, 8 from each of 5 loopback addresses) fill the
+    // descriptor table; the last scrape, whole, waits in the endpoint's
+    // listen queue.
     let mut cmd = Command::new("prlimit");
     cmd.arg("--nofile=32")
         .arg(env!("CARGO_BIN_EXE_echokit"))
@@ -348,16 +350,28 @@ fn a_scrape_queued_while_descriptors_ran_out_is_answered_once_they_free_up() {
         .args(["--metrics", "127.0.0.1:0"]);
     let server = Server::spawn(cmd, 1);
     let metrics = metrics_addr(&server.stdout_line());
-    let mut silent: Vec<TcpStream> = (0..40).map(|_| util::connect(metrics)).collect();
-    let mut last = silent.pop().expect("40 scrapers");
-    // The silent ones leave: the endpoint closes those it took, and has
-    // descriptors to spare again.
-    drop(silent);
+    let slow: Vec<TcpStream> = (2..7u8)
+        .flat_map(|host| (0..8).map(move |_| host))
+        .map(|host| {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("a socket");
+            s.bind(&SocketAddr::from(([127, 0, 0, host], 0)).into())
+                .expect("bind a loopback address");
+            s.connect_timeout(&metrics.into(), LIMIT).expect("connect");
+            let mut s = TcpStream::from(s);
+            s.write_all(b"GET /metr").expect("half a request");
+            s
+        })
+        .collect();
+    let mut last = util::connect(metrics);
+    write!(last, "GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    // The slow ones leave: the endpoint closes them, and has descriptors
+    // to spare again.
+    drop(slow);
     // The last one, queued all along, is answered now, not only when
     // another scraper connects.
     last.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    write!(last, "GET /metrics HTTP/1.1\r\n\r\n").unwrap();
     let mut answer = String::new();
     let read = last.read_to_string(&mut answer);
     assert!(
