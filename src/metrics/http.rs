@@ -14,19 +14,26 @@
 //! carries one request (`Connection: close`).
 //!
 //! A scrape always gets through, even while others hold places on purpose
-//! and send nothing (issue 14): a newcomer whose address holds
-//! [`MAX_PER_SOURCE`] places takes the place of that address's oldest
-//! connection that has sent nothing, and when all [`MAX_CLIENTS`] are taken
-//! it takes the oldest silent place of all (`admission.rs`). A connection
-//! that has sent a byte of its request keeps its place (the deadline and
-//! the head limit bound it); a newcomer that finds only such places is
-//! closed at once (turned away). A candidate is read just before it is
-//! evicted, so a request that has come in but not been read yet counts.
-//! Every waiting connection is accepted at once, evicting as it goes, so
-//! that a scrape queued behind a burst of holders is not left in the listen
-//! queue; the queue ([`BACKLOG`]) takes a burst of hundreds. Evictions and
-//! turn-aways are logged at `warn`, at most once a second, with their
-//! counts and the last address that met the limit.
+//! and send nothing (issue 14: 64 such connections, reopened as they were
+//! closed, kept every scrape out):
+//! - The kernel hands a connection over only once its first bytes have come
+//!   in, or after [`DEFER_ACCEPT`] (`TCP_DEFER_ACCEPT`): a scrape arrives
+//!   with its request there to read, and a silent connection holds no place
+//!   for that long.
+//! - A newcomer whose address holds [`MAX_PER_SOURCE`] places takes the
+//!   place of that address's oldest connection that has sent nothing; when
+//!   all [`MAX_CLIENTS`] are taken it takes the oldest silent place of all
+//!   (the policy is `admission.rs`, pure). A candidate is read just before
+//!   it is evicted, so a request that has come in but was not read yet
+//!   counts. A connection that has sent a byte of its request keeps its
+//!   place (the deadline and the head limit bound it); a newcomer that
+//!   finds only such places is closed at once (turned away).
+//! - Every queued connection is accepted in one go, evicting as it goes,
+//!   so a scrape queued behind a burst is not left waiting; the listen
+//!   queue ([`BACKLOG`]) takes a burst of hundreds.
+//! - Evictions and turn-aways are logged at `warn`, at most once a second,
+//!   with their counts since the last line and the last address that met
+//!   a limit; what was held back is logged when the second is over.
 //!
 //! A server out of descriptors is when its counters matter most, and a
 //! scrape needs a descriptor too: the endpoint holds a reserve one
@@ -91,7 +98,10 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// leave room for that segment to be lost and sent again (Linux resends
 /// after 200 ms at the least and 1 s before it has measured a round trip).
 /// A connection that sends nothing can be evicted anyway, so this only
-/// gives its descriptor back sooner when nobody needs the place.
+/// gives its place and descriptor back sooner when nobody asks for them.
+/// One the kernel held back for [`DEFER_ACCEPT`] and handed over silent has
+/// been silent that long already: it is closed after 6 s of silence in
+/// all, before the 10 s of [`DEADLINE`].
 pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The longest request head read: a scraper's is a few hundred bytes, and
@@ -118,10 +128,14 @@ pub const DEFER_ACCEPT: Duration = Duration::from_secs(3);
 /// The listen() backlog. Scrapers are few, but a burst of connections
 /// that hold places on purpose (the issue's 500 at once) waits here until
 /// the loop accepts it, evicting as it goes; past the backlog the kernel
-/// drops SYNs, and a client sends its SYN again only after 1 s, then 3 s: a
-/// scraper's dropped among them would wait as long. 1024 take such a burst
-/// whole, for a few KiB of kernel memory each while queued; the kernel caps
-/// it at `net.core.somaxconn` (4096 by default).
+/// drops SYNs, and a client sends its SYN again only after 1 s, then 2 s
+/// more: a scraper's dropped among them would wait as long. 1024 take such
+/// a burst whole, for a few KiB of kernel memory each while queued. The
+/// connections held back for [`DEFER_ACCEPT`] wait in a queue of the same
+/// length; past it the kernel falls back to SYN cookies (by default), and
+/// a connection made with one is handed over at once, silent or not. The
+/// kernel caps the backlog at `net.core.somaxconn` (4096 by default since
+/// Linux 5.4); 1024 is the servers' default backlog too.
 pub const BACKLOG: u32 = 1024;
 
 /// The endpoint's places.
