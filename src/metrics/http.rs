@@ -138,6 +138,12 @@ pub const DEFER_ACCEPT: Duration = Duration::from_secs(3);
 /// Linux 5.4); 1024 is the servers' default backlog too.
 pub const BACKLOG: u32 = 1024;
 
+/// The most connections one turn of the loop accepts from a listener
+/// before it serves those it has, and then accepts again: a flood that
+/// never lets the queue run dry must not keep the loop from answering the
+/// scrapes it took. A full backlog's worth.
+const ACCEPTS_PER_TURN: usize = BACKLOG as usize;
+
 /// The endpoint's places.
 const LIMITS: Limits = Limits {
     total: MAX_CLIENTS,
@@ -269,7 +275,8 @@ struct Loop {
     stop: Arc<AtomicBool>,
     /// Spent to serve a scrape when descriptors run out.
     reserve: Option<std::fs::File>,
-    /// When to try `accept` again after it failed.
+    /// When to try `accept` again: after it failed, or at once after a
+    /// turn that accepted [`ACCEPTS_PER_TURN`] (the queue may hold more).
     retry_accept: Option<Instant>,
     /// Connections accepted so far: the next one's arrival number.
     arrivals: u64,
@@ -299,6 +306,9 @@ impl Loop {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
+            // A retry set during this turn waits for the next one, so that
+            // the clients' events are served in between.
+            let turn = Instant::now();
             for event in &events {
                 let Token(t) = event.token();
                 if t < self.listeners.len() {
@@ -307,7 +317,7 @@ impl Loop {
                     self.progress(t - self.listeners.len());
                 }
             }
-            if self.retry_accept.is_some_and(|at| at <= Instant::now()) {
+            if self.retry_accept.is_some_and(|at| at <= turn) {
                 self.retry_accept = None;
                 for i in 0..self.listeners.len() {
                     self.accept(i);
@@ -335,9 +345,9 @@ impl Loop {
         }
     }
 
-    /// Accepts what is queued on listener `i`.
+    /// Accepts what is queued on listener `i`, up to [`ACCEPTS_PER_TURN`].
     fn accept(&mut self, i: usize) {
-        loop {
+        for _ in 0..ACCEPTS_PER_TURN {
             let (socket, addr) = match self.listeners[i]
                 .socket()
                 .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
@@ -396,6 +406,9 @@ impl Loop {
             });
             self.arrivals += 1;
         }
+        // More may be queued, and the edge-triggered listener will not say
+        // so again: accept again once this turn's events are served.
+        self.retry_accept = Some(Instant::now());
     }
 
     /// Makes a place for a newcomer from `source`: `Ok(None)` if one was
