@@ -12,11 +12,13 @@
 //! | `mod.rs`    | the counters: [`Metrics`], its [`Shard`]s, the labels      |
 //! | `render.rs` | the exposition: every metric's name, in the Prometheus text format |
 //! | `http.rs`   | the `GET /metrics` endpoint, on a thread of its own        |
+//! | `admission.rs` | who gets a place at the endpoint when it is crowded     |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod admission;
 pub mod http;
 pub mod render;
 

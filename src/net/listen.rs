@@ -349,6 +349,36 @@ fn ask_destination_address(socket: &Socket, addr: SocketAddr) -> io::Result<()> 
     calls::option(socket, name, 1, done.map_err(io::Error::from))
 }
 
+/// `TCP_DEFER_ACCEPT` on a TCP listener: the kernel completes a
+/// connection's handshake but hands it to `accept` only once its first
+/// bytes have come in, or after about `wait` (counted in SYN-ACK resends,
+/// so rounded up to 1, 3, 7, 15... s), when it is handed over silent. A
+/// client that connects and sends nothing holds no descriptor and no place
+/// of the server's meanwhile, and a connection is accepted with its request
+/// already there to read. A `wait` of zero turns it off.
+pub fn defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
+    // Whole seconds, a part of one counting as one.
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt(2) on a descriptor the socket owns, with a pointer
+    // to an int that lives across the call and that int's size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const secs).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    let result = if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    calls::option(socket, "TCP_DEFER_ACCEPT", secs, result)
+}
+
 fn warn_if_backlog_capped(backlog: u32) {
     if let Some(max) = os::somaxconn()
         && backlog > max
@@ -376,6 +406,38 @@ mod tests {
         assert!(v6.socket.only_v6().unwrap());
         assert!(v6.socket.reuse_address().unwrap());
         assert!(!v6.socket.reuse_port().unwrap());
+    }
+
+    #[test]
+    fn defer_accept_is_set_in_whole_resends() {
+        let tcp = bind1("127.0.0.1:0").unwrap();
+        let read = || {
+            let mut secs: libc::c_int = -1;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt(2) on the listener's descriptor into an
+            // int and its size, both alive across the call.
+            let rc = unsafe {
+                libc::getsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&tcp.socket),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_DEFER_ACCEPT,
+                    (&raw mut secs).cast(),
+                    &raw mut len,
+                )
+            };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            secs
+        };
+        // 3 s is two SYN-ACK resends, after 1 s and 2 s more: 3 s.
+        defer_accept(&tcp.socket, Duration::from_secs(3)).unwrap();
+        assert_eq!(read(), 3);
+        // 2.5 s round up to 3 s, and 2 s too (no number of resends is 2 s).
+        defer_accept(&tcp.socket, Duration::from_millis(2500)).unwrap();
+        assert_eq!(read(), 3);
+        defer_accept(&tcp.socket, Duration::from_secs(2)).unwrap();
+        assert_eq!(read(), 3);
+        defer_accept(&tcp.socket, Duration::ZERO).unwrap();
+        assert_eq!(read(), 0, "off");
     }
 
     #[test]

@@ -281,6 +281,13 @@ impl RateLog {
         self.last = Some(now);
         Some(std::mem::take(&mut self.suppressed))
     }
+
+    /// The earliest a message may be logged again: [`LOG_EVERY`] after the
+    /// last one; `None` before the first. For a caller that tells what it
+    /// held back once the second is over, not only with the next message.
+    pub(crate) fn next_at(&self) -> Option<Instant> {
+        self.last.map(|t| t + LOG_EVERY)
+    }
 }
 
 fn more_note(more: u64) -> String {
@@ -304,6 +311,8 @@ mod tests {
         assert_eq!(log.allow(t0 + Duration::from_secs(1)), Some(2));
         assert_eq!(log.allow(t0 + Duration::from_millis(1500)), None);
         assert_eq!(log.allow(t0 + Duration::from_secs(3)), Some(1));
+        assert_eq!(log.next_at(), Some(t0 + Duration::from_secs(4)));
+        assert_eq!(RateLog::default().next_at(), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(crate) mod buffer;
 mod limits;
 mod worker;
 
+pub(crate) use limits::ip_of;
 pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 
 use std::io;
