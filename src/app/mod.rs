@@ -5,6 +5,7 @@
 //! |---------------|-------------------------------------------------------------|
 //! | `service.rs`  | requests and responses as the guide builds them (no I/O)    |
 //! | `table.rs`    | the search table: the guide's, or one from a JSON file      |
+//! | `pyjson.rs`   | JSON as the guide's Python reads it and shows it (`str`, `repr`) |
 //! | `client.rs`   | `app-client`: one request, one response, with a deadline    |
 //! | `server.rs`   | `app-server`: the service on the stream event loops         |
 //! | `conn.rs`     | one server connection: decode, answer, deadlines, close     |
@@ -13,6 +14,7 @@
 pub mod client;
 pub mod conn;
 pub mod inetd;
+pub mod pyjson;
 pub mod server;
 pub mod service;
 pub mod table;

@@ -148,11 +148,6 @@ impl Message {
         }
     }
 
-    /// The content as JSON (for `text/json`); `None` when it is not JSON.
-    pub fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(&self.content).ok()
-    }
-
     /// The content as text, decoded with its declared encoding as the
     /// guide's Python decodes it (`bytes.decode(encoding)`); an error for
     /// `binary` or an encoding the codec does not read.
@@ -550,6 +545,77 @@ mod tests {
             decode_all(&h("{not json")),
             Err(DecodeError::HeaderNotJson(_))
         ));
+    }
+
+    /// A header declaring `length` for no content.
+    fn with_length(length: &str) -> Result<Option<Message>, DecodeError> {
+        decode_all(&frame(
+            &format!(
+                r#"{{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": {length}}}"#
+            ),
+            b"",
+        ))
+    }
+
+    #[test]
+    fn a_huge_content_length_is_over_the_limit_not_fractional() {
+        // Regression (issue 14): 2^64 and 1e26 were "not a whole number".
+        for length in [
+            "18446744073709551616",
+            "1e26",
+            "1E+26",
+            "2.5e30",
+            "100000000000000000000000000000.5",
+            "1e99999999999999999999999999",
+            "16777217",
+        ] {
+            let e = with_length(length).unwrap_err();
+            assert_eq!(
+                e,
+                DecodeError::ContentTooLong {
+                    declared: length.into(),
+                    max: DEFAULT_MAX_CONTENT
+                }
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("a content of {length} bytes is over the limit of 16777216")
+            );
+        }
+    }
+
+    #[test]
+    fn minus_zero_is_a_content_length_of_zero() {
+        // Regression (issue 14): `-0` was refused; Python's json reads it as 0.
+        let message = with_length("-0").unwrap().expect("a whole message");
+        assert_eq!(message.header.content_length, 0);
+        // At the limit: a header for content still to come.
+        assert_eq!(with_length("16777216"), Ok(None));
+        assert_eq!(
+            with_length("1.6777216e7"),
+            Err(DecodeError::FloatLength("1.6777216e7".into()))
+        );
+    }
+
+    #[test]
+    fn a_content_length_that_is_no_integer_says_which_way() {
+        for (length, want) in [
+            ("-1", DecodeError::NegativeLength("-1".into())),
+            ("-0.5", DecodeError::NegativeLength("-0.5".into())),
+            ("-1e30", DecodeError::NegativeLength("-1e30".into())),
+            ("2.5", DecodeError::FractionalLength("2.5".into())),
+            ("1e-400", DecodeError::FractionalLength("1e-400".into())),
+            ("5.0", DecodeError::FloatLength("5.0".into())),
+            ("1.5e1", DecodeError::FloatLength("1.5e1".into())),
+            ("-0.0", DecodeError::FloatLength("-0.0".into())),
+            ("0e5", DecodeError::FloatLength("0e5".into())),
+        ] {
+            assert_eq!(with_length(length), Err(want), "{length}");
+        }
+        assert_eq!(
+            with_length("5.0").unwrap_err().to_string(),
+            "the header's `content-length` is written as a float (5.0), not an integer"
+        );
     }
 
     #[test]
