@@ -2,7 +2,10 @@
 //!
 //! The socket guide prints what it receives with Python's `repr` of a
 //! `bytes` object (`Received b'Hello, world'`); echokit prints the same so
-//! that its output can be compared with the guide's line for line.
+//! that its output can be compared with the guide's line for line. Text a
+//! peer chose is shown with what Python's `repr` of a `str` escapes escaped
+//! ([`py_str_repr`], [`py_escape_unprintable`]), so that it cannot reach the
+//! terminal as control characters.
 
 use std::fmt::Write as _;
 use std::time::Duration;

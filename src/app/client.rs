@@ -1,6 +1,8 @@
 //! `app-client`: the guide's application client, with what its code leaves
 //! out: one deadline for the whole exchange (connect, send, response), the
 //! codec's limits on what it reads, and typed errors for the exit codes.
+//! (What it prints, the server's text escaped as Python's `repr` escapes
+//! it, is [`super::Response::line`].)
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -41,10 +41,10 @@
 //! the keys in the order above, non-ASCII characters as they are), so that
 //! echokit's messages are byte for byte the guide's.
 //!
-//! | file        | role                                                      |
-//! |-------------|-----------------------------------------------------------|
-//! | `header.rs` | the JSON header: parse with every check, write as Python  |
-//! | `codec.rs`  | the incremental decoder, the encoder, the errors          |
+//! | file          | role                                                      |
+//! |---------------|-----------------------------------------------------------|
+//! | `header.rs`   | the JSON header: parse with every check, write as Python  |
+//! | `codec.rs`    | the incremental decoder, the encoder, the errors          |
 //! | `encoding.rs` | content encodings as Python's codecs name and decode them |
 
 mod codec;
