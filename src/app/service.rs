@@ -450,6 +450,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any content, in any encoding the codec reads, is answered or
+        /// rejected without a panic; an answer is a message its client
+        /// reads, and the client's line holds no control character.
+        #[test]
+        fn any_request_is_answered_or_rejected_and_answers_print_safely(
+            value in "[\\[\\]{}\",:0-9eE.+\\-a-zINu\\\\ \\PC\\x00-\\x1f]{0,30}",
+            encoding in proptest::sample::select(vec!["utf-8", "latin-1", "ascii", "utf-16", "utf-32-be", "binary"]),
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            use_raw in proptest::prelude::any::<bool>(),
+        ) {
+            let content = if use_raw {
+                raw
+            } else {
+                format!(r#"{{"action": "search", "value": {value}}}"#).into_bytes()
+            };
+            let request = json_request(encoding, &content);
+            if let Ok(answer) = respond(&request, &SearchTable::default()) {
+                crate::proto::encode(&answer).unwrap();
+                let line = Response::of(&answer).unwrap().line(false);
+                proptest::prop_assert!(!line.chars().any(char::is_control), "{:?}", line);
+            }
+        }
+    }
+
     #[test]
     fn the_client_escapes_what_repr_escapes_unless_raw() {
         let response = json_request(
