@@ -82,7 +82,9 @@ pub enum ContentError {
 fn json_object(message: &Message) -> Result<Cow<'_, str>, ContentError> {
     let encoding = &message.header.content_encoding;
     if Encoding::lookup(encoding).is_some_and(|e| !e.is_text()) {
-        return Err(ContentError::NotText(encoding.clone()));
+        return Err(ContentError::NotText(crate::text::py_escape_unprintable(
+            encoding,
+        )));
     }
     let text = message.text().map_err(ContentError::Encoding)?;
     let kind = pyjson::parse(&text)?.kind();

@@ -265,7 +265,7 @@ pub(crate) fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
     })?;
     tracing::info!(
         "received a {} response of {} bytes from {server}",
-        response.header.content_type,
+        echokit::text::py_escape_unprintable(&response.header.content_type),
         response.content.len()
     );
     if args.json {

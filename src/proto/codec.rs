@@ -36,8 +36,17 @@ impl Default for Limits {
     }
 }
 
+/// Text a peer wrote, fit for an error message: what Python's `repr` escapes
+/// is escaped (`\x1b`), so that an error printed on a terminal cannot carry
+/// the peer's escape sequences to it.
+pub(crate) fn shown(peer_text: &str) -> String {
+    crate::text::py_escape_unprintable(peer_text)
+}
+
 /// Why bytes are not a message. Each names the problem; after one, the
-/// stream cannot be resynchronised and the decoder must be dropped.
+/// stream cannot be resynchronised and the decoder must be dropped. Text
+/// the peer wrote (a key, a byte order, an encoding) is in it with control
+/// characters escaped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The declared header length is over the limit.
@@ -154,12 +163,12 @@ impl Message {
     pub fn text(&self) -> Result<Cow<'_, str>, DecodeError> {
         let encoding = &self.header.content_encoding;
         let Some(known) = Encoding::lookup(encoding) else {
-            return Err(DecodeError::UnsupportedEncoding(encoding.clone()));
+            return Err(DecodeError::UnsupportedEncoding(shown(encoding)));
         };
         known
             .decode(&self.content)
             .map_err(|bad| DecodeError::ContentNotDecodable {
-                encoding: encoding.clone(),
+                encoding: shown(encoding),
                 at: bad.at,
                 why: bad.why,
             })
@@ -318,7 +327,7 @@ impl Decoder {
 fn check_encoding_known(encoding: &str) -> Result<(), DecodeError> {
     match Encoding::lookup(encoding) {
         Some(_) => Ok(()),
-        None => Err(DecodeError::UnsupportedEncoding(encoding.into())),
+        None => Err(DecodeError::UnsupportedEncoding(shown(encoding))),
     }
 }
 
@@ -328,11 +337,11 @@ fn check_content(encoding: &str, content: &[u8]) -> Result<(), DecodeError> {
         Some(known) => known
             .check(content)
             .map_err(|bad| DecodeError::ContentNotDecodable {
-                encoding: encoding.into(),
+                encoding: shown(encoding),
                 at: bad.at,
                 why: bad.why,
             }),
-        None => Err(DecodeError::UnsupportedEncoding(encoding.into())),
+        None => Err(DecodeError::UnsupportedEncoding(shown(encoding))),
     }
 }
 
@@ -615,6 +624,41 @@ mod tests {
         assert_eq!(
             with_length("5.0").unwrap_err().to_string(),
             "the header's `content-length` is written as a float (5.0), not an integer"
+        );
+    }
+
+    #[test]
+    fn peer_text_in_an_error_cannot_reach_the_terminal() {
+        // Regression (issue 14): app-client printed server-chosen text raw,
+        // and a rejection's message carries some.
+        for (header, want) in [
+            (
+                r#"{"byteorder": "\u001b[2J", "content-type": "x", "content-encoding": "binary", "content-length": 0}"#,
+                "the header's `byteorder` is `\\x1b[2J`, not `little` or `big`",
+            ),
+            (
+                r#"{"\u009b31m": 1, "\u009b31m": 2}"#,
+                "the header has the key `\\x9b31m` twice",
+            ),
+            (
+                r#"{"byteorder": "big", "content-type": "x", "content-encoding": "x\u0007", "content-length": 0}"#,
+                "the content encoding `x\\x07` is not supported",
+            ),
+        ] {
+            let e = decode_all(&frame(header, b"")).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+        }
+        // An encoding Python finds through the punctuation around it.
+        let e = decode_all(&frame(
+            r#"{"byteorder": "big", "content-type": "x", "content-encoding": "\u001b[ascii", "content-length": 1}"#,
+            b"\xff",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "the content is not valid \\x1b[ascii: a byte over 0x7f at byte 0"
         );
     }
 

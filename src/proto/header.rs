@@ -278,7 +278,7 @@ impl Header {
         // thousands of keys must not cost millions of comparisons.
         let mut seen = std::collections::HashSet::with_capacity(entries.len());
         if let Some((key, _)) = entries.iter().find(|(key, _)| !seen.insert(key.as_str())) {
-            return Err(DecodeError::DuplicateKey(key.clone()));
+            return Err(DecodeError::DuplicateKey(super::codec::shown(key)));
         }
         let mut found: [Option<Value>; 3] = Default::default();
         let mut content_length = None;
@@ -305,7 +305,7 @@ impl Header {
         let byteorder = match string("byteorder", byteorder)?.as_str() {
             "little" => ByteOrder::Little,
             "big" => ByteOrder::Big,
-            other => return Err(DecodeError::UnknownByteOrder(other.into())),
+            other => return Err(DecodeError::UnknownByteOrder(super::codec::shown(other))),
         };
         let content_type = string("content-type", content_type)?;
         let content_encoding = string("content-encoding", content_encoding)?;

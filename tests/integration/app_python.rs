@@ -285,6 +285,49 @@ fn answering(content: &[u8]) -> SocketAddr {
     addr
 }
 
+/// A server that answers one connection with these bytes, then closes.
+fn replying(reply: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_millis(200)));
+            let _ = conn.read(&mut [0; 4096]);
+            let _ = conn.write_all(&reply);
+        }
+    });
+    addr
+}
+
+#[test]
+fn app_client_errors_escape_the_servers_text_too() {
+    // Regression (issue 14): server-chosen text reached the terminal raw,
+    // here through the error that names a malformed response.
+    for (reply, want) in [
+        (
+            {
+                let h = r#"{"byteorder": "\u001b[2J", "content-type": "x", "content-encoding": "binary", "content-length": 0}"#;
+                [&(h.len() as u16).to_be_bytes()[..], h.as_bytes()].concat()
+            },
+            "the header's `byteorder` is `\\x1b[2J`",
+        ),
+        (
+            json_request(r"\u001b]0;x\u0007", b"{}"),
+            "the content encoding `\\x1b]0;x\\x07` is not supported",
+        ),
+        (
+            json_request("utf-8", br#"{"\u001b": 1, "\u001b": 2}"#),
+            "bad text/json content: the key '\\x1b' appears twice in one object",
+        ),
+    ] {
+        let addr = replying(reply);
+        let out = util::echokit_run(&["app-client", &addr.to_string(), "search", "x"]);
+        assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+        util::assert_stderr_has(&out, want);
+        assert!(!out.stderr.contains(&0x1b), "{}", text(&out.stderr));
+    }
+}
+
 fn guides_client(server: SocketAddr) -> Vec<u8> {
     let mut cmd = python();
     cmd.args([peer("app_client.py").as_str(), "127.0.0.1"])
