@@ -1002,6 +1002,31 @@ mod tests {
     }
 
     #[test]
+    fn the_deepest_value_fits_an_event_loop_threads_stack() {
+        // The loops other than the first run on threads of Rust's default
+        // stack, 2 MiB; objects cost the most frames a level.
+        let half = MAX_DEPTH / 2;
+        let deep = format!(
+            "{}{}{}",
+            r#"{"a": ["#.repeat(half),
+            "null",
+            "]}".repeat(half)
+        );
+        let shown = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let v = parse(&deep).unwrap();
+                let _ = v.get("a").unwrap().py_repr();
+                v.py_repr()
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let want = format!("{}None{}", "{'a': [".repeat(half), "]}".repeat(half));
+        assert_eq!(shown, want);
+    }
+
+    #[test]
     fn a_lone_surrogate_is_refused_only_where_it_must_be_utf_8() {
         let lone = parse(r#""a\udc00""#).unwrap();
         let mut out = String::from("kept");

@@ -77,21 +77,25 @@ pub enum ContentError {
     },
 }
 
-/// The content of a `text/json` message as text, and that text checked as
-/// the guide's Python reads it: one JSON object.
-fn json_object(message: &Message) -> Result<Cow<'_, str>, ContentError> {
+/// The content of a `text/json` message as text, decoded with its
+/// encoding as the guide's Python decodes it.
+fn content_text(message: &Message) -> Result<Cow<'_, str>, ContentError> {
     let encoding = &message.header.content_encoding;
     if Encoding::lookup(encoding).is_some_and(|e| !e.is_text()) {
         return Err(ContentError::NotText(crate::text::py_escape_unprintable(
             encoding,
         )));
     }
-    let text = message.text().map_err(ContentError::Encoding)?;
-    let kind = pyjson::parse(&text)?.kind();
-    if kind != Kind::Object {
-        return Err(ContentError::NotObject(kind.name()));
+    message.text().map_err(ContentError::Encoding)
+}
+
+/// The text read as the guide's Python reads it: one JSON object.
+fn object(text: &str) -> Result<Json<'_>, ContentError> {
+    let value = pyjson::parse(text)?;
+    match value.kind() {
+        Kind::Object => Ok(value),
+        other => Err(ContentError::NotObject(other.name())),
     }
-    Ok(text)
 }
 
 /// The guide's server's answer to a request.
@@ -108,8 +112,8 @@ pub fn respond(request: &Message, table: &SearchTable) -> Result<Message, Conten
         content.extend_from_slice(&request.content[..request.content.len().min(10)]);
         return Ok(Message::new(SERVER_BINARY, "binary", content));
     }
-    let text = json_object(request)?;
-    let fields = pyjson::parse(&text).expect("checked by json_object");
+    let text = content_text(request)?;
+    let fields = object(&text)?;
     let action = fields.get("action");
     let value = fields.get("value");
     // Room for the value's str() (a repr adds `, ` to a JSON array's `,`),
@@ -180,7 +184,9 @@ impl Response {
     /// in a text encoding.
     pub fn of(message: &Message) -> Result<Response, ContentError> {
         if message.header.content_type == TEXT_JSON {
-            Ok(Response::Json(json_object(message)?.into_owned()))
+            let text = content_text(message)?;
+            object(&text)?;
+            Ok(Response::Json(text.into_owned()))
         } else {
             Ok(Response::Binary(message.content.clone()))
         }

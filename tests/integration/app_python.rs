@@ -133,6 +133,15 @@ fn search_answers_for_every_json_value_match_the_guides_server_byte_for_byte() {
             value,
         );
     }
+    // Deep, well within Python's recursion limit and echokit's.
+    let deep = format!("{}1{}", r#"{"a": ["#.repeat(200), "]}".repeat(200));
+    let content = format!(r#"{{"action": "search", "value": {deep}}}"#);
+    assert_answered_as_the_guide(
+        &ours,
+        &guides,
+        &json_request("utf-8", content.as_bytes()),
+        "deep",
+    );
     // Other actions, and missing fields.
     for content in [
         r#"{"action": "find", "value": "x"}"#,
