@@ -632,6 +632,11 @@ pub struct AppClientArgs {
     /// Print the response's header and content as JSON instead
     #[arg(long)]
     pub json: bool,
+    /// Print the server's text as it came, control characters and escape
+    /// sequences included, as the guide's client does (by default what
+    /// Python's repr would escape is escaped: `\x1b`, `\n`, `\u200b`)
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
     /// Print each socket call on stderr as it happens (socket, bind, listen,
     /// accept, connect, recv, send, close), with its arguments and result
     #[arg(long)]

@@ -19,7 +19,7 @@
 //! | [`metrics`]  | what the servers count, and `--metrics`: the exposition over HTTP |
 //! | [`sockets`]  | every socket of the host, as netstat and lsof show them, explained |
 //! | [`os`]       | what only the OS tells: kernel limits, who holds a port; `--user` |
-//! | [`text`]     | bytes as Python prints them, sizes and durations                  |
+//! | [`text`]     | bytes and text as Python's `repr` shows them, sizes and durations |
 //!
 //! Library entry points take already-bound sockets and a [`shutdown::Shutdown`]
 //! handle and return statistics; they never print. Logs go through `tracing`.

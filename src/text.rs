@@ -2,7 +2,10 @@
 //!
 //! The socket guide prints what it receives with Python's `repr` of a
 //! `bytes` object (`Received b'Hello, world'`); echokit prints the same so
-//! that its output can be compared with the guide's line for line.
+//! that its output can be compared with the guide's line for line. Text a
+//! peer chose is shown with what Python's `repr` of a `str` escapes escaped
+//! ([`py_str_repr`], [`py_escape_unprintable`]), so that it cannot reach the
+//! terminal as control characters.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -11,33 +14,105 @@ use std::time::Duration;
 /// as is, `\t \n \r \\` escaped, anything else as `\xNN`. Like Python, it
 /// quotes with `"` when the bytes hold a `'` and no `"`.
 pub fn py_bytes_repr(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
+    let quote = py_quote(bytes.contains(&b'\''), bytes.contains(&b'"'));
     let mut out = String::with_capacity(bytes.len() + 3);
     out.push('b');
-    out.push(char::from(quote));
+    out.push(quote);
     for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            _ if b == quote => {
-                out.push('\\');
-                out.push(char::from(b));
-            }
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => {
-                // Writing to a String cannot fail.
-                let _ = write!(out, "\\x{b:02x}");
-            }
+        push_py_escaped(
+            &mut out,
+            u32::from(b),
+            Some(quote),
+            b.is_ascii() && !b.is_ascii_control(),
+        );
+    }
+    out.push(quote);
+    out
+}
+
+/// Text as Python's `repr(str)` shows it: quoted as [`py_bytes_repr`]
+/// quotes, `\t \n \r \\` and the quote escaped, characters Python deems
+/// printable ([`py_printable`]) as they are (non-ASCII included), any other
+/// as `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+pub fn py_str_repr(text: &str) -> String {
+    let quote = py_quote(text.contains('\''), text.contains('"'));
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        push_py_escaped(&mut out, u32::from(c), Some(quote), py_printable(c));
+    }
+    out.push(quote);
+    out
+}
+
+/// Text from a peer with what Python's `repr` would escape in it escaped the
+/// same way (`\n`, `\x1b`, `\u200b`, ...), and the rest, quotes and
+/// backslashes included, as it is: printable text prints as the guide's
+/// programs print it, and a peer cannot reach the terminal with control
+/// characters or escape sequences.
+pub fn py_escape_unprintable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_py_escaped(&mut out, u32::from(c), None, py_printable(c));
+    }
+    out
+}
+
+/// The quote Python's `repr` picks: `"` when the text holds a `'` and no
+/// `"`, else `'`.
+pub(crate) fn py_quote(has_single: bool, has_double: bool) -> char {
+    if has_single && !has_double { '"' } else { '\'' }
+}
+
+/// Whether Python's `str.isprintable()` holds for the character: anything
+/// but the space is unprintable if it is a control (Cc), format (Cf),
+/// surrogate (Cs), private-use (Co) or unassigned (Cn) character, or a
+/// separator (Zs, Zl, Zp).
+///
+/// The categories are Unicode 16's (the `unicode-general-category` crate);
+/// a Python built on an older Unicode holds characters assigned since as
+/// unassigned, and escapes them.
+pub fn py_printable(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    c == ' '
+        || !matches!(
+            get_general_category(c),
+            G::Control
+                | G::Format
+                | G::Surrogate
+                | G::PrivateUse
+                | G::Unassigned
+                | G::SpaceSeparator
+                | G::LineSeparator
+                | G::ParagraphSeparator
+        )
+}
+
+/// Appends one code point (a surrogate too, as Python's strings may hold
+/// one) as Python's `repr` writes it inside `quote` (`None`: outside
+/// quotes, where only the unprintable is escaped).
+pub(crate) fn push_py_escaped(out: &mut String, c: u32, quote: Option<char>, printable: bool) {
+    // Writing to a String cannot fail.
+    match char::from_u32(c) {
+        Some('\\') if quote.is_some() => out.push_str("\\\\"),
+        Some('\t') => out.push_str("\\t"),
+        Some('\n') => out.push_str("\\n"),
+        Some('\r') => out.push_str("\\r"),
+        Some(q) if Some(q) == quote => {
+            out.push('\\');
+            out.push(q);
+        }
+        Some(c) if printable => out.push(c),
+        _ if c < 0x100 => {
+            let _ = write!(out, "\\x{c:02x}");
+        }
+        _ if c < 0x1_0000 => {
+            let _ = write!(out, "\\u{c:04x}");
+        }
+        _ => {
+            let _ = write!(out, "\\U{c:08x}");
         }
     }
-    out.push(char::from(quote));
-    out
 }
 
 /// A byte count with a binary unit: `512 B`, `1.5 KiB`, `3.0 MiB`.

@@ -4,9 +4,14 @@
 //! and makes progress; a message it returns encodes back to bytes that
 //! decode to the same message; and the same input decodes to the same
 //! result whatever the split. (That no buffer grows by a declared length is
-//! a unit test in `src/proto/codec.rs`.)
+//! a unit test in `src/proto/codec.rs`.) Each message then goes to the app
+//! service, which answers or rejects it without a panic (the content
+//! decoded with its encoding, read as Python's json reads it, shown as
+//! Python's str and repr); an answer is a message its client reads, and
+//! the client's line holds no control character.
 #![no_main]
 
+use echokit::app::{Response, SearchTable, respond};
 use echokit::proto::{Decoder, Limits, Message, encode};
 use libfuzzer_sys::fuzz_target;
 
@@ -51,7 +56,14 @@ fuzz_target!(|input: &[u8]| {
                 ..limits
             };
             let again = run(&bytes, bytes.len(), roomy).expect("an encoded message decodes");
-            assert_eq!(again, vec![message]);
+            assert_eq!(again, vec![message.clone()]);
+            if let Ok(answer) = respond(&message, &SearchTable::default()) {
+                encode(&answer).expect("an answer encodes");
+                let response =
+                    Response::of(&answer).expect("the client reads the server's answers");
+                let line = response.line(false);
+                assert!(!line.chars().any(char::is_control), "{line:?}");
+            }
         }
     }
 });

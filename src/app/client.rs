@@ -1,12 +1,15 @@
 //! `app-client`: the guide's application client, with what its code leaves
 //! out: one deadline for the whole exchange (connect, send, response), the
 //! codec's limits on what it reads, and typed errors for the exit codes.
+//! (What it prints, the server's text escaped as Python's `repr` escapes
+//! it, is [`super::Response::line`].)
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
+use super::service::ContentError;
 use crate::endpoint::Endpoint;
 use crate::exit::{Classify, ExitCode};
 use crate::net::connect::{self, ConnectError, ConnectOptions};
@@ -61,9 +64,14 @@ pub enum AppError {
         /// What is wrong.
         source: DecodeError,
     },
-    /// A `text/json` response whose content is not a JSON object.
-    #[error("malformed response from {0}: its text/json content is not a JSON object")]
-    NotJson(Endpoint),
+    /// A `text/json` response that is not what the guide's client reads.
+    #[error("malformed response from {server}")]
+    BadContent {
+        /// Where it came from.
+        server: Endpoint,
+        /// What is wrong.
+        source: ContentError,
+    },
     /// The server reset the connection.
     #[error("the server {0} reset the connection before its response was whole")]
     Reset(Endpoint),
@@ -77,7 +85,7 @@ impl Classify for AppError {
         match self {
             AppError::Connect(e) => e.exit_code(),
             AppError::TimedOut { .. } => ExitCode::TimedOut,
-            AppError::Malformed { .. } | AppError::NotJson(_) | AppError::Reset(_) => {
+            AppError::Malformed { .. } | AppError::BadContent { .. } | AppError::Reset(_) => {
                 ExitCode::Protocol
             }
             AppError::Io(_) => ExitCode::Failures,

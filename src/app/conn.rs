@@ -287,14 +287,19 @@ impl AppConn {
     }
 
     /// Builds the response to a request and queues it.
-    fn answer(&mut self, request: &Message) -> Result<(), service::RequestError> {
+    fn answer(&mut self, request: &Message) -> Result<(), service::ContentError> {
         let response = service::respond(request, &self.shared.config.table)?;
         // What a client wrote is escaped and cut short in the log.
         if request.header.content_type == TEXT_JSON {
             tracing::info!(
                 "{}: request {} -> {}",
                 self.peer,
-                text::clip(&String::from_utf8_lossy(&request.content), LOGGED_CHARS),
+                text::clip(
+                    &request
+                        .text()
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&request.content)),
+                    LOGGED_CHARS
+                ),
                 text::clip(&String::from_utf8_lossy(&response.content), LOGGED_CHARS)
             );
         } else {

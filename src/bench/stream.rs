@@ -754,7 +754,7 @@ fn check_response(
         )),
         None => {
             match crate::app::Response::of(message) {
-                Some(crate::app::Response::Json(fields)) if fields.contains_key("result") => {}
+                Ok(response) if response.has_result() => {}
                 _ => {
                     return Err(format!(
                         "the response is not a JSON object with a result: {}",

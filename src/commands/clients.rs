@@ -259,18 +259,19 @@ pub(crate) fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
     };
     let request = app::request(&args.action, &args.value);
     let (response, server) = app::client::exchange(&args.endpoint, &request, &opts)?;
-    let Some(decoded) = Response::of(&response) else {
-        return Err(AppError::NotJson(server).into());
-    };
+    let decoded = Response::of(&response).map_err(|source| AppError::BadContent {
+        server: server.clone(),
+        source,
+    })?;
     tracing::info!(
         "received a {} response of {} bytes from {server}",
-        response.header.content_type,
+        echokit::text::py_escape_unprintable(&response.header.content_type),
         response.content.len()
     );
     if args.json {
         say(decoded.json(&response.header, &server))?;
     } else {
-        say(decoded.line())?;
+        say(decoded.line(args.raw))?;
     }
     Ok(ExitCode::Success)
 }

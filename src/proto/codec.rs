@@ -6,8 +6,9 @@
 //! messages is decoded by calling it again with the rest. Its buffer grows
 //! only with the bytes that arrived, never by a declared length.
 
-use serde_json::Value;
+use std::borrow::Cow;
 
+use super::encoding::Encoding;
 use super::header::Header;
 
 /// The longest header accepted by default: the guide's are about 100 bytes;
@@ -35,8 +36,17 @@ impl Default for Limits {
     }
 }
 
+/// Text a peer wrote, fit for an error message: what Python's `repr` escapes
+/// is escaped (`\x1b`), so that an error printed on a terminal cannot carry
+/// the peer's escape sequences to it.
+pub(crate) fn shown(peer_text: &str) -> String {
+    crate::text::py_escape_unprintable(peer_text)
+}
+
 /// Why bytes are not a message. Each names the problem; after one, the
-/// stream cannot be resynchronised and the decoder must be dropped.
+/// stream cannot be resynchronised and the decoder must be dropped. Text
+/// the peer wrote (a key, a byte order, an encoding) is in it with control
+/// characters escaped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The declared header length is over the limit.
@@ -84,11 +94,17 @@ pub enum DecodeError {
     /// `content-length` is not a whole number.
     #[error("the header's `content-length` is not a whole number ({0})")]
     FractionalLength(String),
-    /// The declared content is over the limit.
+    /// `content-length` is a whole number written as a float (`5.0`,
+    /// `5e0`), which Python reads as a float: the guide's server cannot
+    /// slice its buffer by it.
+    #[error("the header's `content-length` is written as a float ({0}), not an integer")]
+    FloatLength(String),
+    /// The declared content is over the limit (2^64 and `1e26` included:
+    /// whole numbers, too large).
     #[error("a content of {declared} bytes is over the limit of {max}")]
     ContentTooLong {
-        /// The declared length.
-        declared: u64,
+        /// The declared length, as the header writes it.
+        declared: String,
         /// The limit.
         max: u64,
     },
@@ -96,15 +112,20 @@ pub enum DecodeError {
     #[error("the header's `byteorder` is `{0}`, not `little` or `big`")]
     UnknownByteOrder(String),
     /// An encoding the codec cannot check.
-    #[error("the content encoding `{0}` is not supported (utf-8, ascii, latin-1 or binary are)")]
+    #[error(
+        "the content encoding `{0}` is not supported (utf-8, ascii, latin-1, utf-16, utf-32 \
+         and their Python aliases are, and binary)"
+    )]
     UnsupportedEncoding(String),
     /// The content does not decode with its declared encoding.
-    #[error("the content is not valid {encoding} (from byte {at})")]
+    #[error("the content is not valid {encoding}: {why} at byte {at}")]
     ContentNotDecodable {
         /// The declared encoding.
         encoding: String,
         /// Where the valid text ends.
         at: usize,
+        /// What is wrong there.
+        why: &'static str,
     },
     /// The stream ended inside a message.
     #[error("the stream ended inside a message: {have} of {need} bytes of its {part}")]
@@ -136,9 +157,21 @@ impl Message {
         }
     }
 
-    /// The content as JSON (for `text/json`); `None` when it is not JSON.
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.content).ok()
+    /// The content as text, decoded with its declared encoding as the
+    /// guide's Python decodes it (`bytes.decode(encoding)`); an error for
+    /// `binary` or an encoding the codec does not read.
+    pub fn text(&self) -> Result<Cow<'_, str>, DecodeError> {
+        let encoding = &self.header.content_encoding;
+        let Some(known) = Encoding::lookup(encoding) else {
+            return Err(DecodeError::UnsupportedEncoding(shown(encoding)));
+        };
+        known
+            .decode(&self.content)
+            .map_err(|bad| DecodeError::ContentNotDecodable {
+                encoding: shown(encoding),
+                at: bad.at,
+                why: bad.why,
+            })
     }
 }
 
@@ -290,66 +323,25 @@ impl Decoder {
     }
 }
 
-/// The encodings the codec can check content in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Encoding {
-    Utf8,
-    Ascii,
-    /// Every byte is a latin-1 character.
-    Latin1,
-    /// Any bytes.
-    Binary,
-}
-
-impl Encoding {
-    /// Names as Python's codecs take them: any case, `_` for `-`, spaces
-    /// around. No allocation: this runs for every message.
-    fn of(name: &str) -> Option<Encoding> {
-        const NAMES: [(&str, Encoding); 8] = [
-            ("utf-8", Encoding::Utf8),
-            ("utf8", Encoding::Utf8),
-            ("ascii", Encoding::Ascii),
-            ("us-ascii", Encoding::Ascii),
-            ("latin-1", Encoding::Latin1),
-            ("latin1", Encoding::Latin1),
-            ("iso-8859-1", Encoding::Latin1),
-            ("binary", Encoding::Binary),
-        ];
-        let name = name.trim();
-        let same = |known: &str| {
-            name.len() == known.len()
-                && name.bytes().zip(known.bytes()).all(|(a, b)| {
-                    let a = a.to_ascii_lowercase();
-                    a == b || (a == b'_' && b == b'-')
-                })
-        };
-        NAMES.iter().find(|(known, _)| same(known)).map(|&(_, e)| e)
-    }
-}
-
 /// Whether the codec can check content in this encoding.
 fn check_encoding_known(encoding: &str) -> Result<(), DecodeError> {
-    match Encoding::of(encoding) {
+    match Encoding::lookup(encoding) {
         Some(_) => Ok(()),
-        None => Err(DecodeError::UnsupportedEncoding(encoding.into())),
+        None => Err(DecodeError::UnsupportedEncoding(shown(encoding))),
     }
 }
 
 /// Checks that content decodes with its encoding.
 fn check_content(encoding: &str, content: &[u8]) -> Result<(), DecodeError> {
-    let bad = |at| DecodeError::ContentNotDecodable {
-        encoding: encoding.into(),
-        at,
-    };
-    match Encoding::of(encoding) {
-        Some(Encoding::Utf8) => std::str::from_utf8(content)
-            .map(drop)
-            .map_err(|e| bad(e.valid_up_to())),
-        Some(Encoding::Ascii) => match content.iter().position(|b| !b.is_ascii()) {
-            Some(at) => Err(bad(at)),
-            None => Ok(()),
-        },
-        Some(Encoding::Latin1 | Encoding::Binary) | None => Ok(()),
+    match Encoding::lookup(encoding) {
+        Some(known) => known
+            .check(content)
+            .map_err(|bad| DecodeError::ContentNotDecodable {
+                encoding: shown(encoding),
+                at: bad.at,
+                why: bad.why,
+            }),
+        None => Err(DecodeError::UnsupportedEncoding(shown(encoding))),
     }
 }
 
@@ -435,15 +427,6 @@ mod tests {
     }
 
     #[test]
-    fn encoding_names_are_read_as_python_reads_them() {
-        assert_eq!(Encoding::of("UTF_8"), Some(Encoding::Utf8));
-        assert_eq!(Encoding::of(" Latin-1 "), Some(Encoding::Latin1));
-        assert_eq!(Encoding::of("US-ASCII"), Some(Encoding::Ascii));
-        assert_eq!(Encoding::of("utf-16"), None);
-        assert_eq!(Encoding::of("utf-"), None);
-    }
-
-    #[test]
     fn the_guides_search_request_byte_for_byte() {
         let content = py_json(&serde_json::json!({"action": "search", "value": "morpheus"}));
         let message = little("text/json", "utf-8", content.as_bytes());
@@ -451,8 +434,8 @@ mod tests {
         let decoded = decode_all(GUIDE_SEARCH_MORPHEUS).unwrap().unwrap();
         assert_eq!(decoded, message);
         assert_eq!(
-            decoded.json().unwrap(),
-            serde_json::json!({"action": "search", "value": "morpheus"})
+            decoded.text().unwrap(),
+            r#"{"action": "search", "value": "morpheus"}"#
         );
     }
 
@@ -529,7 +512,7 @@ mod tests {
                     r#"{"byteorder": "little", "content-type": "x", "content-encoding": "binary", "content-length": 1000000000000}"#,
                 ),
                 DecodeError::ContentTooLong {
-                    declared: 1_000_000_000_000,
+                    declared: "1000000000000".into(),
                     max: DEFAULT_MAX_CONTENT,
                 },
             ),
@@ -553,6 +536,7 @@ mod tests {
                 DecodeError::ContentNotDecodable {
                     encoding: "utf-8".into(),
                     at: 1,
+                    why: "an invalid byte sequence",
                 },
             ),
             (
@@ -570,6 +554,112 @@ mod tests {
             decode_all(&h("{not json")),
             Err(DecodeError::HeaderNotJson(_))
         ));
+    }
+
+    /// A header declaring `length` for no content.
+    fn with_length(length: &str) -> Result<Option<Message>, DecodeError> {
+        decode_all(&frame(
+            &format!(
+                r#"{{"byteorder": "big", "content-type": "x", "content-encoding": "binary", "content-length": {length}}}"#
+            ),
+            b"",
+        ))
+    }
+
+    #[test]
+    fn a_huge_content_length_is_over_the_limit_not_fractional() {
+        // Regression (issue 14): 2^64 and 1e26 were "not a whole number".
+        for length in [
+            "18446744073709551616",
+            "1e26",
+            "1E+26",
+            "2.5e30",
+            "100000000000000000000000000000.5",
+            "1e99999999999999999999999999",
+            "16777217",
+        ] {
+            let e = with_length(length).unwrap_err();
+            assert_eq!(
+                e,
+                DecodeError::ContentTooLong {
+                    declared: length.into(),
+                    max: DEFAULT_MAX_CONTENT
+                }
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("a content of {length} bytes is over the limit of 16777216")
+            );
+        }
+    }
+
+    #[test]
+    fn minus_zero_is_a_content_length_of_zero() {
+        // Regression (issue 14): `-0` was refused; Python's json reads it as 0.
+        let message = with_length("-0").unwrap().expect("a whole message");
+        assert_eq!(message.header.content_length, 0);
+        // At the limit: a header for content still to come.
+        assert_eq!(with_length("16777216"), Ok(None));
+        assert_eq!(
+            with_length("1.6777216e7"),
+            Err(DecodeError::FloatLength("1.6777216e7".into()))
+        );
+    }
+
+    #[test]
+    fn a_content_length_that_is_no_integer_says_which_way() {
+        for (length, want) in [
+            ("-1", DecodeError::NegativeLength("-1".into())),
+            ("-0.5", DecodeError::NegativeLength("-0.5".into())),
+            ("-1e30", DecodeError::NegativeLength("-1e30".into())),
+            ("2.5", DecodeError::FractionalLength("2.5".into())),
+            ("1e-400", DecodeError::FractionalLength("1e-400".into())),
+            ("5.0", DecodeError::FloatLength("5.0".into())),
+            ("1.5e1", DecodeError::FloatLength("1.5e1".into())),
+            ("-0.0", DecodeError::FloatLength("-0.0".into())),
+            ("0e5", DecodeError::FloatLength("0e5".into())),
+        ] {
+            assert_eq!(with_length(length), Err(want), "{length}");
+        }
+        assert_eq!(
+            with_length("5.0").unwrap_err().to_string(),
+            "the header's `content-length` is written as a float (5.0), not an integer"
+        );
+    }
+
+    #[test]
+    fn peer_text_in_an_error_cannot_reach_the_terminal() {
+        // Regression (issue 14): app-client printed server-chosen text raw,
+        // and a rejection's message carries some.
+        for (header, want) in [
+            (
+                r#"{"byteorder": "\u001b[2J", "content-type": "x", "content-encoding": "binary", "content-length": 0}"#,
+                "the header's `byteorder` is `\\x1b[2J`, not `little` or `big`",
+            ),
+            (
+                r#"{"\u009b31m": 1, "\u009b31m": 2}"#,
+                "the header has the key `\\x9b31m` twice",
+            ),
+            (
+                r#"{"byteorder": "big", "content-type": "x", "content-encoding": "x\u0007", "content-length": 0}"#,
+                "the content encoding `x\\x07` is not supported",
+            ),
+        ] {
+            let e = decode_all(&frame(header, b"")).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+        }
+        // An encoding Python finds through the punctuation around it.
+        let e = decode_all(&frame(
+            r#"{"byteorder": "big", "content-type": "x", "content-encoding": "\u001b[ascii", "content-length": 1}"#,
+            b"\xff",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "the content is not valid \\x1b[ascii: a byte over 0x7f at byte 0"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer as _};
 use serde_json::Value;
 use serde_json::ser::Formatter;
+use serde_json::value::RawValue;
 
 use super::codec::{DecodeError, Limits};
 
@@ -63,22 +64,168 @@ const KEYS: [&str; 4] = [
     "content-length",
 ];
 
-/// A JSON object's entries in order, duplicates kept (so they can be refused).
-struct Entries(Vec<(String, Value)>);
+/// The most digits an exponent is read to: any more make a number too
+/// large or too small for a length however many digits it has (a header
+/// holds at most 65,535), and the arithmetic stays far from overflow.
+const MAX_EXPONENT: i64 = 1 << 40;
 
-impl<'de> Deserialize<'de> for Entries {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Entries, D::Error> {
+/// `content-length` as the guide's Python reads it, checked against the
+/// limit: an integer (`-0` is 0, as Python's `int`), else the first true
+/// word of: negative, over the limit, not a whole number, a float.
+fn length(raw: &str, max: u64) -> Result<u64, DecodeError> {
+    let Some(number) = Number::parse(raw) else {
+        let found = serde_json::from_str::<Value>(raw).map_or("a number", |v| kind(&v));
+        return Err(DecodeError::WrongType {
+            key: "content-length",
+            expected: "an integer",
+            found,
+        });
+    };
+    if number.negative && !number.is_zero() {
+        return Err(DecodeError::NegativeLength(raw.into()));
+    }
+    let whole = number.whole_part();
+    let over = match &whole {
+        Some(digits) => digits.parse::<u64>().map_or(true, |n| n > max),
+        None => true,
+    };
+    if over {
+        return Err(DecodeError::ContentTooLong {
+            declared: raw.into(),
+            max,
+        });
+    }
+    if !number.is_whole() {
+        return Err(DecodeError::FractionalLength(raw.into()));
+    }
+    if number.is_float {
+        return Err(DecodeError::FloatLength(raw.into()));
+    }
+    Ok(whole
+        .and_then(|digits| digits.parse().ok())
+        .expect("checked against the limit above"))
+}
+
+/// A JSON number as exact decimal: `digits` x 10^`exponent`.
+struct Number {
+    negative: bool,
+    /// Written with a fraction or an exponent: a float to Python.
+    is_float: bool,
+    /// The significant digits, no leading or trailing zeros ("" for 0).
+    digits: String,
+    exponent: i64,
+}
+
+impl Number {
+    /// A JSON number's text (serde_json has checked its grammar), or `None`
+    /// for another value.
+    fn parse(raw: &str) -> Option<Number> {
+        let body = raw.strip_prefix('-');
+        let negative = body.is_some();
+        let body = body.unwrap_or(raw);
+        if !body.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        let (mantissa, exp) = match body.find(['e', 'E']) {
+            Some(at) => (&body[..at], Some(&body[at + 1..])),
+            None => (body, None),
+        };
+        let (int, frac) = match mantissa.split_once('.') {
+            Some((int, frac)) => (int, frac),
+            None => (mantissa, ""),
+        };
+        let exp = exp.map_or(0, |e| {
+            let (sign, digits) = match e.strip_prefix('-') {
+                Some(d) => (-1, d),
+                None => (1, e.strip_prefix('+').unwrap_or(e)),
+            };
+            // Saturates: past MAX_EXPONENT the value is 0 or too large anyway.
+            let magnitude = digits.bytes().fold(0i64, |n, d| {
+                (n * 10 + i64::from(d - b'0')).min(MAX_EXPONENT)
+            });
+            sign * magnitude
+        });
+        let all: String = int.chars().chain(frac.chars()).collect();
+        let leading = all.len() - all.trim_start_matches('0').len();
+        let trimmed = all.trim_matches('0');
+        let trailing = all.len() - leading - trimmed.len();
+        let frac_len = i64::try_from(frac.len()).expect("a header is at most 65,535 bytes");
+        let trailing = i64::try_from(trailing).expect("a header is at most 65,535 bytes");
+        Some(Number {
+            negative,
+            is_float: frac_len > 0 || !mantissa.eq(body),
+            digits: trimmed.into(),
+            exponent: exp - frac_len + trailing,
+        })
+    }
+
+    fn is_zero(&self) -> bool {
+        self.digits.is_empty()
+    }
+
+    fn is_whole(&self) -> bool {
+        self.is_zero() || self.exponent >= 0
+    }
+
+    /// The digits of the whole part, or `None` when there are more than
+    /// any `u64` has (20).
+    fn whole_part(&self) -> Option<String> {
+        const U64_DIGITS: i64 = 20;
+        if self.is_zero() {
+            return Some("0".into());
+        }
+        let len = i64::try_from(self.digits.len()).expect("a header is at most 65,535 bytes");
+        let whole_len = len + self.exponent;
+        if whole_len <= 0 {
+            return Some("0".into());
+        }
+        if whole_len > U64_DIGITS {
+            return None;
+        }
+        let mut out: String = self
+            .digits
+            .chars()
+            .take(usize::try_from(whole_len).expect("at most 20"))
+            .collect();
+        while (out.len() as i64) < whole_len {
+            out.push('0');
+        }
+        Some(out)
+    }
+}
+
+/// A JSON object's entries in order, duplicates kept (so they can be
+/// refused); `content-length` as it is written, so that it is read as
+/// Python reads it (serde_json reads `-0` as a float, and numbers past
+/// 2^64 as floats).
+struct Entries<'de>(Vec<(String, Entry<'de>)>);
+
+/// One entry's value.
+enum Entry<'de> {
+    /// `content-length`, unparsed.
+    Length(&'de RawValue),
+    /// Any other.
+    Value(Value),
+}
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Entries<'de>, D::Error> {
         struct EntriesVisitor;
         impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries;
+            type Value = Entries<'de>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
                 let mut entries = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = if key == "content-length" {
+                        Entry::Length(map.next_value()?)
+                    } else {
+                        Entry::Value(map.next_value()?)
+                    };
                     entries.push((key, value));
                 }
                 Ok(Entries(entries))
@@ -131,17 +278,21 @@ impl Header {
         // thousands of keys must not cost millions of comparisons.
         let mut seen = std::collections::HashSet::with_capacity(entries.len());
         if let Some((key, _)) = entries.iter().find(|(key, _)| !seen.insert(key.as_str())) {
-            return Err(DecodeError::DuplicateKey(key.clone()));
+            return Err(DecodeError::DuplicateKey(super::codec::shown(key)));
         }
-        let mut found: [Option<Value>; 4] = Default::default();
+        let mut found: [Option<Value>; 3] = Default::default();
+        let mut content_length = None;
         let mut extra = Vec::new();
         for (key, value) in entries {
-            match KEYS.iter().position(|k| *k == key) {
-                Some(i) => found[i] = Some(value),
-                None => extra.push((key, value)),
+            match value {
+                Entry::Length(raw) => content_length = Some(raw),
+                Entry::Value(value) => match KEYS.iter().position(|k| *k == key) {
+                    Some(i) => found[i] = Some(value),
+                    None => extra.push((key, value)),
+                },
             }
         }
-        let [byteorder, content_type, content_encoding, content_length] = found;
+        let [byteorder, content_type, content_encoding] = found;
         let string = |key: &'static str, value: Option<Value>| match value {
             None => Err(DecodeError::MissingKey(key)),
             Some(Value::String(s)) => Ok(s),
@@ -154,35 +305,14 @@ impl Header {
         let byteorder = match string("byteorder", byteorder)?.as_str() {
             "little" => ByteOrder::Little,
             "big" => ByteOrder::Big,
-            other => return Err(DecodeError::UnknownByteOrder(other.into())),
+            other => return Err(DecodeError::UnknownByteOrder(super::codec::shown(other))),
         };
         let content_type = string("content-type", content_type)?;
         let content_encoding = string("content-encoding", content_encoding)?;
-        let content_length = match content_length {
-            None => return Err(DecodeError::MissingKey("content-length")),
-            Some(Value::Number(n)) => {
-                if let Some(len) = n.as_u64() {
-                    len
-                } else if n.as_i64().is_some() {
-                    return Err(DecodeError::NegativeLength(n.to_string()));
-                } else {
-                    return Err(DecodeError::FractionalLength(n.to_string()));
-                }
-            }
-            Some(other) => {
-                return Err(DecodeError::WrongType {
-                    key: "content-length",
-                    expected: "an integer",
-                    found: kind(&other),
-                });
-            }
+        let Some(content_length) = content_length else {
+            return Err(DecodeError::MissingKey("content-length"));
         };
-        if content_length > limits.max_content {
-            return Err(DecodeError::ContentTooLong {
-                declared: content_length,
-                max: limits.max_content,
-            });
-        }
+        let content_length = length(content_length.get(), limits.max_content)?;
         Ok(Header {
             byteorder,
             content_type,

@@ -21,7 +21,14 @@
 //!   `content-encoding` (strings), `content-length` (an integer `C` >= 0).
 //!   Other keys are kept as they are.
 //! - The content: exactly `C` bytes, which must decode with the declared
-//!   encoding (`utf-8`, `ascii`, `latin-1`, or `binary` for any bytes).
+//!   encoding, named as Python names its codecs (`utf-8`, `ascii`,
+//!   `latin-1`, `utf-16`, `utf-32` and their aliases: [`Encoding`]), or
+//!   `binary` for any bytes. [`Message::text`] decodes it as the guide's
+//!   server does before it reads `text/json`.
+//! - `content-length` is read as Python reads it: `-0` is 0; a number over
+//!   the limit is too long however it is written (`18446744073709551616`,
+//!   `1e26`); one with a fraction is not a whole number; a whole number
+//!   written as a float (`5.0`) is not an integer.
 //!
 //! Limits ([`Limits`]): a header of at most [`DEFAULT_MAX_HEADER`] bytes and
 //! content of at most [`DEFAULT_MAX_CONTENT`] by default. A declared length
@@ -34,16 +41,19 @@
 //! the keys in the order above, non-ASCII characters as they are), so that
 //! echokit's messages are byte for byte the guide's.
 //!
-//! | file        | role                                                      |
-//! |-------------|-----------------------------------------------------------|
-//! | `header.rs` | the JSON header: parse with every check, write as Python  |
-//! | `codec.rs`  | the incremental decoder, the encoder, the errors          |
+//! | file          | role                                                      |
+//! |---------------|-----------------------------------------------------------|
+//! | `header.rs`   | the JSON header: parse with every check, write as Python  |
+//! | `codec.rs`    | the incremental decoder, the encoder, the errors          |
+//! | `encoding.rs` | content encodings as Python's codecs name and decode them |
 
 mod codec;
+mod encoding;
 mod header;
 
 pub use codec::{
     DEFAULT_MAX_CONTENT, DEFAULT_MAX_HEADER, DecodeError, Decoded, Decoder, EncodeError, Limits,
     Message, encode, encode_into,
 };
+pub use encoding::{Encoding, Invalid};
 pub use header::{ByteOrder, Header, py_json};

@@ -417,7 +417,7 @@ fn a_large_json_value_costs_its_size_not_a_tree() {
     assert!(
         answer
             .content
-            .starts_with(b"{\"result\": \"No match for '[0,0,0")
+            .starts_with(b"{\"result\": \"No match for '[0, 0, 0")
     );
 }
 
@@ -515,5 +515,5 @@ pub fn assert_morpheus_then_ring(all: &[u8]) {
 fn answer_line(m: Option<echokit::proto::Message>) -> String {
     echokit::app::Response::of(&m.expect("a whole response"))
         .unwrap()
-        .line()
+        .line(false)
 }

@@ -3,6 +3,7 @@
 //! One test binary, so the suite links once.
 
 mod app;
+mod app_python;
 mod bench;
 mod client;
 mod datagram;

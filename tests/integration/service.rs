@@ -119,7 +119,9 @@ fn app_server_sigterm_answers_the_request_in_flight_then_exits_zero() {
         .unwrap()
         .message;
     assert_eq!(
-        echokit::app::Response::of(&answer.unwrap()).unwrap().line(),
+        echokit::app::Response::of(&answer.unwrap())
+            .unwrap()
+            .line(false),
         "Got result: Follow the white rabbit. 🐰"
     );
     let summary = server.summary_after_clean_exit();

@@ -5,8 +5,9 @@ guide's protocol as its libserver does.
 
 Each connection carries one request: a 2-byte big-endian header length, a
 JSON header (byteorder, content-type, content-encoding, content-length),
-then the content. A text/json request {"action": "search", "value": V} is
-answered from the guide's table; a binary request gets the first 10 bytes
+then the content. A text/json request {"action": "search", "value": V},
+decoded with its content-encoding and read by json.loads, is answered from
+the guide's table (or with the guide's f-string, even for an unhashable V); a binary request gets the first 10 bytes
 of its content back. The server closes the connection after the response.
 
     python3 app_server.py HOST PORT      (PORT 0 picks a free port)
@@ -31,7 +32,15 @@ class Handler(socketserver.BaseRequestHandler):
             action = req.get("action")
             if action == "search":
                 query = req.get("value")
-                answer = TABLE.get(query) or f"No match for '{query}'."
+                try:
+                    found = TABLE.get(query)
+                except TypeError:
+                    # A dict or list value is unhashable: the guide's
+                    # `dict.get` raises here and its server answers nothing.
+                    # Issue 14 has echokit answer with the f-string (the
+                    # value's repr) instead, so this peer does too.
+                    found = None
+                answer = found or f"No match for '{query}'."
                 body = {"result": answer}
             else:
                 body = {"result": f"Error: invalid action '{action}'."}
