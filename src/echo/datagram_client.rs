@@ -574,12 +574,16 @@ impl SeriesReport {
         out
     }
 
-    /// Success when every datagram came back once and nothing else did;
-    /// timed out when none came back; otherwise "ran, but found failures".
+    /// Success when every datagram came back once and nothing else did; a
+    /// protocol error when an answer was not an echo (as a single datagram's
+    /// wrong answer is); timed out when none came back; otherwise "ran, but
+    /// found failures".
     pub fn exit_code(&self) -> ExitCode {
-        if self.sent > 0 && self.received == 0 {
+        if self.mismatched > 0 {
+            ExitCode::Protocol
+        } else if self.sent > 0 && self.received == 0 {
             ExitCode::TimedOut
-        } else if self.lost() > 0 || self.mismatched > 0 {
+        } else if self.lost() > 0 {
             ExitCode::Failures
         } else {
             ExitCode::Success
@@ -619,5 +623,10 @@ mod tests {
         assert_eq!(r.exit_code(), ExitCode::Failures);
         r.received = 0;
         assert_eq!(r.exit_code(), ExitCode::TimedOut);
+        // Answers that are not echoes: the server is wrong, whatever else.
+        r.mismatched = 1;
+        assert_eq!(r.exit_code(), ExitCode::Protocol);
+        r.received = 3;
+        assert_eq!(r.exit_code(), ExitCode::Protocol);
     }
 }
