@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # benches/reliability.sh [FILTER]
 #
-# The reliability suite (issue 7) in one command: builds release, runs every
-# test of tests/integration/reliability.rs, the #[ignore]d heavy ones too,
+# The reliability suite (issues 7 and 14) in one command: builds release, runs
+# every test of tests/integration/reliability.rs, the #[ignore]d heavy ones
+# too, and the root tier of tests/integration/root.rs (so, as root),
 # one at a time (--test-threads=1 --nocapture), then FUZZ_RUNS (1,000,000)
 # runs of the app codec's fuzz target (fuzz/run.sh), and writes
 # RELIABILITY.md: each scenario's figures (the tests' `RELIABILITY <scenario>
@@ -39,9 +40,9 @@ wanted() { [ -z "$FILTER" ] || [[ $1 == *"$FILTER"* ]]; }
 echo "building (release) ..." >&2
 cargo build --release --quiet
 cargo test --release --quiet --test integration --no-run 2>/dev/null
-tests() { # the reliability tests' names; --ignored: only the heavy ones
-    cargo test --release --quiet --test integration -- --list "$@" reliability:: 2>/dev/null \
-        | sed -n 's/^\(reliability::[^:]*\): test$/\1/p'
+tests() { # the reliability and root tests' names; --ignored: only the heavy ones
+    cargo test --release --quiet --test integration -- --list "$@" reliability:: root:: 2>/dev/null \
+        | sed -n 's/^\(\(reliability\|root\)::[^:]*\): test$/\1/p'
 }
 tests --ignored >"$TMP/heavy"
 mapfile -t all < <(tests --include-ignored)
@@ -50,9 +51,10 @@ touch "$TMP/lines" "$TMP/results"
 failed=0
 for t in "${all[@]}"; do
     wanted "$t" || continue
-    name="${t#reliability::}"
+    name="${t#*::}"
     kind=small
     grep -qx "$t" "$TMP/heavy" && kind=heavy
+    [[ $t != root::* ]] || kind=root
     echo "$name ($kind) ..." >&2
     t0="${EPOCHREALTIME/./}"
     status=ok

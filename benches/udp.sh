@@ -14,6 +14,10 @@
 #   ECHOKIT=path        the echokit binary (default target/release/echokit,
 #                       built beforehand: cargo build --release);
 #                       ECHOKIT=none measures the baselines only
+#   BASE=path           another echokit binary (say, main before a change),
+#                       run beside ECHOKIT in each rep, the two in turn
+#                       first; the table adds their ratio rep by rep
+#   BASELINES="c python" which of the baselines to run (either, both, or "")
 #   WINDOW=32 SOCKETS=4 datagrams in flight per generator socket, sockets
 #   OUT=path            results, appended (default benches/results/udp.jsonl)
 #   STOP_SECS=5         how long a server may take to exit after SIGTERM
@@ -73,6 +77,7 @@ trap 'exit 130' INT TERM
 start() {
     case "$1" in
     echokit) start_server echokit udp "$ECHOKIT" echo-server udp://127.0.0.1:0 ;;
+    base) start_server base udp "$BASE" echo-server udp://127.0.0.1:0 ;;
     c) start_server c udp "$UDP/bin/echo-c" 0 ;;
     python) start_server python udp "$PYTHON" "$UDP/echo.py" 0 ;;
     esac
@@ -94,7 +99,13 @@ else
         sed 's/^/#   /' "$TMP/probe" >&2
     fi
 fi
-LABELS+=(c python)
+BASELINES="${BASELINES-c python}"
+if [ -n "${BASE:-}" ]; then
+    [ -x "$BASE" ] || die "BASE=$BASE is not an executable"
+    LABELS+=(base)
+fi
+# shellcheck disable=SC2206
+LABELS+=($BASELINES)
 
 RUN="$(date -u +%Y%m%dT%H%M%SZ)-$$"
 if [[ " ${LABELS[*]} " = *" echokit "* ]]; then
@@ -123,7 +134,12 @@ field() { sed -n "s/.*\"$1\":\([-0-9.a-z]*\).*/\1/p" <<<"$2"; }
 
 failures=0
 for rep in $(seq 1 "$REPS"); do
-    for label in "${LABELS[@]}"; do
+    order=("${LABELS[@]}")
+    # With BASE, the two echokits take turns going first.
+    if [ -n "${BASE:-}" ] && [ $((rep % 2)) -eq 0 ] && [ "${order[0]}" = echokit ]; then
+        order[0]=base order[1]=echokit
+    fi
+    for label in "${order[@]}"; do
         port=""
         if ! start "$label"; then
             failures=$((failures + 1))

@@ -157,6 +157,32 @@ SCENARIOS = [
         "no error in any round, memory growth of at most 5 MiB per server "
         "(ECHOKIT_SOAK_SECS=600: 10 minutes).",
     ),
+    (
+        "udp_loop",
+        "A forged datagram between two UDP echo endpoints (issue 14)",
+        "A raw socket sends one datagram whose source is echokit UDP endpoint "
+        "B, to endpoint A, with default flags: A and B in one process (both "
+        "ways round), then in two processes. In one process A never answers "
+        "it (another port of its own, from this host); between processes "
+        "the two bounce it until the loop guard of one mutes the other. "
+        "`a_answered`/`b_answered`: datagrams of the loop each answered; "
+        "`ended_ms`: from the forged datagram to the mute, by the log's "
+        "timestamp. Root tier (`tests/integration/root.rs`).",
+        "the loop ends within 1 s, each server answers fewer than 2,000 "
+        "datagrams of it, and the server that breaks it logs it.",
+    ),
+    (
+        "unixgram_redirect",
+        "A Unix datagram sender aims the echo at a socket it may not write to (issue 14)",
+        "A root echo-server on `unixgram:`, a sender running as `nobody`, "
+        "and a victim socket in a root-only (0700) directory. `hard_link`: "
+        "a hard link to the victim is put at the sender's bound path, then "
+        "it sends 100 datagrams. `symlink_swap`: for 10 s the sender swaps "
+        "its bound path between a symbolic link to the victim and its own "
+        "socket as fast as it can while sending; `own_echoes` is what "
+        "reached its own socket (the race was live). Root tier.",
+        "0 echoes reach the victim; the refusals are logged.",
+    ),
 ]
 
 
@@ -214,11 +240,12 @@ def main():
     p = print
     p("# Reliability")
     p()
-    p("What echokit's servers survive, measured (issue 7). Every figure here")
-    p("comes from one run of one command; the tests behind it are in")
-    p("`tests/integration/reliability.rs` (the fuzz target in `fuzz/`).")
-    p("Their small versions run with every `cargo test`; the heavy ones are")
-    p("`#[ignore]`d and run by the script.")
+    p("What echokit's servers survive, measured (issues 7 and 14). Every figure")
+    p("here comes from one run of one command; the tests behind it are in")
+    p("`tests/integration/reliability.rs` and, for those that need root,")
+    p("`tests/integration/root.rs` (the fuzz target in `fuzz/`). The small")
+    p("ones run with every `cargo test`; the heavy and root ones are")
+    p("`#[ignore]`d and run by the script (`run`: small, heavy or root).")
     p()
     p(f"Command: `{meta['command']}`, {meta['date']}.")
     p()
@@ -232,7 +259,7 @@ def main():
     p()
     p("Figures: sizes in bytes or `_mib`, durations in `_ms` or `_secs`,")
     p("CPU in `_pct` of one core. `run` says whether a line came from a")
-    p("heavy test or a small one of the normal suite.")
+    p("heavy test, a root one, or a small one of the normal suite.")
     by = {}
     for scenario, kind, pairs in lines:
         by.setdefault(scenario, []).append((kind, pairs))

@@ -17,7 +17,8 @@ import json
 import statistics
 import sys
 
-NAMES = {"echokit": "echokit", "c": "C recvmmsg/sendmmsg", "python": "Python recvfrom/sendto"}
+NAMES = {"echokit": "echokit", "base": "base (echokit BASE)", "c": "C recvmmsg/sendmmsg",
+         "python": "Python recvfrom/sendto"}
 
 path, run = sys.argv[1], sys.argv[2]
 rows = []
@@ -64,9 +65,9 @@ for server in servers:
 
 if "echokit" in medians:
     print()
-    print("| ratio | of the medians | rep by rep, min-max |")
-    print("|---|---:|---:|")
-    for base in ("c", "python"):
+    print("| ratio | of the medians | rep by rep: median | geometric mean | min-max |")
+    print("|---|---:|---:|---:|---:|")
+    for base in ("base", "c", "python"):
         if base not in medians:
             continue
         by_rep = []
@@ -75,8 +76,14 @@ if "echokit" in medians:
             b = [r["dps"] for r in good(base) if r["rep"] == rep]
             if a and b:
                 by_rep.append(a[0] / b[0])
-        spread = f"{min(by_rep):.2f}-{max(by_rep):.2f}" if by_rep else "-"
-        print(f"| echokit / {NAMES[base].split()[0]} | {medians['echokit'] / medians[base]:.2f} | {spread} |")
+        if by_rep:
+            spread = f"{min(by_rep):.2f}-{max(by_rep):.2f}"
+            pooled = (f"{statistics.median(by_rep):.2f} | "
+                      f"{statistics.geometric_mean(by_rep):.2f}")
+        else:
+            spread, pooled = "-", "- | -"
+        print(f"| echokit / {NAMES[base].split()[0]} | {medians['echokit'] / medians[base]:.2f} "
+              f"| {pooled} | {spread} |")
 elif "c" in medians and "python" in medians:
     print()
     print(f"C / Python: {medians['c'] / medians['python']:.2f} (echokit not measured)")

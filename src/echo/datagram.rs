@@ -474,6 +474,9 @@ impl DatagramLoop {
         let now = Instant::now();
         self.keep.clear();
         self.return_paths.clear();
+        if let Some(guard) = &mut self.guard {
+            guard.tick(now);
+        }
         for i in 0..self.got.len() {
             match self.admit(i, now) {
                 Ok(()) => self.keep.push(i),
@@ -585,9 +588,7 @@ impl DatagramLoop {
                     gate.check(source, local.port(), now)
                         .map_err(Drop::Refused)?;
                 }
-                self.guard
-                    .as_ref()
-                    .map(|g| g.digest(&ip_bytes(source), payload))
+                self.guard.as_ref().map(|g| g.digest_ip(source, payload))
             }
         };
         let (Some(guard), Some(digest)) = (&mut self.guard, digest) else {
@@ -852,19 +853,6 @@ fn ip_of(addr: &SockaddrStorage) -> Option<SocketAddr> {
     }
     addr.as_sockaddr_in6()
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
-}
-
-/// An IP peer as the loop guard knows it: its canonical address (as 16
-/// bytes) and port.
-fn ip_bytes(addr: SocketAddr) -> [u8; 18] {
-    let v6 = match addr.ip().to_canonical() {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    };
-    let mut bytes = [0; 18];
-    bytes[..16].copy_from_slice(&v6.octets());
-    bytes[16..].copy_from_slice(&addr.port().to_be_bytes());
-    bytes
 }
 
 /// A Unix peer as the loop guard knows it: its path, or its abstract name.

@@ -36,6 +36,10 @@ use super::served;
 /// Source ports never answered: 0 (invalid), 7 echo, 9 discard, 13 daytime,
 /// 17 quote of the day, 19 chargen.
 pub const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 17, 19];
+const _: () = assert!(
+    matches!(LOOP_PORTS, [0, 7, 9, 13, 17, 19]),
+    "Gate::check matches them"
+);
 
 /// Answers per second per source address by default, for sources off this
 /// host: plenty for any test or probe, too few to make the server useful
@@ -214,7 +218,7 @@ impl Gate {
         now: Instant,
     ) -> Result<(), Refusal> {
         let ip = source.ip().to_canonical();
-        if LOOP_PORTS.contains(&source.port()) {
+        if matches!(source.port(), 0 | 7 | 9 | 13 | 17 | 19) {
             return Err(Refusal::LoopPort);
         }
         if source.port() == own_port {

@@ -43,7 +43,7 @@ use crate::util::{self, LIMIT, Server, connect, unix};
 
 /// Prints one line of figures: `RELIABILITY <scenario> key=value ...`.
 /// `benches/reliability.sh` collects these lines into `RELIABILITY.md`.
-fn report(scenario: &str, figures: &[(&str, &dyn Display)]) {
+pub fn report(scenario: &str, figures: &[(&str, &dyn Display)]) {
     let mut line = format!("RELIABILITY {scenario}");
     for (key, value) in figures {
         let value = value.to_string();

@@ -5,6 +5,9 @@
 //! - UDP echo loops: a forged datagram between two UDP endpoints of one
 //!   process, and between two processes, ends at once or within the loop
 //!   guard's count.
+//!
+//! The loop and return-path tests print their figures as `RELIABILITY`
+//! lines, which `benches/reliability.sh` puts in RELIABILITY.md.
 //! - The classic loop ports (7, 19) get no answer.
 //! - Unix datagram return paths: a sender running as `nobody` cannot aim
 //!   the echo of a root server at a socket it may not write to, by a hard
@@ -21,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::datagram::assert_unanswered;
+use crate::reliability::report;
 use crate::util::{self, LIMIT, Server};
 
 const NEEDS_ROOT: &str = "needs root";
@@ -104,6 +108,17 @@ fn a_forged_datagram_between_two_udp_ports_of_one_process_is_never_answered() {
     let (answered, dropped) = datagrams_of(&mut server);
     assert_eq!(dropped, 2);
     assert!(answered >= 2, "{answered}");
+    report(
+        "udp_loop",
+        &[
+            ("processes", &1),
+            ("forged", &2),
+            ("a_answered", &0),
+            ("b_answered", &0),
+            ("ended_ms", &"0"),
+            ("logged", &"yes"),
+        ],
+    );
 }
 
 #[test]
@@ -111,10 +126,18 @@ fn a_forged_datagram_between_two_udp_ports_of_one_process_is_never_answered() {
 fn a_forged_datagram_between_two_echo_servers_is_a_loop_the_guard_ends() {
     let mut a = Server::start(&["udp://127.0.0.1:0"], 1);
     let mut b = Server::start(&["udp://127.0.0.1:0"], 1);
+    let forged_at = std::time::SystemTime::now();
     forge(b.addr(), a.addr(), b"Hello, loop");
     // A counts B's reflections one datagram ahead of B counting A's, so A
     // is the one that mutes.
     let line = a.stderr_line("echoes in a row");
+    // When A muted B, by its log's clock (the same clock as this one).
+    let muted_at = line
+        .split_whitespace()
+        .next()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no timestamp in {line:?}"));
+    let ended = muted_at.duration_since(forged_at).unwrap_or_default();
     assert!(line.contains(&b.addr().to_string()), "{line}");
     assert!(line.contains("no answers to it for 1 s"), "{line}");
     // The loop is over: nothing moves for the rest of the mute.
@@ -127,6 +150,17 @@ fn a_forged_datagram_between_two_echo_servers_is_a_loop_the_guard_ends() {
     );
     // A answered B until the thousandth reflection; B answered each of them.
     assert_eq!((a_answered, b_answered), (1000, 1000));
+    report(
+        "udp_loop",
+        &[
+            ("processes", &2),
+            ("forged", &1),
+            ("a_answered", &a_answered),
+            ("b_answered", &b_answered),
+            ("ended_ms", &format!("{:.1}", ended.as_secs_f64() * 1000.0)),
+            ("logged", &"yes"),
+        ],
+    );
 }
 
 #[test]
@@ -226,6 +260,18 @@ fn a_hard_link_to_a_socket_the_sender_cannot_write_to_gets_no_echo() {
         line.contains("100 whose sender's path names a socket another user owns"),
         "{line}"
     );
+    report(
+        "unixgram_redirect",
+        &[
+            ("attack", &"hard_link"),
+            ("secs", &"-"),
+            ("sent", &100),
+            ("swaps", &"-"),
+            ("own_echoes", &"-"),
+            ("victim_got", &0),
+            ("logged", &"yes"),
+        ],
+    );
 }
 
 #[test]
@@ -267,31 +313,43 @@ fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_so
             "10",
         ],
     );
-    let mut report = String::new();
+    let mut summary = String::new();
     BufReader::new(sender.stdout.take().unwrap())
-        .read_line(&mut report)
+        .read_line(&mut summary)
         .unwrap();
-    assert!(util::wait_bounded(&mut sender).success(), "{report}");
+    assert!(util::wait_bounded(&mut sender).success(), "{summary}");
     honest_round_trip(senders.path(), &server_path);
     stop.store(true, Ordering::Relaxed);
     counter.join().unwrap();
 
-    eprintln!("symlink race: {}", report.trim());
-    let numbers: Vec<u64> = report
+    eprintln!("symlink race: {}", summary.trim());
+    let numbers: Vec<u64> = summary
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
         .collect();
     let [sent, echoed, swaps] = numbers[..] else {
-        panic!("{report:?}");
+        panic!("{summary:?}");
     };
     // The race ran: many datagrams, many swaps, and the echoes that were
     // sent went to the sender's own socket.
-    assert!(sent > 1000 && swaps > 1000, "{report}");
-    assert!(echoed > 0, "{report}");
-    assert_eq!(
-        received.load(Ordering::Relaxed),
-        0,
-        "the victim got echoes; {report}"
+    assert!(sent > 1000 && swaps > 1000, "{summary}");
+    assert!(echoed > 0, "{summary}");
+    let victim_got = received.load(Ordering::Relaxed);
+    assert_eq!(victim_got, 0, "the victim got echoes; {summary}");
+    // The swaps the server saw were refused, and said so.
+    let line = server.stderr_line("dropped");
+    assert!(line.contains("another user owns"), "{line}");
+    report(
+        "unixgram_redirect",
+        &[
+            ("attack", &"symlink_swap"),
+            ("secs", &10),
+            ("sent", &sent),
+            ("swaps", &swaps),
+            ("own_echoes", &echoed),
+            ("victim_got", &victim_got),
+            ("logged", &"yes"),
+        ],
     );
     drop(server);
 }
