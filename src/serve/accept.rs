@@ -190,6 +190,11 @@ impl Acceptor {
                 (ErrorClass::AcceptDescriptors, 0) if !had_reserve => {
                     "; no reserve descriptor to close the queued connections with".to_string()
                 }
+                // Linux takes a descriptor before it looks at the queue: a
+                // full table fails `accept` with nothing queued too.
+                (ErrorClass::AcceptDescriptors, 0) => {
+                    "; nothing was queued for the reserve descriptor to close".to_string()
+                }
                 (_, 0) => String::new(),
                 (_, n) => format!(
                     "; closed {n} queued connection{} with the reserve descriptor",

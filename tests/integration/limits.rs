@@ -233,8 +233,15 @@ fn out_of_descriptors_the_server_closes_the_queue_and_serves_again_once_they_fre
         closed >= 1,
         "none closed: the descriptor table never filled"
     );
+    // The first time the table is full, the queue may be empty (the server
+    // kept up with the connects): Linux fails `accept` with EMFILE before it
+    // looks at the queue, and the line says the reserve found nothing.
     let line = server.stderr_line("accept: EMFILE");
-    assert!(line.contains("with the reserve descriptor"), "{line}");
+    assert!(
+        line.contains("queued connection") && line.contains("with the reserve descriptor")
+            || line.contains("nothing was queued for the reserve descriptor to close"),
+        "{line}"
+    );
     assert!(line.contains("accepting again in"), "{line}");
     // The connections it has are served all along.
     for client in &mut served {
