@@ -13,7 +13,7 @@
 //!   `IPV6_PKTINFO`) and answers from it, so a multi-homed host answers from
 //!   the address the client asked.
 //! - Unix datagrams: the echo goes to the sender's bound path (or abstract
-//!   name), and only to a socket the sender owns (see [`DatagramLoop`]'s
+//!   name), and only to a socket the sender owns (see `DatagramLoop`'s
 //!   return path). A sender that did not bind has no address to answer
 //!   to; that is logged, not answered.
 //! - Over both, the loop guard (`loop_guard.rs`) mutes a peer that sends
