@@ -560,7 +560,7 @@ impl DatagramLoop {
         if r.truncated || r.len > self.max {
             return Err(Drop::TooBig);
         }
-        let payload = &self.bufs[i * self.slot..][..r.len];
+        let len = r.len;
         let digest = match r.from {
             Source::Unknown => return Err(Drop::Unbound),
             Source::Unix(addr) => {
@@ -578,7 +578,7 @@ impl DatagramLoop {
                     }
                 }?;
                 self.got[i].reply_to = Some(to);
-                let payload = &self.bufs[i * self.slot..][..self.got[i].len];
+                let payload = &self.bufs[i * self.slot..][..len];
                 self.guard
                     .as_ref()
                     .map(|g| g.digest(unix_bytes(&addr), payload))
@@ -588,6 +588,7 @@ impl DatagramLoop {
                     gate.check(source, local.port(), now)
                         .map_err(Drop::Refused)?;
                 }
+                let payload = &self.bufs[i * self.slot..][..r.len];
                 self.guard.as_ref().map(|g| g.digest_ip(source, payload))
             }
         };

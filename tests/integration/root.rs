@@ -195,14 +195,39 @@ fn as_nobody(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
     cmd.spawn().expect("python3 as nobody")
 }
 
-/// Directories for a victim that `nobody` may not reach (0700, root's) and
-/// for a sender that it may write in.
-fn victim_and_sender_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
-    let victim = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(victim.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let sender = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(sender.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    (victim, sender)
+/// A unixgram server that anyone may write to, in a directory `nobody` may
+/// write in, and a victim socket in a directory `nobody` may not reach
+/// (0700, root's).
+struct Setup {
+    victims: tempfile::TempDir,
+    senders: tempfile::TempDir,
+    server_path: std::path::PathBuf,
+    server: Server,
+    victim_path: std::path::PathBuf,
+    victim: UnixDatagram,
+}
+
+impl Setup {
+    fn new() -> Self {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "{NEEDS_ROOT}");
+        let victims = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(victims.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let senders = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(senders.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let server_path = senders.path().join("server.sock");
+        let server = Server::start(&[&util::unixgram(&server_path), "--mode", "0666"], 1);
+        let victim_path = victims.path().join("victim.sock");
+        let victim = UnixDatagram::bind(&victim_path).unwrap();
+        Setup {
+            victims,
+            senders,
+            server_path,
+            server,
+            victim_path,
+            victim,
+        }
+    }
 }
 
 /// Checks that the server still answers, and so has handled what came
@@ -219,12 +244,14 @@ fn honest_round_trip(dir: &std::path::Path, server: &std::path::Path) {
 #[test]
 #[ignore = "needs root: cargo test --release -- --ignored root::"]
 fn a_hard_link_to_a_socket_the_sender_cannot_write_to_gets_no_echo() {
-    assert_eq!(unsafe { libc::geteuid() }, 0, "{NEEDS_ROOT}");
-    let (victims, senders) = victim_and_sender_dirs();
-    let server_path = senders.path().join("server.sock");
-    let server = Server::start(&[&util::unixgram(&server_path), "--mode", "0666"], 1);
-    let victim_path = victims.path().join("victim.sock");
-    let victim = UnixDatagram::bind(&victim_path).unwrap();
+    let Setup {
+        victims: _victims,
+        senders,
+        server_path,
+        server,
+        victim_path,
+        victim,
+    } = Setup::new();
 
     let mut sender = as_nobody(
         senders.path(),
@@ -277,12 +304,14 @@ fn a_hard_link_to_a_socket_the_sender_cannot_write_to_gets_no_echo() {
 #[test]
 #[ignore = "needs root: cargo test --release -- --ignored root::"]
 fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_socket() {
-    assert_eq!(unsafe { libc::geteuid() }, 0, "{NEEDS_ROOT}");
-    let (victims, senders) = victim_and_sender_dirs();
-    let server_path = senders.path().join("server.sock");
-    let server = Server::start(&[&util::unixgram(&server_path), "--mode", "0666"], 1);
-    let victim_path = victims.path().join("victim.sock");
-    let victim = UnixDatagram::bind(&victim_path).unwrap();
+    let Setup {
+        victims: _victims,
+        senders,
+        server_path,
+        server,
+        victim_path,
+        victim,
+    } = Setup::new();
     victim
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
