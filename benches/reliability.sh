@@ -84,7 +84,9 @@ if wanted fuzz; then
     if [[ "$(grep -a 'Done [0-9]* runs in' "$TMP/fuzz.log" | tail -1)" =~ Done\ ([0-9]+)\ runs\ in\ ([0-9]+)\ second ]]; then
         runs="${BASH_REMATCH[1]}" fuzz_secs="${BASH_REMATCH[2]}"
     else
-        runs="$(grep -ao '^#[0-9]*' "$TMP/fuzz.log" | tail -1 | tr -d '#')"
+        # (No such line when the fuzzer never started: then 0, not an exit
+        # under set -e and pipefail before the report is written.)
+        runs="$({ grep -ao '^#[0-9]*' "$TMP/fuzz.log" || true; } | tail -1 | tr -d '#')"
         runs="${runs:-0}" fuzz_secs="?"
     fi
     [ "$runs" -ge "$FUZZ_RUNS" ] || status=FAILED
