@@ -40,20 +40,21 @@ wanted() { [ -z "$FILTER" ] || [[ $1 == *"$FILTER"* ]]; }
 echo "building (release) ..." >&2
 cargo build --release --quiet
 cargo test --release --quiet --test integration --no-run 2>/dev/null
-tests() { # the reliability and root tests' names; --ignored: only the heavy ones
-    cargo test --release --quiet --test integration -- --list "$@" reliability:: root:: 2>/dev/null \
-        | sed -n 's/^\(\(reliability\|root\)::[^:]*\): test$/\1/p'
-}
-tests --ignored >"$TMP/heavy"
-mapfile -t all < <(tests --include-ignored)
+# The reliability tests (their serial tier and their heavy_ ones too) and
+# the root tier's own module.
+mapfile -t all < <(
+    cargo test --release --quiet --test integration -- --list --include-ignored \
+        reliability:: root:: 2>/dev/null \
+        | sed -n 's/^\(\(reliability\|reliability::serial\|root\)::[^:]*\): test$/\1/p'
+)
 
 touch "$TMP/lines" "$TMP/results"
 failed=0
 for t in "${all[@]}"; do
     wanted "$t" || continue
-    name="${t#*::}"
+    name="${t##*::}"
     kind=small
-    grep -qx "$t" "$TMP/heavy" && kind=heavy
+    [[ $name != heavy_* ]] || kind=heavy
     [[ $t != root::* ]] || kind=root
     echo "$name ($kind) ..." >&2
     t0="${EPOCHREALTIME/./}"

@@ -265,7 +265,8 @@ fn hostile_requests_are_rejected_in_time_with_memory_flat_while_others_are_serve
     // The first two are closed at once, without an answer.
     assert_eq!(read_to_close(&mut huge).unwrap(), b"");
     assert_eq!(read_to_close(&mut garbled).unwrap(), b"");
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // For what they are, not at the header deadline: the server says why,
+    // before the trickler's deadline (below) comes.
     server.stderr_lines(&["over the limit of 16777216", "the header is not valid JSON"]);
     // The trickler keeps sending, a byte now and then, and is cut off at
     // the header deadline all the same.
@@ -287,8 +288,8 @@ fn hostile_requests_are_rejected_in_time_with_memory_flat_while_others_are_serve
     };
     assert!(sent >= 4, "sent {sent}");
     assert!(
-        cut >= std::time::Duration::from_secs(2) && cut < std::time::Duration::from_secs(5),
-        "{cut:?}"
+        cut >= std::time::Duration::from_secs(2),
+        "cut early: {cut:?}"
     );
     server.stderr_line("the header was not whole within 2 s");
     let after = server.peak_rss_bytes();
@@ -361,13 +362,14 @@ fn data_replaces_the_search_table() {
 fn an_idle_keep_alive_connection_is_closed_at_the_header_deadline() {
     // Each request moves the deadline later; the timer set for the first
     // must find the later one and fire at it, not before and not never.
-    let server = app_server(&["127.0.0.1:0", "--keep-alive", "--header-timeout", "1s"]);
+    let server = app_server(&["127.0.0.1:0", "--keep-alive", "--header-timeout", "2s"]);
     let mut s = util::connect(server.addr());
     let req = echokit::proto::encode(&echokit::app::request("search", "ring")).unwrap();
     let started = std::time::Instant::now();
     let mut last_answer = started;
-    // Requests for 1.5 s, past the first deadline.
-    while started.elapsed() < std::time::Duration::from_millis(1500) {
+    // Requests for 2.5 s, past the first deadline, 100 ms apart: a gap 20
+    // times that would be needed to close the connection early.
+    while started.elapsed() < std::time::Duration::from_millis(2500) {
         s.write_all(&req).unwrap();
         let mut d = Decoder::new(Limits::default());
         let mut buf = [0; 4096];
@@ -381,13 +383,15 @@ fn an_idle_keep_alive_connection_is_closed_at_the_header_deadline() {
         last_answer = std::time::Instant::now();
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // Closed (within util::LIMIT, the read timeout: so not never), and not
+    // before the deadline.
     assert_eq!(read_to_close(&mut s).unwrap(), b"");
     let idle = last_answer.elapsed();
     assert!(
-        idle >= std::time::Duration::from_millis(900) && idle < std::time::Duration::from_secs(3),
+        idle >= std::time::Duration::from_millis(1900),
         "closed {idle:?} after the last answer"
     );
-    server.stderr_line("no request came within 1 s");
+    server.stderr_line("no request came within 2 s");
 }
 
 #[test]

@@ -344,8 +344,9 @@ fn compare_alternates_and_prints_ratios() {
     assert_eq!(sides, ['A', 'B', 'A', 'B', 'A', 'B', 'A', 'B']);
 }
 
-#[test]
-fn the_html_report_renders_its_charts() {
+/// An open-loop run's `--report`: the page, in a directory that lives as
+/// long as it is held.
+fn html_report() -> (tempfile::TempDir, std::path::PathBuf) {
     let server = Server::start(&["127.0.0.1:0"], 1);
     let addr = server.addr().to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -369,18 +370,12 @@ fn the_html_report_renders_its_charts() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("<svg") && !html.contains("NaN"));
-    let shot = render::screenshot(&page, 1000, 2400);
-    let near = |c| shot.count_near(c, 40);
-    use echokit::bench::html::{CURVE_COLORS, THROUGHPUT_COLOR};
-    assert!(near(THROUGHPUT_COLOR) > 100, "no throughput line drawn");
-    assert!(
-        near(CURVE_COLORS[0]) > 100,
-        "no corrected latency curve drawn"
-    );
-    assert!(
-        near(CURVE_COLORS[1]) > 100,
-        "no uncorrected latency curve drawn"
-    );
+    (dir, page)
+}
+
+#[test]
+fn the_html_report_is_a_page_of_charts() {
+    html_report();
 }
 
 #[test]
@@ -408,5 +403,29 @@ fn bad_usage_exits_2_with_a_reason() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert!(err.contains(why), "{args:?}: {err}");
+    }
+}
+
+/// The report as a browser draws it: headless Chromium, Debian's `chromium`
+/// package (`.ci/run` installs it).
+mod tools {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs chromium: cargo test --release -- --ignored tools::"]
+    fn the_html_report_renders_its_charts() {
+        let (_dir, page) = html_report();
+        let shot = render::screenshot(&page, 1000, 2400);
+        let near = |c| shot.count_near(c, 40);
+        use echokit::bench::html::{CURVE_COLORS, THROUGHPUT_COLOR};
+        assert!(near(THROUGHPUT_COLOR) > 100, "no throughput line drawn");
+        assert!(
+            near(CURVE_COLORS[0]) > 100,
+            "no corrected latency curve drawn"
+        );
+        assert!(
+            near(CURVE_COLORS[1]) > 100,
+            "no uncorrected latency curve drawn"
+        );
     }
 }

@@ -282,7 +282,7 @@ fn a_complete_echo_from_a_server_that_never_closes_is_a_success() {
         let _ = done_rx.recv_timeout(LIMIT);
     });
     // The deadline comes before the client's wait for the server's FIN ends.
-    let out = client(&[&addr.to_string(), "--timeout", "1s"]);
+    let out = client(&[&addr.to_string(), "--timeout", "3s"]);
     done_tx.send(()).unwrap();
     peer.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

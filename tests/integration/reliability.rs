@@ -4,18 +4,21 @@
 //! on stdout as lines `RELIABILITY <scenario> key=value ...` (shown with
 //! `--nocapture`) and asserts the scenario's bar. The heavy versions are
 //! `#[ignore]` and run, with the fuzzer, by `benches/reliability.sh`, which
-//! writes every `RELIABILITY` line into `RELIABILITY.md`; their small
-//! versions run in the normal suite and stay fast (a few seconds in all).
+//! writes every `RELIABILITY` line into `RELIABILITY.md`. Of the small
+//! versions, `half_close` runs in the default tier; the others flood, stop
+//! the server or read host-wide counters, and hold latency bars that a
+//! loaded machine breaks, so they are the `serial` tier (ignored; one at a
+//! time: `cargo test --release -- --ignored serial:: --test-threads=1`).
 //!
-//! | scenario       | heavy (ignored)                         | small (every run)        |
-//! |----------------|-----------------------------------------|--------------------------|
-//! | `half_close`   | 16, 64, 256 MiB over v4, v6, Unix       | 0 B .. 4 MiB             |
-//! | `resets`       | 1,000 resets beside 64 MiB              | 50 beside 4 MiB          |
-//! | `idle`         | 10,000 idle connections                 | -                        |
-//! | `stopped`      | 2,000 connects, backlog 128             | 300 connects, backlog 16 |
-//! | `udp_flood`    | 16 sockets, 10 s                        | 4 sockets, 1 s           |
-//! | `slow_headers` | 1,000 tricklers, 2 s header timeout     | 100 tricklers, 1 s       |
-//! | `soak`         | `ECHOKIT_SOAK_SECS` (600) of mixed load | -                        |
+//! | scenario       | heavy (ignored)                         | small                               |
+//! |----------------|-----------------------------------------|-------------------------------------|
+//! | `half_close`   | 16, 64, 256 MiB over v4, v6, Unix       | 0 B .. 4 MiB (default tier)         |
+//! | `resets`       | 1,000 resets beside 64 MiB              | 50 beside 4 MiB (serial)            |
+//! | `idle`         | 10,000 idle connections                 | -                                   |
+//! | `stopped`      | 2,000 connects, backlog 128             | 300 connects, backlog 16 (serial)   |
+//! | `udp_flood`    | 16 sockets, 10 s                        | 4 sockets, 1 s (serial)             |
+//! | `slow_headers` | 1,000 tricklers, 2 s header timeout     | 100 tricklers, 1 s (serial)         |
+//! | `soak`         | `ECHOKIT_SOAK_SECS` (600) of mixed load | -                                   |
 //!
 //! A scenario's figures are `key=value` words with no spaces in them; sizes
 //! in MiB are `_mib`, durations `_ms` or `_secs`, CPU `_pct` of one core.
@@ -27,7 +30,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -314,7 +316,7 @@ fn half_close_echoes_every_byte_from_0_b_to_4_mib_over_v4_v6_and_unix() {
 }
 
 #[test]
-#[ignore = "heavy: 1 GiB in all; run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (1 GiB in all): benches/reliability.sh"]
 fn heavy_half_close_echoes_every_byte_up_to_256_mib_over_v4_v6_and_unix() {
     half_close_byte_exact(&[16 << 20, 64 << 20, 256 << 20]);
 }
@@ -447,12 +449,7 @@ fn resets_beside_a_stream(resets: usize, stream_len: u64) {
 }
 
 #[test]
-fn clients_that_reset_mid_echo_leave_a_stream_beside_them_byte_exact() {
-    resets_beside_a_stream(50, 4 << 20);
-}
-
-#[test]
-#[ignore = "heavy: 1,000 resets beside 64 MiB; run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (1,000 resets beside 64 MiB): benches/reliability.sh"]
 fn heavy_1000_clients_that_reset_mid_echo_leave_a_64_mib_stream_byte_exact() {
     resets_beside_a_stream(1000, 64 << 20);
 }
@@ -462,7 +459,7 @@ fn heavy_1000_clients_that_reset_mid_echo_leave_a_64_mib_stream_byte_exact() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "heavy: 10,000 connections held; run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (10,000 connections held): benches/reliability.sh"]
 fn heavy_10000_idle_connections_cost_little_memory_and_no_cpu_and_all_still_echo() {
     const CONNECTIONS: usize = 10_000;
     /// Long enough for a periodic timer or a busy loop to show in the
@@ -646,7 +643,15 @@ fn connects_while_stopped(run: Stopped) {
     let Stopped {
         clients, backlog, ..
     } = run;
-    let limit = rlimit::increase_nofile_limit(u64::MAX).expect("raise the descriptor limit");
+    // The limit is the whole test process's: raised only when it is short,
+    // for the heavy run, which benches/reliability.sh runs in a process of
+    // its own.
+    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("the open-file limit");
+    let limit = if soft < clients as u64 + 100 {
+        rlimit::increase_nofile_limit(u64::MAX).expect("raise the descriptor limit")
+    } else {
+        soft
+    };
     assert!(limit >= clients as u64 + 100, "the open-file limit {limit}");
     let mut server = Server::start(&["-q", "127.0.0.1:0", "--backlog", &backlog.to_string()], 1);
     let addr = server.addr();
@@ -774,20 +779,7 @@ fn connects_while_stopped(run: Stopped) {
 }
 
 #[test]
-fn connects_to_a_stopped_server_overflow_its_backlog_and_the_queued_are_served_at_once() {
-    connects_while_stopped(Stopped {
-        clients: 300,
-        backlog: 16,
-        stopped: Duration::from_millis(200),
-        window: Duration::from_secs(2),
-        all_must_end: false,
-        // The normal suite shares the cores with other tests.
-        prompt: Duration::from_millis(500),
-    });
-}
-
-#[test]
-#[ignore = "heavy: 2,000 connects, up to 2 minutes of TCP retransmits; run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (2,000 connects, up to 2 minutes of TCP retransmits): benches/reliability.sh"]
 fn heavy_2000_connects_to_a_stopped_server_are_all_served_after_it_resumes() {
     connects_while_stopped(Stopped {
         clients: 2000,
@@ -975,12 +967,7 @@ fn udp_flood_then_service(sockets: usize, flood: Duration) {
 }
 
 #[test]
-fn a_udp_flood_leaves_the_server_answering_at_once_with_flat_memory() {
-    udp_flood_then_service(4, Duration::from_secs(1));
-}
-
-#[test]
-#[ignore = "heavy: 10 s of flood; run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (10 s of flood): benches/reliability.sh"]
 fn heavy_a_10_s_udp_flood_leaves_the_server_answering_at_once_with_flat_memory() {
     udp_flood_then_service(16, Duration::from_secs(10));
 }
@@ -1156,14 +1143,7 @@ fn slow_header_senders(clients: usize, timeout: Duration, p99_bar: Duration) {
 }
 
 #[test]
-fn slow_header_senders_are_cut_at_the_deadline_while_a_client_is_served_fast() {
-    // The normal suite shares the cores with other tests (load generators,
-    // a browser): a looser latency bar than the heavy run's 10 ms.
-    slow_header_senders(100, Duration::from_secs(1), Duration::from_millis(50));
-}
-
-#[test]
-#[ignore = "heavy: 1,000 slow senders; run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (1,000 slow senders): benches/reliability.sh"]
 fn heavy_1000_slow_header_senders_are_cut_at_the_deadline_while_a_client_is_served_fast() {
     slow_header_senders(1000, Duration::from_secs(2), Duration::from_millis(10));
 }
@@ -1224,7 +1204,7 @@ impl Memory {
 }
 
 #[test]
-#[ignore = "heavy: ECHOKIT_SOAK_SECS (600) of load; run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (ECHOKIT_SOAK_SECS, 600 s, of mixed load): benches/reliability.sh"]
 fn heavy_soak_of_mixed_load_grows_memory_by_at_most_5_mib() {
     /// The bar for memory growth after the warm-up.
     const MAX_GROWTH: u64 = 5 << 20;
@@ -1431,12 +1411,10 @@ fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
 }
 
 #[test]
-#[ignore = "heavy (200 clients for 15 s): run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (200 clients for 15 s): benches/reliability.sh"]
 fn heavy_a_descriptor_storm_under_prlimit_64_costs_no_cpu_and_serves_again_within_2_s() {
-    let mut cmd = Command::new("prlimit");
-    cmd.arg("--nofile=64")
-        .arg(env!("CARGO_BIN_EXE_echokit"))
-        .args(["echo-server", "127.0.0.1:0"]);
+    let mut cmd = util::echokit_with_nofile(64);
+    cmd.args(["echo-server", "127.0.0.1:0"]);
     let server = Server::spawn(cmd, 1);
     let addr = server.addr();
     // Fill the descriptor table: clients until one is turned away.
@@ -1549,7 +1527,7 @@ fn heavy_a_descriptor_storm_under_prlimit_64_costs_no_cpu_and_serves_again_withi
 }
 
 #[test]
-#[ignore = "heavy (50 clients fill their buffers): run by benches/reliability.sh"]
+#[ignore = "needs the machine for minutes (50 clients fill their buffers): benches/reliability.sh"]
 fn heavy_50_clients_that_never_read_are_closed_at_the_stall_timeout_with_memory_bounded() {
     let server = Server::start(&["127.0.0.1:0", "--stall-timeout", "3s", "-q"], 1);
     let addr = server.addr();
@@ -1649,72 +1627,116 @@ fn heavy_50_clients_that_never_read_are_closed_at_the_stall_timeout_with_memory_
     );
 }
 
-#[test]
-fn connection_limits_turn_away_only_what_is_over_them() {
-    let server = Server::start(
-        &[
-            "127.0.0.1:0",
-            "--max-conns",
-            "100",
-            "--max-conns-per-ip",
-            "50",
-            "-q",
-        ],
-        1,
-    );
-    let addr = server.addr();
-    let mut open = Vec::new();
-    for from in ["127.0.0.1", "127.0.0.2"] {
-        for _ in 0..50 {
-            let mut client = connect_from(from, addr);
-            assert_eq!(knock(&mut client), Knock::Served, "from {from}");
-            open.push(client);
+/// The small runs of the scenarios that flood the machine, stop the server
+/// (SIGSTOP) or read the host's own counters (`/proc/net/netstat`): each
+/// needs the machine to itself, one test at a time
+/// (`cargo test --release -- --ignored serial:: --test-threads=1`;
+/// `benches/reliability.sh` runs them too, and reports their figures).
+mod serial {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs the machine to itself: cargo test --release -- --ignored serial:: --test-threads=1"]
+    fn connects_to_a_stopped_server_overflow_its_backlog_and_the_queued_are_served_at_once() {
+        connects_while_stopped(Stopped {
+            clients: 300,
+            backlog: 16,
+            stopped: Duration::from_millis(200),
+            window: Duration::from_secs(2),
+            all_must_end: false,
+            // The normal suite shares the cores with other tests.
+            prompt: Duration::from_millis(500),
+        });
+    }
+
+    #[test]
+    #[ignore = "needs the machine to itself: cargo test --release -- --ignored serial:: --test-threads=1"]
+    fn a_udp_flood_leaves_the_server_answering_at_once_with_flat_memory() {
+        udp_flood_then_service(4, Duration::from_secs(1));
+    }
+
+    #[test]
+    #[ignore = "needs the machine to itself: cargo test --release -- --ignored serial:: --test-threads=1"]
+    fn slow_header_senders_are_cut_at_the_deadline_while_a_client_is_served_fast() {
+        // The normal suite shares the cores with other tests (load generators,
+        // a browser): a looser latency bar than the heavy run's 10 ms.
+        slow_header_senders(100, Duration::from_secs(1), Duration::from_millis(50));
+    }
+
+    #[test]
+    #[ignore = "needs the machine to itself: cargo test --release -- --ignored serial:: --test-threads=1"]
+    fn clients_that_reset_mid_echo_leave_a_stream_beside_them_byte_exact() {
+        resets_beside_a_stream(50, 4 << 20);
+    }
+
+    #[test]
+    #[ignore = "needs the machine to itself: cargo test --release -- --ignored serial:: --test-threads=1"]
+    fn connection_limits_turn_away_only_what_is_over_them() {
+        let server = Server::start(
+            &[
+                "127.0.0.1:0",
+                "--max-conns",
+                "100",
+                "--max-conns-per-ip",
+                "50",
+                "-q",
+            ],
+            1,
+        );
+        let addr = server.addr();
+        let mut open = Vec::new();
+        for from in ["127.0.0.1", "127.0.0.2"] {
+            for _ in 0..50 {
+                let mut client = connect_from(from, addr);
+                assert_eq!(knock(&mut client), Knock::Served, "from {from}");
+                open.push(client);
+            }
         }
-    }
-    // Over the per-IP limit (127.0.0.1 has 50), then over the total (100
-    // open): each is ended at once.
-    let mut rejections = Vec::new();
-    for from in ["127.0.0.1", "127.0.0.3"] {
-        for _ in 0..100 {
-            let t = Instant::now();
-            let mut client = connect_from(from, addr);
-            assert_eq!(knock(&mut client), Knock::TurnedAway, "from {from}");
-            rejections.push(t.elapsed());
+        // Over the per-IP limit (127.0.0.1 has 50), then over the total (100
+        // open): each is ended at once.
+        let mut rejections = Vec::new();
+        for from in ["127.0.0.1", "127.0.0.3"] {
+            for _ in 0..100 {
+                let t = Instant::now();
+                let mut client = connect_from(from, addr);
+                assert_eq!(knock(&mut client), Knock::TurnedAway, "from {from}");
+                rejections.push(t.elapsed());
+            }
         }
-    }
-    // Those open are served all along; a place freed is taken.
-    for client in &mut open {
-        assert_eq!(knock(client), Knock::Served);
-    }
-    for mut client in open.drain(..10) {
-        client.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut rest = Vec::new();
-        client.read_to_end(&mut rest).unwrap();
-    }
-    let freed = Instant::now();
-    let mut taken = 0;
-    while taken < 10 {
-        let mut client = connect_from("127.0.0.3", addr);
-        if knock(&mut client) == Knock::Served {
-            taken += 1;
-            open.push(client);
+        // Those open are served all along; a place freed is taken.
+        for client in &mut open {
+            assert_eq!(knock(client), Knock::Served);
         }
-        assert!(freed.elapsed() < LIMIT, "freed places were not taken");
+        for mut client in open.drain(..10) {
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).unwrap();
+        }
+        let freed = Instant::now();
+        let mut taken = 0;
+        while taken < 10 {
+            let mut client = connect_from("127.0.0.3", addr);
+            if knock(&mut client) == Knock::Served {
+                taken += 1;
+                open.push(client);
+            }
+            assert!(freed.elapsed() < LIMIT, "freed places were not taken");
+        }
+        let (p50, max) = (
+            percentile(&mut rejections, 50.0),
+            *rejections.iter().max().unwrap(),
+        );
+        report(
+            "limits",
+            &[
+                ("max_conns", &100),
+                ("max_conns_per_ip", &50),
+                ("served", &100),
+                ("turned_away", &rejections.len()),
+                ("turn_away_p50_ms", &ms(p50)),
+                ("turn_away_max_ms", &ms(max)),
+                ("freed_places_taken", &taken),
+            ],
+        );
     }
-    let (p50, max) = (
-        percentile(&mut rejections, 50.0),
-        *rejections.iter().max().unwrap(),
-    );
-    report(
-        "limits",
-        &[
-            ("max_conns", &100),
-            ("max_conns_per_ip", &50),
-            ("served", &100),
-            ("turned_away", &rejections.len()),
-            ("turn_away_p50_ms", &ms(p50)),
-            ("turn_away_max_ms", &ms(max)),
-            ("freed_places_taken", &taken),
-        ],
-    );
 }

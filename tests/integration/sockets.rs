@@ -312,15 +312,21 @@ fn a_bad_state_is_a_usage_error() {
 
 #[test]
 fn a_refused_client_hears_of_the_server_on_the_other_loopback() {
-    let server = Server::start(&["[::1]:0"], 1);
-    let port = server.addr().port();
-    // Hold 127.0.0.1 on the same port without listening: it refuses.
-    let holder = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    if holder.bind(&v4.into()).is_err() {
-        // Another socket has that port on 127.0.0.1: nothing to show here.
-        return;
-    }
+    // A server on ::1, and 127.0.0.1 held on the same port without
+    // listening, so that it refuses; another server when something else
+    // has that port on 127.0.0.1.
+    let (server, _holder, port) = (0..100)
+        .find_map(|_| {
+            let server = Server::start(&["[::1]:0"], 1);
+            let port = server.addr().port();
+            let holder = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            holder
+                .bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .ok()?;
+            Some((server, holder, port))
+        })
+        .expect("in 100 tries, the port of [::1] was free on 127.0.0.1 once");
+    let v4 = SocketAddr::from(([127, 0, 0, 1], port));
     let out = echokit_run(&["echo-client", &v4.to_string()]);
     assert_eq!(out.status.code(), Some(3), "refused");
     let err = text(&out.stderr);
@@ -336,16 +342,18 @@ fn a_refused_client_hears_of_the_server_on_the_other_loopback() {
 
 #[test]
 fn a_refused_client_hears_of_the_nearest_port_that_listens() {
-    // A refusing port whose next port is free for the server.
-    let (_holder, refused) = loop {
-        let (holder, addr) = crate::util::refusing();
-        let next = SocketAddr::new(addr.ip(), addr.port() + 1);
-        if std::net::TcpListener::bind(next).is_ok() {
-            break (holder, addr);
-        }
-    };
-    let next = format!("127.0.0.1:{}", refused.port() + 1);
-    let server = Server::start(&[&next], 1);
+    // A server, and the port below its own held without listening, so that
+    // it refuses; another server when something else has that port.
+    let (server, _holder, refused) = (0..100)
+        .find_map(|_| {
+            let server = Server::start(&["127.0.0.1:0"], 1);
+            let refused = SocketAddr::from(([127, 0, 0, 1], server.addr().port().checked_sub(1)?));
+            let holder = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            holder.bind(&refused.into()).ok()?;
+            Some((server, holder, refused))
+        })
+        .expect("in 100 tries, the port below the server's was free once");
+    let next = server.addr().to_string();
     let out = echokit_run(&["echo-client", &refused.to_string()]);
     assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);

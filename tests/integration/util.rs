@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -133,8 +134,8 @@ impl Server {
         self.stderr_line("interrupt: shutting down gracefully");
         self.signal(libc::SIGINT);
         let status = self
-            .wait_for(Duration::from_secs(5))
-            .expect("exit at once on the second SIGINT");
+            .wait_for(LIMIT)
+            .expect("exit on the second SIGINT, without waiting for the grace period");
         assert_eq!(status.code(), Some(130));
     }
 
@@ -499,4 +500,26 @@ pub fn unix(path: &std::path::Path) -> String {
 /// `unixgram:PATH`, as the tools write it.
 pub fn unixgram(path: &std::path::Path) -> String {
     format!("unixgram:{}", path.display())
+}
+
+/// The binary under test, run with a descriptor limit (soft and hard) of
+/// `n`, as `prlimit --nofile=N` would run it.
+pub fn echokit_with_nofile(n: u64) -> Command {
+    let mut cmd = echokit();
+    // SAFETY: the closure runs in the forked child before exec; it only
+    // calls setrlimit, which is async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd
 }
