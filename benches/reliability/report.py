@@ -50,7 +50,7 @@ SCENARIOS = [
         "A client sends a pseudo-random stream (0 B to 256 MiB), shuts down "
         "its write side and reads the echo until EOF, sending and reading at "
         "once; every byte is checked as it arrives. The small sizes (0 B, "
-        "1 B, 64 KiB - 1 ... 4 MiB) run in the normal suite, the heavy "
+        "1 B, 64 KiB - 1 ... 4 MiB) run in the default tier, the heavy "
         "ones (16, 64 and 256 MiB) in the script; `mib_per_s` is shown "
         "from 1 MiB up.",
         "every byte back, in order, then EOF; the server's peak memory grows "
@@ -84,8 +84,8 @@ SCENARIOS = [
         "`search morpheus` requests one after another, each on a new "
         "connection (connect included in its latency).",
         "every slow sender closed at T (not before, within 500 ms after), "
-        "the normal client's p99 under 10 ms (50 ms in the small run, which "
-        "shares the cores with the rest of the suite), memory growth under "
+        "the normal client's p99 under 10 ms (50 ms in the small run, run in "
+        "CI on a shared machine), memory growth under "
         "16 MiB.",
     ),
     (
@@ -243,9 +243,10 @@ def main():
     p("What echokit's servers survive, measured (issues 7 and 14). Every figure")
     p("here comes from one run of one command; the tests behind it are in")
     p("`tests/integration/reliability.rs` and, for those that need root,")
-    p("`tests/integration/root.rs` (the fuzz target in `fuzz/`). The small")
-    p("ones run with every `cargo test`; the heavy and root ones are")
-    p("`#[ignore]`d and run by the script (`run`: small, heavy or root).")
+    p("`tests/integration/root.rs` (the fuzz target in `fuzz/`). Of the")
+    p("small ones, `half_close` runs with every `cargo test`, the others in")
+    p("the serial tier; those, the heavy and the root ones are `#[ignore]`d")
+    p("and run by the script, one at a time (`run`: small, heavy or root).")
     p()
     p(f"Command: `{meta['command']}`, {meta['date']}.")
     p()
@@ -259,7 +260,7 @@ def main():
     p()
     p("Figures: sizes in bytes or `_mib`, durations in `_ms` or `_secs`,")
     p("CPU in `_pct` of one core. `run` says whether a line came from a")
-    p("heavy test, a root one, or a small one of the normal suite.")
+    p("heavy test, a root one, or a small one (default or serial tier).")
     by = {}
     for scenario, kind, pairs in lines:
         by.setdefault(scenario, []).append((kind, pairs))
