@@ -342,17 +342,13 @@ fn a_refused_client_hears_of_the_server_on_the_other_loopback() {
 
 #[test]
 fn a_refused_client_hears_of_the_nearest_port_that_listens() {
-    // A server, and the port below its own held without listening, so that
-    // it refuses; another server when something else has that port.
-    let (server, _holder, refused) = (0..100)
-        .find_map(|_| {
-            let server = Server::start(&["127.0.0.1:0"], 1);
-            let refused = SocketAddr::from(([127, 0, 0, 1], server.addr().port().checked_sub(1)?));
-            let holder = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-            holder.bind(&refused.into()).ok()?;
-            Some((server, holder, refused))
-        })
-        .expect("in 100 tries, the port below the server's was free once");
+    // Two ports below the ephemeral range, which no other test's
+    // connections or port-0 binds take: the second held without listening,
+    // so that it refuses, the first for the server.
+    let (listener, _held, first) = crate::util::owned_range(2);
+    let refused = SocketAddr::new(first.ip(), first.port() + 1);
+    drop(listener);
+    let server = Server::start(&[&first.to_string()], 1);
     let next = server.addr().to_string();
     let out = echokit_run(&["echo-client", &refused.to_string()]);
     assert_eq!(out.status.code(), Some(3));

@@ -523,3 +523,39 @@ pub fn echokit_with_nofile(n: u64) -> Command {
     }
     cmd
 }
+
+/// A listener on 127.0.0.1 and the `len - 1` ports after it, held bound
+/// and never listening (so refused): a range no other socket sits in, which
+/// a probe of it cannot disturb. Found by trying, below the ephemeral range
+/// (`ip_local_port_range`): the kernel gives those ports to no port-0 bind
+/// and no outgoing connect, which is how every other test gets its ports,
+/// so a busy run has not filled them with its connections.
+pub fn owned_range(len: u16) -> (std::net::TcpListener, Vec<socket2::Socket>, SocketAddr) {
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let hold = |port: u16| {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+        s.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .ok()?;
+        Some(s)
+    };
+    let starts: Vec<u16> = (10_000..ephemeral_low.saturating_sub(len))
+        .step_by(usize::from(len))
+        .collect();
+    // Start somewhere that depends on the process, so that two runs at once
+    // do not try the same ports in the same order.
+    let skip = std::process::id() as usize % starts.len().max(1);
+    for &start in starts.iter().cycle().skip(skip).take(starts.len()) {
+        let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", start)) else {
+            continue;
+        };
+        let held: Option<Vec<socket2::Socket>> = (start + 1..start + len).map(hold).collect();
+        if let Some(held) = held {
+            let addr = l.local_addr().expect("a bound address");
+            return (l, held, addr);
+        }
+    }
+    panic!("no {len} free ports in a row on 127.0.0.1 below {ephemeral_low}");
+}
