@@ -11,15 +11,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use echokit::Endpoint;
 use echokit::bench::{self, SizeRange, Workload};
 use echokit::echo::datagram_client::{DEFAULT_REPLY_TIMEOUT, DEFAULT_RETRIES};
-use echokit::echo::server::{
-    ConnLimits, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT,
-};
 use echokit::endpoint::{HostPort, SocketType};
 use echokit::exit::ExitCode;
 use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
 use echokit::net::listen::DEFAULT_BACKLOG;
 use echokit::probe::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT};
 use echokit::resolve::{self, Name};
+use echokit::serve::{ConnLimits, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 use echokit::sockets::{Filter, Kind, State};
 
 /// The socket guide's echo server and clients, made real (fast, safe against
@@ -461,9 +459,9 @@ impl BenchArgs {
         let largest = self.size.iter().map(|s| s.max).max().unwrap_or(0);
         if datagram {
             let limit = match targets[0].ip() {
-                Some(a) if a.is_ipv6() => echokit::echo::datagram::UDP_MAX_V6,
-                Some(_) => echokit::echo::datagram::UDP_MAX_V4,
-                None => echokit::echo::datagram::UNIX_DATAGRAM_MAX,
+                Some(a) if a.is_ipv6() => echokit::net::UDP_MAX_V6,
+                Some(_) => echokit::net::UDP_MAX_V4,
+                None => echokit::net::UNIX_DATAGRAM_MAX,
             };
             if largest > limit {
                 return Err(format!(

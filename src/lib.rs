@@ -6,7 +6,8 @@
 //! |--------------|-------------------------------------------------------------------|
 //! | [`endpoint`] | the address syntax every command takes and prints                 |
 //! | [`net`]      | listening sockets (bound, or passed by systemd or inetd), Unix socket files, outgoing connections |
-//! | [`echo`]     | the echo server (event loops) and the echo clients                |
+//! | [`serve`]    | the stream servers' event loops, for any service: accept, limits, timers, close |
+//! | [`echo`]     | the echo server and the echo clients                              |
 //! | [`proto`]    | the guide's application protocol: a codec with no I/O             |
 //! | [`app`]      | the guide's search service and its client, on top of `proto`      |
 //! | [`bench`](mod@bench) | the load generator: closed and open loop, churn, reports          |
@@ -17,6 +18,7 @@
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | [`exit`]     | the one table of exit codes                                       |
 //! | [`metrics`]  | what the servers count, and `--metrics`: the exposition over HTTP |
+//! | [`stats`]    | the latency histogram `bench` and `probe` share                   |
 //! | [`sockets`]  | every socket of the host, as netstat and lsof show them, explained |
 //! | [`os`]       | what only the OS tells: kernel limits, who holds a port; `--user` |
 //! | [`text`]     | bytes and text as Python's `repr` shows them, sizes and durations |
@@ -68,10 +70,12 @@ pub mod net;
 pub mod os;
 pub mod probe;
 pub mod proto;
+mod ratelog;
 pub mod resolve;
-mod serve;
+pub mod serve;
 pub mod shutdown;
 pub mod sockets;
+pub mod stats;
 pub mod text;
 
 pub use endpoint::Endpoint;

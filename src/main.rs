@@ -17,7 +17,6 @@ use commands::{clients, inspect, load, servers};
 use echokit::app::client::AppError;
 use echokit::bench::BenchError;
 use echokit::echo::client::ClientError;
-use echokit::echo::server;
 use echokit::endpoint::{ParseError, ResolveError};
 use echokit::exit::{Classify, ExitCode};
 use echokit::net::activation::ActivationError;
@@ -25,6 +24,7 @@ use echokit::net::{BindError, ConnectError};
 use echokit::os::privileges::PrivilegeError;
 use echokit::probe::ProbeError;
 use echokit::resolve::LookupError;
+use echokit::serve::ServerError;
 
 /// Log lines held while stderr cannot take them; past this they are
 /// dropped rather than stall an event loop (about 1 MB of lines).
@@ -83,7 +83,7 @@ fn classify(err: &anyhow::Error) -> ExitCode {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<ProbeError>() {
             e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<server::ServerError>() {
+        } else if let Some(e) = cause.downcast_ref::<ServerError>() {
             e.exit_code()
         } else if let Some(e) = cause.downcast_ref::<LookupError>() {
             e.exit_code()

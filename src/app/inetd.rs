@@ -7,9 +7,9 @@
 use socket2::Socket;
 
 use super::server::{AppServerConfig, AppStats};
-use crate::echo::server::ServerError;
 use crate::net::Peer;
 use crate::serve;
+use crate::serve::ServerError;
 use crate::shutdown::Shutdown;
 
 /// Serves one open connection until it closes (or `shutdown` and the grace

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::{AppConfig, AppService, DEFAULT_MAX_BUFFERED, Shared};
-use crate::echo::server::{DEFAULT_GRACE, ServerError, default_threads};
 use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
 use crate::serve::{self, ConnLimits, StreamConfig, StreamStats};
+use crate::serve::{DEFAULT_GRACE, ServerError, default_threads};
 use crate::shutdown::Shutdown;
 
 /// The longest a request's header may take to arrive by default.

@@ -135,9 +135,9 @@ impl Report {
         intervals: Vec<Interval>,
         notes: Notes,
     ) -> Report {
-        let mut latency = stats::histogram();
-        let mut uncorrected = stats::histogram();
-        let mut connect = stats::histogram();
+        let mut latency = crate::stats::histogram();
+        let mut uncorrected = crate::stats::histogram();
+        let mut connect = crate::stats::histogram();
         let mut errors = Errors::default();
         let mut tally = Datagrams::default();
         let (mut messages, mut completed, mut sent, mut received, mut cycles) =

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::stats::histogram;
+
 /// Why a message or connection failed. The first group is the server's (or
 /// the network's) doing, the second this client's own limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,12 +141,6 @@ impl Errors {
             }
         }
     }
-}
-
-/// Latencies are recorded in nanoseconds, from 1 ns to an hour, to 3
-/// significant digits.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("the bounds are valid")
 }
 
 /// Latency percentiles in microseconds.

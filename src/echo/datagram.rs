@@ -50,18 +50,10 @@ use super::served::{self, Served};
 use crate::endpoint::{Endpoint, LocalName};
 use crate::metrics::{ErrorClass, Shard};
 use crate::net::Listener;
-use crate::serve::accept::RateLog;
+use crate::net::{UDP_MAX_V6, UNIX_DATAGRAM_MAX};
+use crate::ratelog::RateLog;
 use crate::shutdown::Shutdown;
 use crate::text;
-
-/// The largest UDP payload over IPv4: 65,535 less the IPv4 (20) and UDP (8) headers.
-pub const UDP_MAX_V4: usize = 65_507;
-/// The largest UDP payload over IPv6: 65,535 less the UDP header (the IPv6
-/// header is not counted in its payload length).
-pub const UDP_MAX_V6: usize = 65_527;
-/// The largest Unix datagram echoed: Linux allows a datagram up to the
-/// sender's `SO_SNDBUF` (208 KiB by default, `net.core.wmem_max`).
-pub const UNIX_DATAGRAM_MAX: usize = 256 * 1024;
 
 /// How often drops are reported, at most.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);

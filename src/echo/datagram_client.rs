@@ -24,12 +24,12 @@ use nix::sys::socket::MsgFlags;
 use socket2::Socket;
 
 use super::client::{ClientError, ConnReport, Plan, Report};
-use super::datagram::{UDP_MAX_V4, UDP_MAX_V6, UNIX_DATAGRAM_MAX};
 use super::stream::StreamReport;
 use crate::endpoint::{Endpoint, Purpose};
 use crate::exit::ExitCode;
 use crate::net::connect::{self, ConnectError, ConnectOptions};
 use crate::net::unix::{self, SocketFile};
+use crate::net::{UDP_MAX_V4, UDP_MAX_V6, UNIX_DATAGRAM_MAX};
 use crate::text;
 
 /// How long a client waits for one datagram's echo before it sends again:

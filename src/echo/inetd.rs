@@ -15,9 +15,10 @@ use std::sync::Arc;
 use socket2::Socket;
 
 use super::conn::EchoService;
-use super::server::{ServerConfig, ServerError, ServerStats};
+use super::server::{ServerConfig, ServerStats};
 use crate::net::Peer;
 use crate::serve;
+use crate::serve::ServerError;
 use crate::shutdown::Shutdown;
 
 /// Echoes one open connection until its client closes (or `shutdown` and

@@ -15,18 +15,12 @@ use super::conn::EchoService;
 use super::datagram::{DatagramLoop, DatagramStats};
 use super::limit::RateLimits;
 use crate::endpoint::SocketType;
-use crate::exit::{Classify, ExitCode};
 use crate::metrics::{Metrics, ServerKind};
 use crate::net::Listener;
 use crate::serve::{self, StreamConfig, StreamStats};
 
-pub use crate::serve::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
+use crate::serve::{ConnLimits, DEFAULT_GRACE, ServerError, default_threads};
 use crate::shutdown::Shutdown;
-
-/// How long shutdown waits for open connections to finish before it cuts
-/// them off: long enough for an echo in flight on a slow path, short enough
-/// for a service manager's stop timeout (systemd's default is 90 s).
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -102,23 +96,6 @@ impl From<StreamStats> for ServerStats {
             ..ServerStats::default()
         }
     }
-}
-
-/// The event loops could not run.
-#[derive(Debug, thiserror::Error)]
-#[error("event loop failed")]
-pub struct ServerError(#[from] io::Error);
-
-impl Classify for ServerError {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::Failures
-    }
-}
-
-/// The number of event loops by default: the CPUs this process may run on
-/// (its affinity mask and cgroup quota), so `taskset -c 0` gives one loop.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Serves the listeners until `shutdown` is requested and the open

@@ -24,7 +24,7 @@
 //!
 //! The source is the peer's IP address with an IPv4-mapped IPv6 address
 //! counted as its IPv4 one, as the servers' `--max-conns-per-ip` counts it
-//! (`serve::ip_of`); a place with no address counts toward no source.
+//! (`net::Peer::ip`); a place with no address counts toward no source.
 
 use std::net::IpAddr;
 

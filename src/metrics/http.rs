@@ -71,8 +71,7 @@ use super::render::{self, CONTENT_TYPE};
 use crate::endpoint::{Endpoint, HostPort};
 use crate::net::Peer;
 use crate::net::listen::{self, BindError, ListenOptions, Listener};
-use crate::serve::accept::{RateLog, open_reserve};
-use crate::serve::ip_of;
+use crate::ratelog::RateLog;
 
 /// Scrape connections served at once; past it, a newcomer takes the place
 /// of the oldest one that has sent nothing, or is closed at once.
@@ -210,7 +209,7 @@ impl MetricsListener {
             clients: Slab::with_capacity(MAX_CLIENTS),
             metrics,
             stop: Arc::clone(&stop),
-            reserve: open_reserve(),
+            reserve: crate::os::reserve_descriptor(),
             retry_accept: None,
             arrivals: 0,
             crowding: Crowding::default(),
@@ -324,7 +323,7 @@ impl Loop {
                 }
             }
             if self.reserve.is_none() {
-                self.reserve = open_reserve();
+                self.reserve = crate::os::reserve_descriptor();
             }
             let now = Instant::now();
             self.clients.retain(|_, c| {
@@ -372,7 +371,7 @@ impl Loop {
                 }
             };
             let peer = Peer::of(&socket, &addr);
-            let source = ip_of(&peer);
+            let source = peer.ip();
             let evicted = match self.make_room(source) {
                 Ok(evicted) => evicted,
                 Err(full) => {

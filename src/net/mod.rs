@@ -8,7 +8,7 @@
 //! sockets, so that the echo code above does not care which it serves.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::os::{self, PeerCredentials};
 
@@ -19,6 +19,15 @@ pub mod unix;
 
 pub use connect::{ConnectError, ConnectOptions};
 pub use listen::{BindError, ListenOptions, Listener};
+
+/// The largest UDP payload over IPv4: 65,535 less the IPv4 (20) and UDP (8) headers.
+pub const UDP_MAX_V4: usize = 65_507;
+/// The largest UDP payload over IPv6: 65,535 less the UDP header (the IPv6
+/// header is not counted in its payload length).
+pub const UDP_MAX_V6: usize = 65_527;
+/// The largest Unix datagram echoed: Linux allows a datagram up to the
+/// sender's `SO_SNDBUF` (208 KiB by default, `net.core.wmem_max`).
+pub const UNIX_DATAGRAM_MAX: usize = 256 * 1024;
 
 /// Who is at the other end of an accepted connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +44,16 @@ impl Peer {
         match addr.as_socket() {
             Some(ip) => Peer::Ip(ip),
             None => Peer::Local(os::peer_credentials(socket)),
+        }
+    }
+
+    /// The address limits count this peer under: an IPv4-mapped IPv6
+    /// address (`::ffff:10.0.0.1`, a v4 client of a dual-stack socket) is
+    /// its IPv4 address. Unix peers have none.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Peer::Ip(addr) => Some(addr.ip().to_canonical()),
+            Peer::Local(_) => None,
         }
     }
 }

@@ -29,9 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::UNIX_DATAGRAM_MAX;
 use super::listen::{BindError, ListenOptions};
 use crate::calls;
-use crate::echo::datagram::UNIX_DATAGRAM_MAX;
 use crate::endpoint::{Endpoint, LocalName, SocketType};
 
 /// Permissions of a new socket file when no `--mode` is given: only the

@@ -144,3 +144,10 @@ pub fn host_addresses() -> Vec<std::net::IpAddr> {
 pub fn fd_limits() -> Option<(u64, u64)> {
     rlimit::getrlimit(rlimit::Resource::NOFILE).ok()
 }
+
+/// A descriptor held for when the process has none left (`/dev/null`).
+pub(crate) fn reserve_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null")
+        .inspect_err(|e| tracing::debug!("cannot open a reserve descriptor: {e}"))
+        .ok()
+}

@@ -195,7 +195,7 @@ impl Stats {
         let min = *times.iter().min()?;
         let max = *times.iter().max()?;
         let total: Duration = times.iter().sum();
-        let mut h = crate::bench::stats::histogram();
+        let mut h = crate::stats::histogram();
         for t in times {
             let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1);
             h.saturating_record(ns);

@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::limits::{ConnLimits, ip_of};
+use super::limits::ConnLimits;
 use super::worker::{Handoff, Shared};
 use crate::metrics::{ErrorClass, Rejected, Shard};
 use crate::net::{Listener, Peer};
+use crate::ratelog::RateLog;
 use crate::text;
 
 /// The first pause after an `accept` error.
@@ -39,8 +40,6 @@ pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(5);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// The most queued connections one spending of the reserve closes.
 const RESERVE_SPENDS: usize = 4096;
-/// A message that repeats is logged at most this often.
-const LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// What one try to accept gave.
 #[derive(Debug)]
@@ -90,7 +89,7 @@ impl Acceptor {
             retry_at: None,
             limits,
             backoff: None,
-            reserve: open_reserve(),
+            reserve: crate::os::reserve_descriptor(),
             errors: RateLog::default(),
             rejections: RateLog::default(),
         }
@@ -142,7 +141,7 @@ impl Acceptor {
         if shared.open() >= self.limits.max_conns {
             return Err(Rejected::MaxConns);
         }
-        if let (Some(per_ip), Some(ip)) = (&shared.per_ip, ip_of(peer))
+        if let (Some(per_ip), Some(ip)) = (&shared.per_ip, peer.ip())
             && !per_ip.admit(ip)
         {
             return Err(Rejected::MaxConnsPerIp);
@@ -218,7 +217,7 @@ impl Acceptor {
     fn spend_reserve(&mut self, shard: &Shard) -> usize {
         if self.reserve.take().is_none() {
             // Taken by something else last time: try again now.
-            self.reserve = open_reserve();
+            self.reserve = crate::os::reserve_descriptor();
             return 0;
         }
         let mut closed = 0;
@@ -233,16 +232,9 @@ impl Acceptor {
                 closed += 1;
             }
         }
-        self.reserve = open_reserve();
+        self.reserve = crate::os::reserve_descriptor();
         closed
     }
-}
-
-/// A descriptor held for when the process has none left (`/dev/null`).
-pub(crate) fn open_reserve() -> Option<File> {
-    File::open("/dev/null")
-        .inspect_err(|e| tracing::debug!("cannot open a reserve descriptor: {e}"))
-        .ok()
 }
 
 /// Accept errors that concern one connection, not the listener: the client
@@ -267,34 +259,6 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-/// A message logged at most once per [`LOG_EVERY`], with a count of the
-/// times it was not.
-#[derive(Debug, Default)]
-pub(crate) struct RateLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLog {
-    /// `Some(n)` when the message may be logged now, `n` being how many
-    /// were not since the last one; `None` (and counted) otherwise.
-    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-
-    /// The earliest a message may be logged again: [`LOG_EVERY`] after the
-    /// last one; `None` before the first. For a caller that tells what it
-    /// held back once the second is over, not only with the next message.
-    pub(crate) fn next_at(&self) -> Option<Instant> {
-        self.last.map(|t| t + LOG_EVERY)
-    }
-}
-
 fn more_note(more: u64) -> String {
     match more {
         0 => String::new(),
@@ -305,20 +269,6 @@ fn more_note(more: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_repeated_message_is_logged_once_a_second_with_a_count() {
-        let mut log = RateLog::default();
-        let t0 = Instant::now();
-        assert_eq!(log.allow(t0), Some(0));
-        assert_eq!(log.allow(t0 + Duration::from_millis(10)), None);
-        assert_eq!(log.allow(t0 + Duration::from_millis(999)), None);
-        assert_eq!(log.allow(t0 + Duration::from_secs(1)), Some(2));
-        assert_eq!(log.allow(t0 + Duration::from_millis(1500)), None);
-        assert_eq!(log.allow(t0 + Duration::from_secs(3)), Some(1));
-        assert_eq!(log.next_at(), Some(t0 + Duration::from_secs(4)));
-        assert_eq!(RateLog::default().next_at(), None);
-    }
 
     #[test]
     fn only_errors_of_one_connection_are_skipped() {

@@ -15,8 +15,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::net::Peer;
-
 /// How long a connection may go without a byte in or out by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -49,16 +47,6 @@ impl Default for ConnLimits {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
-    }
-}
-
-/// The address a per-IP limit counts a peer under: an IPv4-mapped IPv6
-/// address (`::ffff:10.0.0.1`, a v4 client of a dual-stack socket) is its
-/// IPv4 address. Unix peers have none.
-pub(crate) fn ip_of(peer: &Peer) -> Option<IpAddr> {
-    match peer {
-        Peer::Ip(addr) => Some(addr.ip().to_canonical()),
-        Peer::Local(_) => None,
     }
 }
 
@@ -191,22 +179,23 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::Peer;
 
     #[test]
     fn a_mapped_v4_peer_counts_as_its_v4_address() {
         let mapped: Peer = Peer::Ip("[::ffff:10.0.0.1]:5000".parse().unwrap());
         let v4: Peer = Peer::Ip("10.0.0.1:6000".parse().unwrap());
-        assert_eq!(ip_of(&mapped), ip_of(&v4));
+        assert_eq!(mapped.ip(), v4.ip());
         let per_ip = PerIp::new(1);
-        assert!(per_ip.admit(ip_of(&mapped).unwrap()));
+        assert!(per_ip.admit(mapped.ip().unwrap()));
         assert!(
-            !per_ip.admit(ip_of(&v4).unwrap()),
+            !per_ip.admit(v4.ip().unwrap()),
             "the same address, over its limit"
         );
-        per_ip.release(ip_of(&mapped).unwrap());
-        assert!(per_ip.admit(ip_of(&v4).unwrap()));
+        per_ip.release(mapped.ip().unwrap());
+        assert!(per_ip.admit(v4.ip().unwrap()));
         assert!(per_ip.open.lock().unwrap().len() == 1);
-        per_ip.release(ip_of(&v4).unwrap());
+        per_ip.release(v4.ip().unwrap());
         assert!(
             per_ip.open.lock().unwrap().is_empty(),
             "no entry left behind"

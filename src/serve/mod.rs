@@ -1,8 +1,10 @@
 //! Stream servers: event loops that accept connections and drive them, for
 //! any service that speaks over a byte stream (the echo, the application
-//! protocol). TCP and Unix streams alike.
+//! protocol). TCP and Unix streams alike. What the servers share lives here
+//! too: the error when the loops cannot run, the grace period, the number
+//! of loops. `ARCHITECTURE.md` places it among the layers.
 //!
-//! A service gives each accepted connection a [`Connection`]; the loops
+//! A service gives each accepted connection a `Connection`; the loops
 //! drive it when its socket is ready, tell it when its deadline (if any)
 //! has come, and close it when it says so. What every service gets from
 //! the loops alike: the connection limits, the idle and stall timeouts,
@@ -23,7 +25,6 @@ pub(crate) mod buffer;
 mod limits;
 mod worker;
 
-pub(crate) use limits::ip_of;
 pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 
 use std::io;
@@ -36,12 +37,35 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token, Waker};
 use socket2::Socket;
 
+use crate::exit::{Classify, ExitCode};
 use crate::metrics::{Metrics, Shard};
 use crate::net::{Listener, Peer};
 use crate::shutdown::Shutdown;
 use accept::Acceptor;
 use buffer::BufPool;
 use worker::{ConnOptions, Handoff, Shared, Worker, WorkerStats};
+
+/// How long shutdown waits for open connections to finish before it cuts
+/// them off: long enough for an echo in flight on a slow path, short enough
+/// for a service manager's stop timeout (systemd's default is 90 s).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The event loops could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("event loop failed")]
+pub struct ServerError(#[from] io::Error);
+
+impl Classify for ServerError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Failures
+    }
+}
+
+/// The number of event loops by default: the CPUs this process may run on
+/// (its affinity mask and cgroup quota), so `taskset -c 0` gives one loop.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// How long a connection the server ends reads and drops what its peer
 /// still sends, after its FIN: closing a socket with unread input resets

@@ -41,7 +41,7 @@ use std::collections::BinaryHeap;
 
 use super::accept::{Accepted, Acceptor};
 use super::buffer::{BUF_SIZE, BufPool};
-use super::limits::{ConnLimits, Expired, PerIp, Watch, ip_of};
+use super::limits::{ConnLimits, Expired, PerIp, Watch};
 use super::{Connection, Ended, Io, LINGER, Progress, READ_INTEREST, Service};
 use crate::metrics::{ErrorClass, Shard, TimedOut};
 use crate::net::Peer;
@@ -95,7 +95,7 @@ impl Shared {
     /// that limits read is free.
     fn forget(&self, id: usize, peer: Peer) {
         self.loads[id].fetch_sub(1, Ordering::Relaxed);
-        if let (Some(per_ip), Some(ip)) = (&self.per_ip, ip_of(&peer)) {
+        if let (Some(per_ip), Some(ip)) = (&self.per_ip, peer.ip()) {
             per_ip.release(ip);
         }
     }
