@@ -252,13 +252,17 @@ impl AppConn {
             }
             if !self.account() {
                 io.metrics.error(ErrorClass::BadRequest);
+                let held = self.shared.buffered.load(Ordering::Relaxed);
+                // The budget is given back before the line is out: a client
+                // that reads it and tries again finds the room it says.
+                let closed = self.close_cleanly(io);
                 tracing::warn!(
                     "{}: rejected request: the server holds {} of unfinished requests, \
                      over its budget (--max-buffered); try again later",
                     self.peer,
-                    text::bytes(self.shared.buffered.load(Ordering::Relaxed))
+                    text::bytes(held)
                 );
-                return self.close_cleanly(io);
+                return closed;
             }
             if !self.out.is_empty() {
                 return self.write(io);
