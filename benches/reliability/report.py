@@ -32,7 +32,8 @@ SCENARIOS = [
     (
         "emfile",
         "EMFILE storm",
-        "The echo-server run under `prlimit --nofile=64` while clients keep "
+        "The echo-server run with a descriptor limit of 64 (as "
+        "`prlimit --nofile=64` sets it) while clients keep "
         "connecting: what it costs while accept() fails with EMFILE (CPU, "
         "accepts per second, log lines per second) and how long it takes to "
         "serve again once descriptors are free. 52 connections hold the "
