@@ -541,12 +541,20 @@ pub fn owned_range(len: u16) -> (std::net::TcpListener, Vec<socket2::Socket>, So
             .ok()?;
         Some(s)
     };
-    let starts: Vec<u16> = (10_000..ephemeral_low.saturating_sub(len))
+    // From 10000, or from 1024 on a host whose ephemeral range starts low.
+    let first = if ephemeral_low > 10_000 + 100 * len {
+        10_000
+    } else {
+        1024
+    };
+    let starts: Vec<u16> = (first..ephemeral_low.saturating_sub(len))
         .step_by(usize::from(len))
         .collect();
-    // Start somewhere that depends on the process, so that two runs at once
-    // do not try the same ports in the same order.
-    let skip = std::process::id() as usize % starts.len().max(1);
+    // Start somewhere that depends on the process and the length, so that
+    // two runs at once, or two callers in one run, do not try the same
+    // ports in the same order.
+    let skip =
+        (std::process::id() as usize * 7919 + usize::from(len) * 104_729) % starts.len().max(1);
     for &start in starts.iter().cycle().skip(skip).take(starts.len()) {
         let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", start)) else {
             continue;
