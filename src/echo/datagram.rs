@@ -580,7 +580,7 @@ impl DatagramLoop {
                     gate.check(source, local.port(), now)
                         .map_err(Drop::Refused)?;
                 }
-                let payload = &self.bufs[i * self.slot..][..r.len];
+                let payload = &self.bufs[i * self.slot..][..len];
                 self.guard.as_ref().map(|g| g.digest_ip(source, payload))
             }
         };

@@ -17,6 +17,41 @@ fn udp_socket(at: &str) -> UdpSocket {
     socket
 }
 
+/// Sends `payload` from `socket` to `to` again and again, as a UDP client
+/// does when its datagram may be lost (here: to a rate limit, or a receive
+/// queue full of flood), until an answer comes; bounded by util::LIMIT from
+/// `started`. Returns the answer.
+fn send_until_answered(
+    socket: &UdpSocket,
+    payload: &[u8],
+    to: SocketAddr,
+    started: Instant,
+    what: &str,
+) -> Vec<u8> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut buf = [0; 64];
+    loop {
+        socket.send_to(payload, to).unwrap();
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            return buf[..n].to_vec();
+        }
+        assert!(started.elapsed() < LIMIT, "{what}");
+    }
+}
+
+/// How many answers are queued at `socket` now (it is left non-blocking).
+fn queued_answers(socket: &UdpSocket) -> u32 {
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0; 64];
+    let mut answers = 0;
+    while socket.recv_from(&mut buf).is_ok() {
+        answers += 1;
+    }
+    answers
+}
+
 /// Checks that the datagrams these sockets sent were not answered. The
 /// server answers in order: once a later datagram's echo is back, an answer
 /// to the earlier ones would be queued already, so no wait is needed.
@@ -124,28 +159,16 @@ fn a_total_rate_holds_every_source_together() {
     }
     let last = udp_socket("127.0.0.1:0");
     // The total applies to this one too: try until it gets through.
-    let mut buf = [0; 8];
-    last.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let through = loop {
-        last.send_to(b"last", server.addr()).unwrap();
-        if let Ok((n, _)) = last.recv_from(&mut buf) {
-            break n;
-        }
-        assert!(
-            started.elapsed() < LIMIT,
-            "the total rate never let one through"
-        );
-    };
-    assert_eq!(through, 4);
+    let through = send_until_answered(
+        &last,
+        b"last",
+        server.addr(),
+        started,
+        "the total rate never let one through",
+    );
+    assert_eq!(through, b"last");
     let elapsed = started.elapsed().as_secs_f64();
-    let mut answers = 0;
-    for s in &sockets {
-        s.set_nonblocking(true).unwrap();
-        while s.recv_from(&mut buf).is_ok() {
-            answers += 1;
-        }
-    }
+    let answers: u32 = sockets.iter().map(queued_answers).sum();
     let most = (50.0 * elapsed) as u32 + 5 + 2;
     assert!(answers <= most, "{answers} answers in {elapsed:.2}s");
 }
@@ -680,28 +703,17 @@ mod serial {
         // the server's receive queue full of flood and be lost, as any UDP
         // datagram can: it tries again, as a UDP client does.
         let other = udp_socket("127.0.0.2:0");
-        other
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let mut buf = [0; 64];
-        let n = loop {
-            other.send_to(b"other", server.addr()).unwrap();
-            if let Ok((n, _)) = other.recv_from(&mut buf) {
-                break n;
-            }
-            assert!(
-                started.elapsed() < LIMIT,
-                "the second source was never served"
-            );
-        };
-        assert_eq!(&buf[..n], b"other");
+        let answer = send_until_answered(
+            &other,
+            b"other",
+            server.addr(),
+            started,
+            "the second source was never served",
+        );
+        assert_eq!(answer, b"other");
         let elapsed = started.elapsed().as_secs_f64();
         // Every answer to the flood is queued by now: count them.
-        flooder.set_nonblocking(true).unwrap();
-        let mut answers = 0;
-        while flooder.recv_from(&mut buf).is_ok() {
-            answers += 1;
-        }
+        let answers = queued_answers(&flooder);
         // 100 a second, plus a burst of a tenth of a second's worth.
         let most = (100.0 * elapsed) as u32 + 10 + 2;
         assert!(sent > 1000, "the flood was too thin to test: {sent}");

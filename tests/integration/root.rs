@@ -199,7 +199,8 @@ fn as_nobody(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
 /// write in, and a victim socket in a directory `nobody` may not reach
 /// (0700, root's).
 struct Setup {
-    victims: tempfile::TempDir,
+    /// Held so that the victim's directory lives as long as the test.
+    _victims: tempfile::TempDir,
     senders: tempfile::TempDir,
     server_path: std::path::PathBuf,
     server: Server,
@@ -220,7 +221,7 @@ impl Setup {
         let victim_path = victims.path().join("victim.sock");
         let victim = UnixDatagram::bind(&victim_path).unwrap();
         Setup {
-            victims,
+            _victims: victims,
             senders,
             server_path,
             server,
@@ -244,21 +245,13 @@ fn honest_round_trip(dir: &std::path::Path, server: &std::path::Path) {
 #[test]
 #[ignore = "needs root: cargo test --release -- --ignored root::"]
 fn a_hard_link_to_a_socket_the_sender_cannot_write_to_gets_no_echo() {
-    let Setup {
-        victims: _victims,
-        senders,
-        server_path,
-        server,
-        victim_path,
-        victim,
-    } = Setup::new();
-
+    let setup = Setup::new();
     let mut sender = as_nobody(
-        senders.path(),
+        setup.senders.path(),
         &[
             "link",
-            senders.path().to_str().unwrap(),
-            server_path.to_str().unwrap(),
+            setup.senders.path().to_str().unwrap(),
+            setup.server_path.to_str().unwrap(),
             "100",
         ],
     );
@@ -266,23 +259,23 @@ fn a_hard_link_to_a_socket_the_sender_cannot_write_to_gets_no_echo() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "bound\n");
-    // A hard link to the victim at the sender's bound path (root makes it:
+    // A hard link to the setup.victim at the sender's bound path (root makes it:
     // the kernel lets no one else link another user's socket).
-    let at = senders.path().join("sender.sock");
+    let at = setup.senders.path().join("sender.sock");
     std::fs::remove_file(&at).unwrap();
-    std::fs::hard_link(&victim_path, &at).unwrap();
+    std::fs::hard_link(&setup.victim_path, &at).unwrap();
     writeln!(sender.stdin.take().unwrap()).unwrap();
     line.clear();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "sent 100\n");
     assert!(util::wait_bounded(&mut sender).success());
 
-    honest_round_trip(senders.path(), &server_path);
-    victim.set_nonblocking(true).unwrap();
+    honest_round_trip(setup.senders.path(), &setup.server_path);
+    setup.victim.set_nonblocking(true).unwrap();
     let mut buf = [0; 64];
-    let got = victim.recv(&mut buf);
-    assert!(got.is_err(), "the victim got an echo: {got:?}");
-    let line = server.stderr_line("dropped");
+    let got = setup.victim.recv(&mut buf);
+    assert!(got.is_err(), "the setup.victim got an echo: {got:?}");
+    let line = setup.server.stderr_line("dropped");
     assert!(
         line.contains("100 whose sender's path names a socket another user owns"),
         "{line}"
@@ -304,14 +297,8 @@ fn a_hard_link_to_a_socket_the_sender_cannot_write_to_gets_no_echo() {
 #[test]
 #[ignore = "needs root: cargo test --release -- --ignored root::"]
 fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_socket() {
-    let Setup {
-        victims: _victims,
-        senders,
-        server_path,
-        server,
-        victim_path,
-        victim,
-    } = Setup::new();
+    let setup = Setup::new();
+    let victim = setup.victim;
     victim
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
@@ -329,16 +316,16 @@ fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_so
         })
     };
 
-    let sender_dir = senders.path().join("race");
+    let sender_dir = setup.senders.path().join("race");
     std::fs::create_dir(&sender_dir).unwrap();
     std::fs::set_permissions(&sender_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut sender = as_nobody(
-        senders.path(),
+        setup.senders.path(),
         &[
             "swap",
             sender_dir.to_str().unwrap(),
-            server_path.to_str().unwrap(),
-            victim_path.to_str().unwrap(),
+            setup.server_path.to_str().unwrap(),
+            setup.victim_path.to_str().unwrap(),
             "10",
         ],
     );
@@ -347,7 +334,7 @@ fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_so
         .read_line(&mut summary)
         .unwrap();
     assert!(util::wait_bounded(&mut sender).success(), "{summary}");
-    honest_round_trip(senders.path(), &server_path);
+    honest_round_trip(setup.senders.path(), &setup.server_path);
     stop.store(true, Ordering::Relaxed);
     counter.join().unwrap();
 
@@ -364,9 +351,9 @@ fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_so
     assert!(sent > 1000 && swaps > 1000, "{summary}");
     assert!(echoed > 0, "{summary}");
     let victim_got = received.load(Ordering::Relaxed);
-    assert_eq!(victim_got, 0, "the victim got echoes; {summary}");
+    assert_eq!(victim_got, 0, "the setup.victim got echoes; {summary}");
     // The swaps the server saw were refused, and said so.
-    let line = server.stderr_line("dropped");
+    let line = setup.server.stderr_line("dropped");
     assert!(line.contains("another user owns"), "{line}");
     report(
         "unixgram_redirect",
@@ -380,5 +367,5 @@ fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_so
             ("logged", &"yes"),
         ],
     );
-    drop(server);
+    drop(setup.server);
 }
