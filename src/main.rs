@@ -54,6 +54,7 @@ fn main() -> ProcessExit {
     let code = match outcome {
         Ok(code) => code,
         Err(err) => {
+            let err = commands::hint::add(err);
             // Each error states its own part; `{:#}` adds the causes, once.
             last_word("ERROR", &format!("{err:#}"));
             classify(&err)

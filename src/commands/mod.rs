@@ -4,6 +4,7 @@
 //! prints; `main` dispatches to them and maps their errors to exit codes.
 
 pub(crate) mod clients;
+pub(crate) mod hint;
 pub(crate) mod inspect;
 pub(crate) mod load;
 pub(crate) mod servers;

@@ -25,7 +25,7 @@ use socket2::Socket;
 
 use super::client::{ClientError, ConnReport, Plan, Report};
 use super::stream::StreamReport;
-use crate::endpoint::{Endpoint, Purpose};
+use crate::endpoint::{Endpoint, Purpose, SocketType};
 use crate::exit::ExitCode;
 use crate::net::connect::{self, ConnectError, ConnectOptions};
 use crate::net::unix::{self, SocketFile};
@@ -360,10 +360,12 @@ impl DatagramClient {
         match e.raw_os_error() {
             Some(libc::ECONNREFUSED) if self.local.is_some() => {
                 let server = self.socket.peer_addr().ok().and_then(|a| a.as_socket());
-                let here = server.and_then(|s| {
-                    crate::sockets::nearby::refused_here(crate::sockets::Kind::Udp, &[s])
-                });
-                ClientError::Connect(ConnectError::Refused { target, here })
+                ClientError::Connect(ConnectError::Refused {
+                    target,
+                    tried: server.into_iter().collect(),
+                    over: SocketType::Datagram,
+                    here: None,
+                })
             }
             Some(libc::ECONNREFUSED | libc::ENOENT) => {
                 ClientError::Connect(ConnectError::NoLocalServer {

@@ -69,10 +69,15 @@ pub enum ConnectError {
     /// A RST answered the SYN (`ECONNREFUSED`).
     #[error("connection refused by {target}: {}", refused_why(.here))]
     Refused {
-        /// The addresses tried.
+        /// The addresses tried, as written.
         target: String,
-        /// When they are this host's: what listens here instead (see
-        /// [`crate::sockets::nearby`]).
+        /// The addresses that refused, to look up what listens here instead.
+        tried: Vec<SocketAddr>,
+        /// TCP or UDP (a UDP "refusal" is an ICMP port unreachable).
+        over: SocketType,
+        /// What listens here instead, when the addresses are this host's:
+        /// `None` until somebody looks (`net` does not; the command asks the
+        /// socket table).
         here: Option<String>,
     },
     /// Nothing answered in time.
@@ -210,9 +215,12 @@ impl ConnectError {
     /// Classifies the error of a connect attempt to `target`.
     pub fn from_io(target: String, source: io::Error) -> ConnectError {
         match source.raw_os_error() {
-            Some(libc::ECONNREFUSED) | Some(libc::ECONNRESET) => {
-                ConnectError::Refused { target, here: None }
-            }
+            Some(libc::ECONNREFUSED) | Some(libc::ECONNRESET) => ConnectError::Refused {
+                target,
+                tried: Vec::new(),
+                over: SocketType::Stream,
+                here: None,
+            },
             Some(libc::ETIMEDOUT) => ConnectError::TimedOut {
                 target,
                 after: Duration::ZERO,
@@ -559,8 +567,7 @@ pub fn connect(
 }
 
 /// The error to report when every attempt failed: the most telling one, with
-/// every address tried as its target. A refusal on this host says what
-/// listens here instead.
+/// every address tried as its target.
 fn pick_error(errors: Vec<ConnectError>, tried: &[SocketAddr]) -> ConnectError {
     let best = errors
         .into_iter()
@@ -571,7 +578,9 @@ fn pick_error(errors: Vec<ConnectError>, tried: &[SocketAddr]) -> ConnectError {
     match best {
         Some(ConnectError::Refused { .. }) => ConnectError::Refused {
             target,
-            here: crate::sockets::nearby::refused_here(crate::sockets::Kind::Tcp, tried),
+            tried: tried.to_vec(),
+            over: SocketType::Stream,
+            here: None,
         },
         Some(ConnectError::Unreachable { source, .. }) => {
             ConnectError::Unreachable { target, source }

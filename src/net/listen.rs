@@ -25,7 +25,6 @@ use crate::calls;
 use crate::endpoint::{Endpoint, Purpose, ResolveError, SocketType};
 use crate::exit::{Classify, ExitCode};
 use crate::os::{self, PortHolder};
-use crate::sockets::{Kind, nearby};
 
 /// The `listen()` backlog when none is given. The socket guide's Python calls
 /// `listen()` with its default (128 at most); a server meant for tens of
@@ -129,8 +128,11 @@ pub enum BindError {
     InUse {
         /// The endpoint asked for.
         at: Endpoint,
-        /// Who holds it, when `/proc` tells.
-        holders: Vec<PortHolder>,
+        /// The address that was taken, to look up who holds it.
+        taken: Taken,
+        /// Who holds it: `None` until somebody looks (`net` does not; the
+        /// command asks the socket table), then the processes `/proc` shows.
+        holders: Option<Vec<PortHolder>>,
     },
     /// The port is privileged (`EACCES`).
     #[error(
@@ -175,12 +177,25 @@ pub enum BindError {
     },
 }
 
-fn held_by(holders: &[PortHolder]) -> String {
-    if holders.is_empty() {
-        return " (by a process this user cannot see; `ss -ltnp` as root names it)".into();
+/// The address a bind found taken: what to look up in the socket table to
+/// name who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// A port at an address: a TCP listener, or any UDP socket, holds it.
+    Port(SocketType, SocketAddr),
+    /// A Unix socket: its path, or `@NAME` for an abstract name.
+    Unix(PathBuf),
+}
+
+fn held_by(holders: &Option<Vec<PortHolder>>) -> String {
+    match holders.as_deref() {
+        None => String::new(),
+        Some([]) => " (by a process this user cannot see; `ss -ltnp` as root names it)".into(),
+        Some(holders) => {
+            let names: Vec<String> = holders.iter().map(ToString::to_string).collect();
+            format!(" by {}", names.join(", "))
+        }
     }
-    let names: Vec<String> = holders.iter().map(ToString::to_string).collect();
-    format!(" by {}", names.join(", "))
 }
 
 impl Classify for BindError {
@@ -194,14 +209,11 @@ impl Classify for BindError {
 
 impl BindError {
     fn from_io(at: Endpoint, addr: SocketAddr, source: io::Error) -> BindError {
-        let proto = match at.socket_type() {
-            SocketType::Stream => Kind::Tcp,
-            SocketType::Datagram => Kind::Udp,
-        };
         match source.raw_os_error() {
             Some(libc::EADDRINUSE) => BindError::InUse {
+                taken: Taken::Port(at.socket_type(), addr),
                 at,
-                holders: nearby::holders(proto, addr),
+                holders: None,
             },
             Some(libc::EACCES) | Some(libc::EPERM) => BindError::Permission {
                 addr,
@@ -452,17 +464,15 @@ mod tests {
     }
 
     #[test]
-    fn second_bind_on_a_served_port_is_address_in_use_naming_this_process() {
-        for scheme in ["tcp", "udp"] {
+    fn second_bind_on_a_served_port_is_address_in_use_saying_what_was_taken() {
+        for (scheme, ty) in [("tcp", SocketType::Stream), ("udp", SocketType::Datagram)] {
             let first = bind1(&format!("{scheme}://127.0.0.1:0")).unwrap();
             let err = bind1(&first.endpoint().to_string()).unwrap_err();
-            let BindError::InUse { holders, .. } = &err else {
+            let BindError::InUse { taken, holders, .. } = &err else {
                 panic!("expected InUse, got {err:?}");
             };
-            assert!(
-                holders.iter().any(|h| h.pid == std::process::id()),
-                "{scheme}: {holders:?}"
-            );
+            assert_eq!(*taken, Taken::Port(ty, first.local_addr().unwrap()));
+            assert_eq!(*holders, None, "net does not look: the command does");
             assert_eq!(err.exit_code(), ExitCode::CannotBind);
             assert!(
                 err.to_string()

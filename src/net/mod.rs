@@ -18,7 +18,7 @@ pub mod listen;
 pub mod unix;
 
 pub use connect::{ConnectError, ConnectOptions};
-pub use listen::{BindError, ListenOptions, Listener};
+pub use listen::{BindError, ListenOptions, Listener, Taken};
 
 /// The largest UDP payload over IPv4: 65,535 less the IPv4 (20) and UDP (8) headers.
 pub const UDP_MAX_V4: usize = 65_507;

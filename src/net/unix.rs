@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::UNIX_DATAGRAM_MAX;
-use super::listen::{BindError, ListenOptions};
+use super::listen::{BindError, ListenOptions, Taken};
 use crate::calls;
 use crate::endpoint::{Endpoint, LocalName, SocketType};
 
@@ -252,7 +252,8 @@ fn replace_if_stale(path: &Path, addr: &SockAddr, endpoint: &Endpoint) -> Result
         // someone is there.
         _ => Err(BindError::InUse {
             at: endpoint.clone(),
-            holders: crate::sockets::nearby::unix_holders(path),
+            taken: Taken::Unix(path.to_path_buf()),
+            holders: None,
         }),
     }
 }
@@ -270,7 +271,8 @@ fn in_use_or(endpoint: &Endpoint, name: &LocalName, e: io::Error) -> BindError {
     };
     BindError::InUse {
         at: endpoint.clone(),
-        holders: crate::sockets::nearby::unix_holders(&shown),
+        taken: Taken::Unix(shown),
+        holders: None,
     }
 }
 
