@@ -1,5 +1,7 @@
-//! One app-server connection: read a request, answer it, close (or, with
-//! keep-alive, read the next), under the deadlines that stop slow senders.
+//! One app-server connection, as a sans-IO state machine: decode a
+//! request, answer it, close (or, with keep-alive, read the next), under the
+//! deadlines that stop slow senders. The loop (`serve`) reads, sends,
+//! times and closes; this decides.
 //!
 //! - The request is decoded as it arrives ([`Decoder`]), so any split works
 //!   and nothing is allocated by a declared length.
@@ -8,37 +10,30 @@
 //!   start (the connection, or the previous response with keep-alive):
 //!   a sender that trickles a byte a second is cut off all the same.
 //! - A rejected request (malformed, over a limit, late) is logged with its
-//!   reason and the connection closed.
+//!   reason and the connection closed, after the answers to the requests
+//!   before it.
 //! - Closing is clean: the response (if any), then the loop's lingering
 //!   close (FIN, then what the peer still sends is read and dropped for a
 //!   moment: a second, `serve::LINGER`), so that closing with unread bytes
 //!   does not reset the connection and lose the response on the way.
-//! - While a response is unsent, the connection is not read from: a client
-//!   that pipelines requests without reading holds one response's bytes.
+//! - While a response is unsent, the loop reads nothing from the connection:
+//!   a client that pipelines requests without reading holds one response's
+//!   bytes. No request deadline runs then; the loop's stall timeout ends a
+//!   client that never reads.
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::Interest;
-use socket2::Socket;
-
 use super::service::{self, TEXT_JSON};
 use super::table::SearchTable;
 use crate::metrics::{ErrorClass, TimedOut};
-use crate::net::Peer;
 use crate::proto::{Decoder, Limits, Message, encode_into};
-use crate::serve::{
-    Connection, Ended, Io, Progress, READ_INTEREST, Service, reregister, write_some,
-};
+use crate::serve::{Cx, Input, Service, ServiceConnection};
 use crate::text;
 
 /// How much of a request and its answer a log line shows.
 const LOGGED_CHARS: usize = 200;
-
-/// Reads per turn before a connection yields to the others.
-const READ_BUDGET: usize = 16;
 
 /// What every connection of an app-server shares.
 #[derive(Debug)]
@@ -75,64 +70,46 @@ pub(crate) struct Shared {
 impl Service for AppService {
     type Conn = AppConn;
 
-    fn open(&self, stream: Socket, peer: Peer) -> AppConn {
-        let now = Instant::now();
-        AppConn {
-            stream,
-            peer,
+    fn open(&self, cx: &mut Cx<'_>) -> AppConn {
+        let mut conn = AppConn {
             shared: Arc::clone(&self.0),
             holding: Holding {
                 shared: Arc::clone(&self.0),
                 bytes: 0,
             },
             decoder: Decoder::new(self.0.config.limits),
-            phase: Phase::Reading,
-            request_started: now,
+            request_started: cx.now,
             first_byte: None,
             deadline: None,
             out: Vec::new(),
-            received: 0,
             written: 0,
-            sent: 0,
-            since: now,
-            close_after_write: false,
-        }
-        .with_request_deadline(now)
+            closing: false,
+        };
+        conn.deadline = Some(conn.reading_deadline());
+        conn
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Reading a request.
-    Reading,
-    /// Waiting for room to send the rest of `out` (write interest is
-    /// registered in this phase only; the loop's stall timeout applies).
-    Writing,
 }
 
 /// One connection.
 pub(crate) struct AppConn {
-    stream: Socket,
-    peer: Peer,
     shared: Arc<Shared>,
     /// Its decoder's share of `shared.buffered`.
     holding: Holding,
     decoder: Decoder,
-    phase: Phase,
     /// When the request being read began to be awaited (the connection, or
     /// the previous response): its deadlines count from here.
     request_started: Instant,
     /// The turn the request being read had its first byte read, for its latency.
     first_byte: Option<Instant>,
+    /// When the request being read must be whole (none while a response
+    /// waits to be sent).
     deadline: Option<Instant>,
     /// Response bytes; `written` of them are sent.
     out: Vec<u8>,
-    received: u64,
     written: usize,
-    sent: u64,
-    since: Instant,
-    /// Close once `out` is sent (a later request in the same read was rejected).
-    close_after_write: bool,
+    /// Done: once `out` is sent, the loop closes (one request without
+    /// keep-alive, or a rejected one).
+    closing: bool,
 }
 
 /// The bytes of unfinished requests a connection holds, counted in the
@@ -172,12 +149,6 @@ impl AppConn {
         total <= self.shared.config.max_buffered || now == 0
     }
 
-    fn with_request_deadline(mut self, start: Instant) -> AppConn {
-        self.request_started = start;
-        self.deadline = Some(self.reading_deadline());
-        self
-    }
-
     /// How long a request's header may take: the header timeout, within
     /// the whole request's.
     fn header_limit(&self) -> Duration {
@@ -196,108 +167,26 @@ impl AppConn {
         crate::deadline::after(self.request_started, limit)
     }
 
-    /// Reads and decodes; answers each whole request.
-    fn read(&mut self, io: &mut Io<'_>) -> Progress {
-        for _ in 0..READ_BUDGET {
-            let n = match crate::calls::recv(&self.stream, io.scratch) {
-                Ok(0) => {
-                    if let Err(e) = self.decoder.finish() {
-                        io.metrics.error(ErrorClass::BadRequest);
-                        tracing::warn!(
-                            "{}: rejected request: {}",
-                            self.peer,
-                            text::clip(&e.to_string(), LOGGED_CHARS)
-                        );
-                    }
-                    // Its end of stream is read: nothing is left to drain.
-                    return Progress::Close(Ended::Finished);
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Wait,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Progress::Close(Ended::Failed(e)),
-            };
-            self.received += n as u64;
-            let mut rest = &io.scratch[..n];
-            while !rest.is_empty() {
-                self.first_byte.get_or_insert(io.now);
-                let decoded = match self.decoder.decode(rest) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        if let Some(closed) = self.reject(&e, io) {
-                            return closed;
-                        }
-                        break;
-                    }
-                };
-                rest = &rest[decoded.consumed..];
-                if let Some(request) = decoded.message {
-                    let started = self.first_byte.take().unwrap_or(io.now);
-                    let answered = self.answer(&request);
-                    if answered.is_ok() {
-                        io.metrics.request(started.elapsed());
-                    }
-                    if let Err(e) = answered {
-                        if let Some(closed) = self.reject(&e, io) {
-                            return closed;
-                        }
-                        break;
-                    }
-                    if !self.shared.config.keep_alive {
-                        // One request a connection, as the guide's server:
-                        // anything after it is dropped while closing.
-                        break;
-                    }
-                }
-            }
-            if !self.account() {
-                io.metrics.error(ErrorClass::BadRequest);
-                let held = self.shared.buffered.load(Ordering::Relaxed);
-                // The budget is given back before the line is out: a client
-                // that reads it and tries again finds the room it says.
-                let closed = self.close_cleanly(io);
-                tracing::warn!(
-                    "{}: rejected request: the server holds {} of unfinished requests, \
-                     over its budget (--max-buffered); try again later",
-                    self.peer,
-                    text::bytes(held)
-                );
-                return closed;
-            }
-            if !self.out.is_empty() {
-                return self.write(io);
-            }
-            if self.decoder.has_header() {
-                self.deadline = Some(self.reading_deadline());
-            }
-        }
-        Progress::Yield
-    }
-
-    /// Logs a rejected request and closes: at once, or once the answers to
-    /// the requests before it are sent (`None`: stop reading, then write).
-    fn reject(&mut self, why: &dyn std::fmt::Display, io: &mut Io<'_>) -> Option<Progress> {
-        io.metrics.error(ErrorClass::BadRequest);
+    /// Logs a rejected request and closes, once the answers to the requests
+    /// before it are sent.
+    fn reject(&mut self, why: &dyn std::fmt::Display, cx: &mut Cx<'_>) {
+        cx.metrics.error(ErrorClass::BadRequest);
         tracing::warn!(
             "{}: rejected request: {}",
-            self.peer,
+            cx.peer,
             text::clip(&why.to_string(), LOGGED_CHARS)
         );
-        if self.out.is_empty() {
-            return Some(self.close_cleanly(io));
-        }
-        self.close_after_write = true;
-        None
+        self.close_cleanly();
     }
 
     /// Builds the response to a request and queues it.
-    fn answer(&mut self, request: &Message) -> Result<(), service::ContentError> {
+    fn answer(&mut self, request: &Message, cx: &Cx<'_>) -> Result<(), service::ContentError> {
         let response = service::respond(request, &self.shared.config.table)?;
         // What a client wrote is escaped and cut short in the log.
         if request.header.content_type == TEXT_JSON {
             tracing::info!(
                 "{}: request {} -> {}",
-                self.peer,
+                cx.peer,
                 text::clip(
                     &request
                         .text()
@@ -309,7 +198,7 @@ impl AppConn {
         } else {
             tracing::info!(
                 "{}: {} request of {} bytes",
-                self.peer,
+                cx.peer,
                 text::clip(&request.header.content_type, LOGGED_CHARS),
                 request.content.len()
             );
@@ -319,165 +208,347 @@ impl AppConn {
         Ok(())
     }
 
-    /// Sends what is queued; then reads the next request or closes.
-    fn write(&mut self, io: &mut Io<'_>) -> Progress {
-        match write_some(&self.stream, &self.out[self.written..]) {
-            Ok(n) => {
-                self.written += n;
-                self.sent += n as u64;
-            }
-            Err(e) => return Progress::Close(Ended::Failed(e)),
-        }
-        if self.written < self.out.len() {
-            if self.phase != Phase::Writing {
-                // Wait for room, not for more requests: no request deadline
-                // now; the loop's stall timeout ends a client that never reads.
-                self.phase = Phase::Writing;
-                self.deadline = None;
-                if let Err(e) = reregister(&self.stream, io, Interest::WRITABLE) {
-                    return Progress::Close(Ended::Failed(e));
-                }
-            }
-            return Progress::Wait;
-        }
-        self.out.clear();
-        self.written = 0;
-        // Interest changes only when a response did not fit the send buffer:
-        // one that went out whole costs no `epoll_ctl`.
-        if self.phase == Phase::Writing
-            && let Err(e) = reregister(&self.stream, io, READ_INTEREST)
-        {
-            return Progress::Close(Ended::Failed(e));
-        }
-        // With keep-alive, read on even after the client's FIN: requests it
-        // sent before it may still be queued; the end of stream closes.
-        if self.shared.config.keep_alive && !self.close_after_write {
-            self.phase = Phase::Reading;
-            self.request_started = Instant::now();
-            // A pipelined request's header may be decoded already.
-            self.deadline = Some(self.reading_deadline());
-            // Read the next request on the loop's next turn (not from here:
-            // a client that keeps sending would make this recursion deep).
-            return Progress::Yield;
-        }
-        self.close_cleanly(io)
-    }
-
-    /// Done with this connection: the loop sends FIN and drops what the
-    /// peer still sends for a moment. Nothing more is decoded: the
-    /// unfinished request's bytes, and their share of the budget, go now.
-    fn close_cleanly(&mut self, _io: &mut Io<'_>) -> Progress {
+    /// Done with this connection: the loop sends what is queued, then FIN,
+    /// and drops what the peer still sends for a moment. Nothing more is
+    /// decoded: the unfinished request's bytes, and their share of the
+    /// budget, go now.
+    fn close_cleanly(&mut self) {
         self.decoder = Decoder::new(self.shared.config.limits);
         self.account();
-        Progress::Linger
+        self.closing = true;
+        self.deadline = None;
     }
 }
 
-impl Connection for AppConn {
-    fn note(&mut self, _peer_closed: bool, _urgent: bool) {
-        // Reads go on until the end of stream; the flags change nothing here.
-    }
-
-    fn drive(&mut self, io: &mut Io<'_>) -> Progress {
-        match self.phase {
-            Phase::Reading => self.read(io),
-            Phase::Writing => self.write(io),
+impl ServiceConnection for AppConn {
+    /// Decodes what arrived and answers each whole request.
+    fn received(&mut self, data: &[u8], cx: &mut Cx<'_>) -> Input {
+        if self.closing {
+            // One request a connection, as the guide's server: anything
+            // after it is dropped while closing.
+            return Input::Consumed;
         }
+        let mut rest = data;
+        while !rest.is_empty() {
+            self.first_byte.get_or_insert(cx.now);
+            let decoded = match self.decoder.decode(rest) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.reject(&e, cx);
+                    break;
+                }
+            };
+            rest = &rest[decoded.consumed..];
+            if let Some(request) = decoded.message {
+                let started = self.first_byte.take().unwrap_or(cx.now);
+                if let Err(e) = self.answer(&request, cx) {
+                    self.reject(&e, cx);
+                    break;
+                }
+                cx.metrics
+                    .request(cx.now.saturating_duration_since(started));
+                if !self.shared.config.keep_alive {
+                    self.closing = true;
+                    break;
+                }
+            }
+        }
+        if !self.account() {
+            cx.metrics.error(ErrorClass::BadRequest);
+            let held = self.shared.buffered.load(Ordering::Relaxed);
+            // The budget is given back before the line is out: a client
+            // that reads it and tries again finds the room it says.
+            self.close_cleanly();
+            tracing::warn!(
+                "{}: rejected request: the server holds {} of unfinished requests, \
+                 over its budget (--max-buffered); try again later",
+                cx.peer,
+                text::bytes(held)
+            );
+        } else if self.closing || !self.out.is_empty() {
+            // Wait for room, not for more requests: no request deadline
+            // now; the loop's stall timeout ends a client that never reads.
+            self.deadline = None;
+        } else if self.decoder.has_header() {
+            self.deadline = Some(self.reading_deadline());
+        }
+        Input::Consumed
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
-    fn expire(&mut self, io: &mut Io<'_>, now: Instant) -> Progress {
-        if self.deadline.is_none_or(|at| at > now) {
-            return Progress::Wait;
+    fn end_of_stream(&mut self, cx: &mut Cx<'_>) {
+        if let Err(e) = self.decoder.finish() {
+            cx.metrics.error(ErrorClass::BadRequest);
+            tracing::warn!(
+                "{}: rejected request: {}",
+                cx.peer,
+                text::clip(&e.to_string(), LOGGED_CHARS)
+            );
         }
         self.deadline = None;
-        match self.phase {
-            Phase::Reading => {
-                let header_limit = self.header_limit();
-                let (what, limit) = if self.decoder.has_header() {
-                    io.metrics.time_out(TimedOut::Request);
-                    (
-                        "the request was not whole",
-                        self.shared.config.request_timeout,
-                    )
-                } else if self.decoder.is_between_messages() {
-                    io.metrics.time_out(TimedOut::Header);
-                    ("no request came", header_limit)
-                } else {
-                    io.metrics.time_out(TimedOut::Header);
-                    ("the header was not whole", header_limit)
-                };
-                tracing::warn!(
-                    "{}: rejected request: {what} within {}; closing",
-                    self.peer,
-                    crate::text::duration(limit)
-                );
-                self.close_cleanly(io)
-            }
-            // The loop's stall timeout governs a response that waits.
-            Phase::Writing => Progress::Wait,
-        }
     }
 
-    fn unsent(&self) -> &[u8] {
+    fn transmit(&self) -> &[u8] {
         &self.out[self.written..]
     }
 
-    fn peer(&self) -> Peer {
-        self.peer
+    /// Once a response is all out, the next request's deadlines count from
+    /// now (with keep-alive; without, the loop closes).
+    fn sent(&mut self, n: usize, cx: &mut Cx<'_>) {
+        self.written += n;
+        if self.written < self.out.len() {
+            return;
+        }
+        self.out.clear();
+        self.written = 0;
+        if !self.closing {
+            self.request_started = cx.now;
+            // A pipelined request's header may be decoded already.
+            self.deadline = Some(self.reading_deadline());
+        }
     }
 
-    fn socket(&self) -> &Socket {
-        &self.stream
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
     }
 
-    fn since(&self) -> Instant {
-        self.since
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        if self.deadline.is_none_or(|at| at > cx.now) {
+            return;
+        }
+        let header_limit = self.header_limit();
+        let (what, limit) = if self.decoder.has_header() {
+            cx.metrics.time_out(TimedOut::Request);
+            (
+                "the request was not whole",
+                self.shared.config.request_timeout,
+            )
+        } else if self.decoder.is_between_messages() {
+            cx.metrics.time_out(TimedOut::Header);
+            ("no request came", header_limit)
+        } else {
+            cx.metrics.time_out(TimedOut::Header);
+            ("the header was not whole", header_limit)
+        };
+        tracing::warn!(
+            "{}: rejected request: {what} within {}; closing",
+            cx.peer,
+            crate::text::duration(limit)
+        );
+        self.close_cleanly();
     }
 
-    fn bytes(&self) -> u64 {
-        self.sent
-    }
-
-    fn bytes_in(&self) -> u64 {
-        self.received
-    }
-
-    fn into_socket(self) -> Socket {
-        self.stream
+    fn is_done(&self) -> bool {
+        self.closing
     }
 }
 
 #[cfg(test)]
 mod tests {
+    //! The deadlines and back-pressure, driven with a clock the test moves:
+    //! no socket, no sleep.
     use super::*;
-    use std::io::Read;
-    use std::os::unix::net::UnixStream;
+    use crate::metrics::ServerKind;
+    use crate::proto::encode;
+    use crate::serve::service::testing::Drive;
 
-    use crate::serve::buffer::BufPool;
+    const SECOND: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
 
-    fn service() -> AppService {
-        AppService(Arc::new(Shared {
-            config: super::super::server::AppServerConfig::default().app,
+    fn app(keep_alive: bool, max_buffered: u64) -> Drive<AppConn> {
+        let mut config = super::super::server::AppServerConfig::default().app;
+        config.header_timeout = 10 * SECOND;
+        config.request_timeout = 30 * SECOND;
+        config.keep_alive = keep_alive;
+        config.max_buffered = max_buffered;
+        let service = AppService(Arc::new(Shared {
+            config,
             buffered: AtomicU64::new(0),
-        }))
+        }));
+        Drive::open(&service, ServerKind::App)
+    }
+
+    fn request(value: &str) -> Vec<u8> {
+        encode(&service::request("search", value)).unwrap()
+    }
+
+    fn response(value: &str) -> Vec<u8> {
+        let table = SearchTable::default();
+        encode(&service::respond(&service::request("search", value), &table).unwrap()).unwrap()
+    }
+
+    /// The request's bytes up to the end of its JSON header.
+    fn header_end(request: &[u8]) -> usize {
+        2 + usize::from(u16::from_be_bytes([request[0], request[1]]))
+    }
+
+    fn timed_out(d: &Drive<AppConn>, why: TimedOut) -> u64 {
+        d.metrics.timed_out[why as usize].get()
     }
 
     #[test]
-    fn a_response_unsent_at_the_grace_deadline_gets_a_last_try() {
-        // Regression: an app connection cut off at the end of the grace
-        // period sent its FIN without trying its unsent response (the echo's
-        // connection tried); the peer got an end of stream and nothing.
-        let (ours, mut theirs) = UnixStream::pair().unwrap();
-        let mut conn = service().open(Socket::from(ours), Peer::Local(None));
-        conn.out = b"the answer".to_vec();
-        conn.phase = Phase::Writing;
-        assert_eq!(crate::serve::cut_off(&mut conn, &mut BufPool::new()), 10);
-        let mut got = Vec::new();
-        theirs.read_to_end(&mut got).unwrap();
-        assert_eq!(got, b"the answer", "the response, then end of stream");
+    fn no_request_at_all_closes_at_the_header_timeout() {
+        let mut d = app(false, DEFAULT_MAX_BUFFERED);
+        assert!(!d.advance(10 * SECOND - MS));
+        assert!(!d.conn.is_done());
+        assert!(d.advance(MS), "10 s after the connection");
+        assert!(d.conn.is_done());
+        assert_eq!(timed_out(&d, TimedOut::Header), 1);
+        assert!(d.delivered.is_empty(), "closed with no answer");
+    }
+
+    #[test]
+    fn a_header_in_pieces_must_be_whole_by_the_header_timeout() {
+        let mut d = app(false, DEFAULT_MAX_BUFFERED);
+        let req = request("morpheus");
+        d.advance(4 * SECOND);
+        d.arrive(&req[..3]);
+        // The header's deadline counts from the connection, not the bytes.
+        assert_eq!(d.conn.poll_timeout(), Some(d.now + 6 * SECOND));
+        assert!(!d.advance(6 * SECOND - MS));
+        assert!(d.advance(MS));
+        assert!(d.conn.is_done());
+        assert_eq!(timed_out(&d, TimedOut::Header), 1);
+        assert_eq!(timed_out(&d, TimedOut::Request), 0);
+    }
+
+    #[test]
+    fn a_whole_header_moves_the_deadline_to_the_request_timeout() {
+        let mut d = app(false, DEFAULT_MAX_BUFFERED);
+        let req = request("morpheus");
+        let start = d.now;
+        d.advance(2 * SECOND);
+        d.arrive(&req[..header_end(&req)]);
+        assert_eq!(d.conn.poll_timeout(), Some(start + 30 * SECOND));
+        assert!(
+            !d.advance(28 * SECOND - MS),
+            "past the header timeout: fine now"
+        );
+        assert!(d.advance(MS));
+        assert!(d.conn.is_done());
+        assert_eq!(timed_out(&d, TimedOut::Request), 1);
+        assert_eq!(timed_out(&d, TimedOut::Header), 0);
+    }
+
+    #[test]
+    fn a_sender_that_trickles_a_byte_a_second_is_cut_off_all_the_same() {
+        let mut d = app(false, DEFAULT_MAX_BUFFERED);
+        let req = request("morpheus");
+        assert!(header_end(&req) > 11, "the header outlasts the trickle");
+        let mut fired = false;
+        for byte in &req[..10] {
+            d.arrive(std::slice::from_ref(byte));
+            fired |= d.advance(SECOND);
+        }
+        assert!(fired, "each byte came in time, the header did not");
+        assert!(d.conn.is_done());
+        assert_eq!(timed_out(&d, TimedOut::Header), 1);
+    }
+
+    #[test]
+    fn without_keep_alive_one_answer_then_the_connection_is_done() {
+        let mut d = app(false, DEFAULT_MAX_BUFFERED);
+        let mut two = request("morpheus");
+        two.extend(request("ring"));
+        d.arrive(&two);
+        assert_eq!(d.delivered, response("morpheus"), "the second is dropped");
+        assert!(d.conn.is_done());
+        assert!(!d.reads());
+        assert_eq!(d.conn.poll_timeout(), None, "no deadline while closing");
+        assert_eq!(d.metrics.requests.get(), 1);
+    }
+
+    #[test]
+    fn with_keep_alive_the_next_request_counts_from_the_response() {
+        let mut d = app(true, DEFAULT_MAX_BUFFERED);
+        d.advance(5 * SECOND);
+        d.arrive(&request("morpheus"));
+        assert_eq!(d.delivered, response("morpheus"));
+        assert!(!d.conn.is_done());
+        assert_eq!(d.conn.poll_timeout(), Some(d.now + 10 * SECOND));
+        assert!(!d.advance(10 * SECOND - MS));
+        assert!(d.advance(MS), "no request came within the header timeout");
+        assert!(d.conn.is_done());
+        assert_eq!(timed_out(&d, TimedOut::Header), 1);
+    }
+
+    #[test]
+    fn while_a_response_waits_unsent_no_request_deadline_runs() {
+        let mut d = app(true, DEFAULT_MAX_BUFFERED);
+        d.room = 4;
+        d.arrive(&request("morpheus"));
+        let answer = response("morpheus");
+        assert_eq!(
+            d.conn.transmit(),
+            &answer[4..],
+            "back-pressure: the rest waits"
+        );
+        assert!(!d.reads(), "nothing is read while it waits");
+        assert_eq!(d.conn.poll_timeout(), None);
+        // An hour: the loop's stall timeout governs, not the request's.
+        assert!(!d.advance(3600 * SECOND));
+        assert!(!d.conn.is_done());
+        d.peer_reads(usize::MAX);
+        assert_eq!(d.delivered, answer);
+        assert!(d.reads());
+        assert_eq!(d.conn.poll_timeout(), Some(d.now + 10 * SECOND));
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_read_are_answered_in_order() {
+        let mut d = app(true, DEFAULT_MAX_BUFFERED);
+        let mut both = request("ring");
+        both.extend(request("morpheus"));
+        d.arrive(&both);
+        let mut answers = response("ring");
+        answers.extend(response("morpheus"));
+        assert_eq!(d.delivered, answers);
+        assert_eq!(d.metrics.requests.get(), 2);
+    }
+
+    #[test]
+    fn a_bad_request_after_a_good_one_closes_after_the_good_answer() {
+        let mut d = app(true, DEFAULT_MAX_BUFFERED);
+        d.room = 0;
+        let mut bytes = request("morpheus");
+        bytes.extend([0, 0]);
+        bytes.extend(b"no header at all");
+        d.arrive(&bytes);
+        assert!(d.conn.is_done());
+        assert_eq!(d.conn.transmit(), response("morpheus"), "still to send");
+        d.peer_reads(usize::MAX);
+        assert_eq!(d.delivered, response("morpheus"));
+        assert_eq!(d.metrics.errors[ErrorClass::BadRequest as usize].get(), 1);
+    }
+
+    #[test]
+    fn a_request_over_the_servers_budget_is_rejected_and_its_bytes_given_back() {
+        let mut d = app(true, 16);
+        let req = request("morpheus");
+        d.arrive(&req[..req.len() - 1]);
+        assert!(d.conn.is_done());
+        assert!(d.delivered.is_empty());
+        assert_eq!(d.conn.shared.buffered.load(Ordering::Relaxed), 0);
+        assert_eq!(d.metrics.errors[ErrorClass::BadRequest as usize].get(), 1);
+    }
+
+    #[test]
+    fn an_unfinished_request_at_end_of_stream_is_counted_bad() {
+        let mut d = app(true, DEFAULT_MAX_BUFFERED);
+        let req = request("morpheus");
+        d.arrive(&req[..5]);
+        d.end();
+        assert_eq!(d.metrics.errors[ErrorClass::BadRequest as usize].get(), 1);
+        assert_eq!(d.conn.poll_timeout(), None, "the loop closes it now");
+    }
+
+    #[test]
+    fn a_requests_latency_runs_from_its_first_bytes_turn_to_its_answers() {
+        let mut d = app(false, DEFAULT_MAX_BUFFERED);
+        let req = request("morpheus");
+        d.arrive(&req[..7]);
+        d.advance(3 * MS);
+        d.arrive(&req[7..]);
+        assert_eq!(d.metrics.requests.get(), 1);
+        assert_eq!(d.metrics.latency_sum_ns.get(), 3_000_000);
     }
 }

@@ -266,7 +266,7 @@ pub const FAMILIES: &[Family] = &[
         name: "echokit_app_request_duration_seconds",
         kind: Type::Histogram,
         label: None,
-        help: "Time from an app request's first byte to its response being queued, in seconds.",
+        help: "Time from the event-loop turn that read an app request's first byte to the turn that queued its response, in seconds.",
         servers: Servers::App,
         value: |_| Value::Latency,
     },

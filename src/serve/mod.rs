@@ -4,18 +4,22 @@
 //! too: the error when the loops cannot run, the grace period, the number
 //! of loops. `ARCHITECTURE.md` places it among the layers.
 //!
-//! A service gives each accepted connection a `Connection`; the loops
-//! drive it when its socket is ready, tell it when its deadline (if any)
-//! has come, and close it when it says so. What every service gets from
-//! the loops alike: the connection limits, the idle and stall timeouts,
-//! the counting for `--metrics`, and closing without loss (FIN, then what
-//! the peer still sends is read and dropped for at most [`LINGER`], then
-//! `close`; never an abortive close).
+//! A service gives each accepted connection a `ServiceConnection`, a
+//! sans-IO state machine: the loops own the socket and read and write it
+//! through a transport, hand the service the bytes that arrived, send what
+//! it gives back, tell it when its timeout has come, and close the
+//! connection when it is done. What every service gets from the loops
+//! alike: the connection limits, the idle and stall timeouts, the counting
+//! for `--metrics`, and closing without loss (FIN, then what the peer still
+//! sends is read and dropped for at most [`LINGER`], then `close`; never an
+//! abortive close).
 //!
-//! | file         | role                                                   |
-//! |--------------|--------------------------------------------------------|
-//! | `mod.rs`     | the service traits; starts the loops                   |
-//! | `worker.rs`  | one event loop: drive, time, close, drain              |
+//! | file           | role                                                 |
+//! |----------------|------------------------------------------------------|
+//! | `mod.rs`       | starts the loops                                     |
+//! | `service.rs`   | the service traits: what a connection is to the loop |
+//! | `transport.rs` | between socket and service: plain bytes now          |
+//! | `worker.rs`    | one event loop: read, send, time, close, drain       |
 //! | `accept.rs`  | accepting: limits, back-off, the reserve descriptor    |
 //! | `limits.rs`  | the limits and timeouts, and how they are found        |
 //! | `buffer.rs`  | the scratch buffer and the pool of pending buffers     |
@@ -23,26 +27,26 @@
 pub(crate) mod accept;
 pub(crate) mod buffer;
 mod limits;
+pub(crate) mod service;
+pub(crate) mod transport;
 mod worker;
 
 pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
+pub(crate) use service::{Cx, Input, Service, ServiceConnection};
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Interest, Poll, Registry, Token, Waker};
+use mio::{Poll, Waker};
 use socket2::Socket;
 
 use crate::exit::{Classify, ExitCode};
-use crate::metrics::{Metrics, Shard};
+use crate::metrics::Metrics;
 use crate::net::{Listener, Peer};
 use crate::shutdown::Shutdown;
 use accept::Acceptor;
-use buffer::BufPool;
 use worker::{ConnOptions, Handoff, Shared, Worker, WorkerStats};
 
 /// How long shutdown waits for open connections to finish before it cuts
@@ -72,150 +76,6 @@ pub fn default_threads() -> usize {
 /// the connection, and a reset can destroy data the peer has not read yet
 /// (the last response). The peer's own close ends it sooner.
 pub const LINGER: Duration = Duration::from_secs(1);
-
-/// What a service does with each accepted connection.
-pub(crate) trait Service: Send + Sync + 'static {
-    /// Its connections.
-    type Conn: Connection;
-
-    /// A connection's state, as it is accepted.
-    fn open(&self, stream: Socket, peer: Peer) -> Self::Conn;
-}
-
-/// One connection of a service, driven by its loop.
-pub(crate) trait Connection: Send + 'static {
-    /// Records what an event said (EPOLLRDHUP or EPOLLHUP; EPOLLPRI) before
-    /// the connection is driven.
-    fn note(&mut self, peer_closed: bool, urgent: bool);
-
-    /// Does what the socket allows now.
-    fn drive(&mut self, io: &mut Io<'_>) -> Progress;
-
-    /// When the connection wants [`Connection::expire`] called, if ever
-    /// (the echo has no deadline of its own). Asked after each drive; it may
-    /// move later (each request of a keep-alive connection): the loop keeps
-    /// one timer per connection and sets it again when it fires early.
-    fn deadline(&self) -> Option<Instant> {
-        None
-    }
-
-    /// Its deadline has come (`now` is at or past it).
-    fn expire(&mut self, io: &mut Io<'_>, now: Instant) -> Progress {
-        let _ = (io, now);
-        Progress::Wait
-    }
-
-    /// Gives back any pooled buffer before the connection is dropped (a
-    /// connection that takes none from the pool has nothing to give).
-    fn release(&mut self, pool: &mut BufPool) {
-        let _ = pool;
-    }
-
-    /// The bytes it has yet to send: [`cut_off`] makes one last try.
-    fn unsent(&self) -> &[u8];
-
-    /// Who is at the other end.
-    fn peer(&self) -> Peer;
-
-    /// Its socket.
-    fn socket(&self) -> &Socket;
-
-    /// When it was accepted.
-    fn since(&self) -> Instant;
-
-    /// Bytes sent to the peer so far.
-    fn bytes(&self) -> u64;
-
-    /// Bytes read from the peer so far.
-    fn bytes_in(&self) -> u64;
-
-    /// Its socket, the rest dropped: for the loop to close it without loss
-    /// once the connection has done its part.
-    fn into_socket(self) -> Socket;
-}
-
-/// What a connection waits for while it is read from: data and end of
-/// stream (EPOLLIN, EPOLLRDHUP), and urgent data (EPOLLPRI).
-pub(crate) const READ_INTEREST: Interest = Interest::READABLE.add(Interest::PRIORITY);
-
-/// What the loop lends a connection while it runs.
-pub(crate) struct Io<'a> {
-    /// The loop's shared read buffer.
-    pub(crate) scratch: &'a mut [u8],
-    /// The loop's pool of pending buffers.
-    pub(crate) pool: &'a mut BufPool,
-    /// Where to change the connection's interest.
-    pub(crate) registry: &'a Registry,
-    /// The connection's token.
-    pub(crate) token: Token,
-    /// The loop's clock, read once per turn.
-    pub(crate) now: Instant,
-    /// The loop's counters.
-    pub(crate) metrics: &'a Shard,
-}
-
-/// What the loop does next with a connection.
-#[derive(Debug)]
-pub(crate) enum Progress {
-    /// Nothing to do until the socket's next event.
-    Wait,
-    /// The read budget is spent and data may remain: drive again next turn.
-    Yield,
-    /// The connection has done its part and its peer may still send: the
-    /// loop sends FIN (if it was not sent), reads and drops what comes for
-    /// at most [`LINGER`], then closes.
-    Linger,
-    /// The connection is over and nothing is left to read: close it.
-    Close(Ended),
-}
-
-/// How a connection ended.
-#[derive(Debug)]
-pub(crate) enum Ended {
-    /// The client closed its side and got its whole echo.
-    Finished,
-    /// The socket failed (reset by the peer, broken pipe...).
-    Failed(io::Error),
-}
-
-/// Changes a connection's interest.
-pub(crate) fn reregister(stream: &Socket, io: &Io<'_>, interest: Interest) -> io::Result<()> {
-    io.registry
-        .reregister(&mut SourceFd(&stream.as_raw_fd()), io.token, interest)
-}
-
-/// Writes as much of `buf` as the socket takes now. A short write means the
-/// send buffer is full, so it stops there rather than make a write that
-/// would only return `EAGAIN`.
-pub(crate) fn write_some(stream: &Socket, buf: &[u8]) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match crate::calls::send(stream, &buf[done..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                done += n;
-                if done < buf.len() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
-/// Ends a connection at the grace deadline: one last try to send what it has
-/// not sent (as much as the socket takes now), then FIN, so that the peer
-/// sees an orderly end; gives its buffer back. Returns the bytes it sent in
-/// all.
-pub(crate) fn cut_off<C: Connection>(conn: &mut C, pool: &mut BufPool) -> u64 {
-    let last = write_some(conn.socket(), conn.unsent()).unwrap_or(0);
-    let _ = crate::calls::shutdown(conn.socket(), std::net::Shutdown::Write);
-    conn.release(pool);
-    conn.bytes() + last as u64
-}
 
 /// How the stream loops run.
 #[derive(Clone, Debug)]

@@ -39,10 +39,12 @@ use socket2::Socket;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::LINGER;
 use super::accept::{Accepted, Acceptor};
 use super::buffer::{BUF_SIZE, BufPool};
 use super::limits::{ConnLimits, Expired, PerIp, Watch};
-use super::{Connection, Ended, Io, LINGER, Progress, READ_INTEREST, Service};
+use super::service::{Cx, Input, Service, ServiceConnection};
+use super::transport::{Plain, Transport};
 use crate::metrics::{ErrorClass, Shard, TimedOut};
 use crate::net::Peer;
 use crate::shutdown::Shutdown;
@@ -58,8 +60,39 @@ const EVENTS_PER_POLL: usize = 1024;
 /// Connections accepted per listener event before the loop serves its other
 /// sockets; the rest are accepted next turn.
 const ACCEPTS_PER_TURN: usize = 256;
-/// Reads per turn of a closing connection's drain.
-const READ_BUDGET: usize = 16;
+/// Reads per turn before a busy connection yields to the others (and per
+/// turn of a closing connection's drain): 16 x 64 KiB is 1 MiB, a few
+/// hundred microseconds of copying, so a bulk sender cannot starve the
+/// loop's other connections.
+pub(crate) const READ_BUDGET: usize = 16;
+
+/// What a connection waits for while it is read from: data and end of
+/// stream (EPOLLIN, EPOLLRDHUP), and urgent data (EPOLLPRI).
+const READ_INTEREST: Interest = Interest::READABLE.add(Interest::PRIORITY);
+
+/// What the loop does next with a connection.
+#[derive(Debug)]
+enum Progress {
+    /// Nothing to do until the socket's next event.
+    Wait,
+    /// The read budget is spent and data may remain: drive again next turn.
+    Yield,
+    /// The connection has done its part and its peer may still send: the
+    /// loop sends FIN (if it was not sent), reads and drops what comes for
+    /// at most [`LINGER`], then closes.
+    Linger,
+    /// The connection is over and nothing is left to read: close it.
+    Close(Ended),
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+enum Ended {
+    /// The peer closed its side and got everything it was sent.
+    Finished,
+    /// The socket failed (reset by the peer, broken pipe...).
+    Failed(io::Error),
+}
 
 /// A connection on its way from the accepting loop to its owner.
 pub(crate) type Handoff = (Socket, Peer);
@@ -122,15 +155,19 @@ pub(crate) struct ConnOptions {
 }
 
 /// A connection's place in the loop, and the one timer the loop holds for it.
-struct Entry<C> {
-    state: State<C>,
+struct Entry<C, T> {
+    state: State<C, T>,
     /// When its timer fires; a timer in the heap at another time is stale.
     armed: Option<Instant>,
 }
 
-enum State<C> {
-    /// Being served.
-    Open { conn: C, watch: Watch },
+enum State<C, T> {
+    /// Being served: the service's state, the loop's, and its traffic.
+    Open {
+        conn: C,
+        link: Link<T>,
+        watch: Watch,
+    },
     /// Done: FIN sent, what the peer still sends is read and dropped until
     /// it closes or `until`, then the socket is closed.
     Closing {
@@ -142,12 +179,36 @@ enum State<C> {
     Changing,
 }
 
-/// One event loop, for connections of one service.
-pub(crate) struct Worker<S: Service> {
+/// What the loop holds of an open connection besides its service's state:
+/// the socket and its transport, who is at the other end, since when, the
+/// bytes each way, and what its events said.
+struct Link<T> {
+    socket: Socket,
+    transport: T,
+    peer: Peer,
+    /// When it was accepted.
+    since: Instant,
+    /// Bytes read from the peer so far.
+    received: u64,
+    /// Bytes sent to the peer so far.
+    sent: u64,
+    /// The peer has shut down its write side (EPOLLRDHUP seen); sticky.
+    peer_closed: bool,
+    /// Urgent data was reported (EPOLLPRI) and reading has not yet reached
+    /// `EAGAIN` since: a short read may be the urgent mark, not the end.
+    urgent: bool,
+    /// End of stream was read.
+    eof: bool,
+    /// Write interest is registered: the service has bytes unsent.
+    writing: bool,
+}
+
+/// One event loop, for connections of one service over one transport.
+pub(crate) struct Worker<S: Service, T: Transport = Plain> {
     id: usize,
     poll: Poll,
     service: Arc<S>,
-    conns: Slab<Entry<S::Conn>>,
+    conns: Slab<Entry<S::Conn, T>>,
     /// Connection timers, earliest first: (when, key), one live per
     /// connection (its `armed` time).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -170,7 +231,7 @@ pub(crate) struct Worker<S: Service> {
     stats: WorkerStats,
 }
 
-impl<S: Service> Worker<S> {
+impl<S: Service, T: Transport> Worker<S, T> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: usize,
@@ -182,7 +243,7 @@ impl<S: Service> Worker<S> {
         shutdown: Shutdown,
         options: ConnOptions,
         metrics: Arc<Shard>,
-    ) -> io::Result<Worker<S>> {
+    ) -> io::Result<Worker<S, T>> {
         let mut worker = Worker {
             id,
             poll,
@@ -289,24 +350,28 @@ impl<S: Service> Worker<S> {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
-        if let State::Open { conn, .. } = &mut entry.state {
-            conn.note(peer_closed, urgent);
+        if let State::Open { link, .. } = &mut entry.state {
+            link.peer_closed |= peer_closed;
+            link.urgent |= urgent;
         }
         if self.ready.is_listed(key) {
             // Its turn comes from the ready list.
             return;
         }
         let progress = match &mut entry.state {
-            State::Open { conn, .. } => {
-                let mut io = Io {
-                    scratch: &mut self.scratch,
+            State::Open { conn, link, .. } => {
+                let mut cx = Cx {
+                    now: self.now,
+                    peer: link.peer,
+                    metrics: &self.metrics,
                     pool: &mut self.pool,
+                };
+                let mut loop_io = LoopIo {
+                    scratch: &mut self.scratch,
                     registry: self.poll.registry(),
                     token: Token(key),
-                    now: self.now,
-                    metrics: &self.metrics,
                 };
-                conn.drive(&mut io)
+                serve(conn, link, &mut cx, &mut loop_io, true)
             }
             State::Closing { socket, .. } => drain(socket, &mut self.scratch, &self.metrics),
             State::Changing => return,
@@ -318,12 +383,12 @@ impl<S: Service> Worker<S> {
     /// lists it, and sets its timer.
     fn after(&mut self, key: usize, progress: Progress) {
         if let Some(Entry {
-            state: State::Open { conn, watch },
+            state: State::Open { conn, link, watch },
             ..
         }) = self.conns.get_mut(key)
         {
-            let unsent = !conn.unsent().is_empty();
-            let (came, went) = watch.note(self.now, conn.bytes_in(), conn.bytes(), unsent);
+            let unsent = !conn.transmit().is_empty();
+            let (came, went) = watch.note(self.now, link.received, link.sent, unsent);
             if came != 0 {
                 self.metrics.bytes_in.add(came);
             }
@@ -347,8 +412,8 @@ impl<S: Service> Worker<S> {
             return;
         };
         let due = match &entry.state {
-            State::Open { conn, watch } => {
-                let own = conn.deadline();
+            State::Open { conn, watch, .. } => {
+                let own = conn.poll_timeout();
                 let watched = watch.due(&self.options.limits).map(|(at, _)| at);
                 own.into_iter().chain(watched).min()
             }
@@ -397,21 +462,26 @@ impl<S: Service> Worker<S> {
             }
             entry.armed = None;
             let progress = match &mut entry.state {
-                State::Open { conn, watch } => {
+                State::Open { conn, link, watch } => {
                     if let Some((due, why)) = watch.due(&self.options.limits)
                         && due <= now
                     {
-                        expired(conn, why, &self.options.limits, &self.metrics)
-                    } else if conn.deadline().is_some_and(|d| d <= now) {
-                        let mut io = Io {
-                            scratch: &mut self.scratch,
+                        expired(conn, link.peer, why, &self.options.limits, &self.metrics)
+                    } else if conn.poll_timeout().is_some_and(|d| d <= now) {
+                        let mut cx = Cx {
+                            now,
+                            peer: link.peer,
+                            metrics: &self.metrics,
                             pool: &mut self.pool,
+                        };
+                        conn.handle_timeout(&mut cx);
+                        let mut loop_io = LoopIo {
+                            scratch: &mut self.scratch,
                             registry: self.poll.registry(),
                             token: Token(key),
-                            now,
-                            metrics: &self.metrics,
                         };
-                        conn.expire(&mut io, now)
+                        // What it queued goes out; it reads on its next event.
+                        serve(conn, link, &mut cx, &mut loop_io, false)
                     } else {
                         Progress::Wait
                     }
@@ -438,19 +508,20 @@ impl<S: Service> Worker<S> {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
-        let State::Open { mut conn, .. } = std::mem::replace(&mut entry.state, State::Changing)
+        let State::Open { mut conn, link, .. } =
+            std::mem::replace(&mut entry.state, State::Changing)
         else {
             return;
         };
         conn.release(&mut self.pool);
-        self.stats.bytes += conn.bytes();
-        let peer = conn.peer();
+        self.stats.bytes += link.sent;
+        let peer = link.peer;
         tracing::debug!(
             "{peer}: done after sending {} bytes in {}; closing",
-            conn.bytes(),
-            text::duration(conn.since().elapsed())
+            link.sent,
+            text::duration(self.now.saturating_duration_since(link.since))
         );
-        let socket = conn.into_socket();
+        let socket = link.socket;
         // A FIN already sent makes this a no-op; a socket that cannot take
         // it is found by the read below.
         let _ = crate::calls::shutdown(&socket, std::net::Shutdown::Write);
@@ -474,23 +545,23 @@ impl<S: Service> Worker<S> {
     fn close(&mut self, key: usize, ended: Ended) {
         let entry = self.conns.remove(key);
         let (socket, peer) = match entry.state {
-            State::Open { mut conn, .. } => {
+            State::Open { mut conn, link, .. } => {
                 conn.release(&mut self.pool);
-                self.stats.bytes += conn.bytes();
-                let peer = conn.peer();
-                let took = text::duration(conn.since().elapsed());
+                self.stats.bytes += link.sent;
+                let peer = link.peer;
+                let took = text::duration(self.now.saturating_duration_since(link.since));
                 match &ended {
                     Ended::Finished => {
-                        tracing::debug!("closed {peer}: sent {} bytes in {took}", conn.bytes());
+                        tracing::debug!("closed {peer}: sent {} bytes in {took}", link.sent);
                     }
                     Ended::Failed(e) => {
                         tracing::debug!(
                             "{peer}: {e}; closed after sending {} bytes in {took}",
-                            conn.bytes()
+                            link.sent
                         );
                     }
                 }
-                (conn.into_socket(), peer)
+                (link.socket, peer)
             }
             State::Closing { socket, peer, .. } => (socket, peer),
             State::Changing => return,
@@ -529,9 +600,27 @@ impl<S: Service> Worker<S> {
             return;
         }
         let key = entry.key();
+        let mut cx = Cx {
+            now: self.now,
+            peer,
+            metrics: &self.metrics,
+            pool: &mut self.pool,
+        };
         entry.insert(Entry {
             state: State::Open {
-                conn: self.service.open(stream, peer),
+                conn: self.service.open(&mut cx),
+                link: Link {
+                    transport: T::open(&stream),
+                    socket: stream,
+                    peer,
+                    since: self.now,
+                    received: 0,
+                    sent: 0,
+                    peer_closed: false,
+                    urgent: false,
+                    eof: false,
+                    writing: false,
+                },
                 watch: Watch::new(self.now),
             },
             armed: None,
@@ -693,13 +782,14 @@ impl<S: Service> Worker<S> {
     fn cut_off_all(&mut self) {
         for entry in self.conns.drain() {
             let (socket, peer) = match entry.state {
-                State::Open { mut conn, .. } => {
-                    tracing::info!("{}: cut off at the end of the grace period", conn.peer());
-                    self.stats.bytes += super::cut_off(&mut conn, &mut self.pool);
+                State::Open {
+                    mut conn, mut link, ..
+                } => {
+                    tracing::info!("{}: cut off at the end of the grace period", link.peer);
+                    self.stats.bytes += cut_off(&mut conn, &mut link, &mut self.pool);
                     self.stats.cut_off += 1;
                     self.metrics.time_out(TimedOut::Grace);
-                    let peer = conn.peer();
-                    (conn.into_socket(), peer)
+                    (link.socket, link.peer)
                 }
                 State::Closing { socket, peer, .. } => (socket, peer),
                 State::Changing => continue,
@@ -728,15 +818,156 @@ fn drain(socket: &Socket, scratch: &mut [u8], metrics: &Shard) -> Progress {
     Progress::Yield
 }
 
+/// What [`serve`] borrows of the loop besides the service's context.
+struct LoopIo<'a> {
+    /// The loop's read buffer, shared by its connections.
+    scratch: &'a mut [u8],
+    /// Where to change the connection's interest.
+    registry: &'a mio::Registry,
+    /// The connection's token.
+    token: Token,
+}
+
+/// Runs one connection as far as its socket allows now: sends what its
+/// service has to send, then (when `read`, and the service has nothing
+/// unsent) reads and hands it what arrived, for at most [`READ_BUDGET`]
+/// reads. The rules that make it lossless and bounded:
+///
+/// - Bytes unsent are back-pressure: while the service has any, write
+///   interest is registered and nothing is read, so the peer's own send
+///   buffer fills and TCP flow control pushes back on it. Write interest
+///   is registered only then; an idle connection costs no wake-ups.
+/// - A read shorter than the buffer means the socket's receive queue was
+///   empty at that instant (TCP stream semantics), and any later arrival
+///   raises a new edge, so the read that would only return `EAGAIN` is
+///   skipped. Two exceptions read on until `EAGAIN`: the peer has closed
+///   its side (the end of stream must be seen), and urgent data is pending
+///   (a read stops at TCP's urgent mark with more bytes queued behind it).
+///   Listeners set `SO_OOBINLINE`, so urgent bytes are read in their place.
+/// - Half-close: after the end of stream, what the service has to send goes
+///   first, then FIN, so the peer gets every byte and then its EOF.
+fn serve<C: ServiceConnection, T: Transport>(
+    conn: &mut C,
+    link: &mut Link<T>,
+    cx: &mut Cx<'_>,
+    io: &mut LoopIo<'_>,
+    mut read: bool,
+) -> Progress {
+    let mut reads = 0;
+    loop {
+        // What the service has to send goes first.
+        let out = conn.transmit();
+        if !out.is_empty() {
+            let n = match link.transport.send(&link.socket, out) {
+                Ok(n) => n,
+                Err(e) => return Progress::Close(Ended::Failed(e)),
+            };
+            if n > 0 {
+                link.sent += n as u64;
+                conn.sent(n, cx);
+            }
+            if !conn.transmit().is_empty() {
+                if !link.writing {
+                    link.writing = true;
+                    if let Err(e) = interest(link, io, Interest::WRITABLE) {
+                        return Progress::Close(Ended::Failed(e));
+                    }
+                }
+                return Progress::Wait;
+            }
+        }
+        if link.writing {
+            link.writing = false;
+            if let Err(e) = interest(link, io, READ_INTEREST) {
+                return Progress::Close(Ended::Failed(e));
+            }
+        }
+        if link.eof {
+            // Everything it had to send is out: our FIN says so.
+            return match crate::calls::shutdown(&link.socket, std::net::Shutdown::Write) {
+                Ok(()) => Progress::Close(Ended::Finished),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Progress::Close(Ended::Finished)
+                }
+                Err(e) => Progress::Close(Ended::Failed(e)),
+            };
+        }
+        if conn.is_done() {
+            return Progress::Linger;
+        }
+        if !read {
+            return Progress::Wait;
+        }
+        if reads == READ_BUDGET {
+            return Progress::Yield;
+        }
+        reads += 1;
+        let n = match link.transport.recv(&link.socket, io.scratch) {
+            Ok(0) => {
+                link.eof = true;
+                conn.end_of_stream(cx);
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                link.urgent = false;
+                return Progress::Wait;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Progress::Close(Ended::Failed(e)),
+        };
+        link.received += n as u64;
+        let data = &io.scratch[..n];
+        if conn.received(data, cx) == Input::Reflect {
+            let written = match link.transport.send(&link.socket, data) {
+                Ok(w) => w,
+                Err(e) => return Progress::Close(Ended::Failed(e)),
+            };
+            link.sent += written as u64;
+            if written < n {
+                conn.keep(&data[written..], cx);
+            }
+        }
+        if n < io.scratch.len() && !link.peer_closed && !link.urgent {
+            // The queue was empty at that read: send what it made, then wait.
+            read = false;
+        }
+    }
+}
+
+/// Changes a connection's interest.
+fn interest<T>(link: &Link<T>, io: &LoopIo<'_>, interest: Interest) -> io::Result<()> {
+    io.registry
+        .reregister(&mut SourceFd(&link.socket.as_raw_fd()), io.token, interest)
+}
+
+/// Ends a connection at the grace deadline: one last try to send what its
+/// service has not sent (as much as the socket takes now), then FIN, so
+/// that the peer sees an orderly end; gives its buffer back. Returns the
+/// bytes it sent in all.
+fn cut_off<C: ServiceConnection, T: Transport>(
+    conn: &mut C,
+    link: &mut Link<T>,
+    pool: &mut BufPool,
+) -> u64 {
+    let last = link
+        .transport
+        .send(&link.socket, conn.transmit())
+        .unwrap_or(0);
+    let _ = crate::calls::shutdown(&link.socket, std::net::Shutdown::Write);
+    conn.release(pool);
+    link.sent + last as u64
+}
+
 /// A connection idle or stalled too long: logged, counted, and closed
 /// without loss of what it was sent before.
-fn expired<C: Connection>(
+fn expired<C: ServiceConnection>(
     conn: &C,
+    peer: Peer,
     why: Expired,
     limits: &ConnLimits,
     metrics: &Shard,
 ) -> Progress {
-    let peer = conn.peer();
     match why {
         Expired::Idle => {
             metrics.time_out(TimedOut::Idle);
@@ -750,7 +981,7 @@ fn expired<C: Connection>(
             tracing::warn!(
                 "{peer}: has not read what it was sent for {} ({} waiting; --stall-timeout); closing",
                 text::duration(limits.stall_timeout.unwrap_or_default()),
-                text::bytes(conn.unsent().len() as u64)
+                text::bytes(conn.transmit().len() as u64)
             );
         }
     }
@@ -810,41 +1041,24 @@ mod tests {
     /// A service whose connections do nothing: the loop's own work shows.
     struct Idle;
 
-    struct IdleConn(Socket, Instant);
+    struct IdleConn;
 
     impl Service for Idle {
         type Conn = IdleConn;
-        fn open(&self, stream: Socket, _peer: Peer) -> IdleConn {
-            IdleConn(stream, Instant::now())
+        fn open(&self, _cx: &mut Cx<'_>) -> IdleConn {
+            IdleConn
         }
     }
 
-    impl Connection for IdleConn {
-        fn note(&mut self, _peer_closed: bool, _urgent: bool) {}
-        fn drive(&mut self, _io: &mut Io<'_>) -> Progress {
-            Progress::Wait
+    impl ServiceConnection for IdleConn {
+        fn received(&mut self, _data: &[u8], _cx: &mut Cx<'_>) -> Input {
+            Input::Consumed
         }
-        fn unsent(&self) -> &[u8] {
+        fn end_of_stream(&mut self, _cx: &mut Cx<'_>) {}
+        fn transmit(&self) -> &[u8] {
             &[]
         }
-        fn peer(&self) -> Peer {
-            Peer::Local(None)
-        }
-        fn socket(&self) -> &Socket {
-            &self.0
-        }
-        fn since(&self) -> Instant {
-            self.1
-        }
-        fn bytes(&self) -> u64 {
-            0
-        }
-        fn bytes_in(&self) -> u64 {
-            0
-        }
-        fn into_socket(self) -> Socket {
-            self.0
-        }
+        fn sent(&mut self, _n: usize, _cx: &mut Cx<'_>) {}
     }
 
     fn idle_loop() -> Worker<Idle> {
@@ -913,6 +1127,54 @@ mod tests {
             let at = entry.armed.expect("an open connection has its idle timer");
             assert!(worker.timers.iter().any(|t| *t == Reverse((at, key))));
         }
+    }
+
+    #[test]
+    fn a_response_unsent_at_the_grace_deadline_gets_a_last_try() {
+        // Regression: an app connection cut off at the end of the grace
+        // period sent its FIN without trying its unsent response (the echo's
+        // connection tried); the peer got an end of stream and nothing. The
+        // loop now cuts off every service alike.
+        use crate::app::conn::{AppService, Shared};
+        use std::io::Read;
+        let app = AppService(Arc::new(Shared {
+            config: crate::app::server::AppServerConfig::default().app,
+            buffered: std::sync::atomic::AtomicU64::new(0),
+        }));
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut pool = BufPool::new();
+        let metrics = Metrics::new(ServerKind::App).shard();
+        let mut cx = Cx {
+            now: Instant::now(),
+            peer: Peer::Local(None),
+            metrics: &metrics,
+            pool: &mut pool,
+        };
+        let mut conn = app.open(&mut cx);
+        let request =
+            crate::proto::encode(&crate::app::service::request("search", "morpheus")).unwrap();
+        conn.received(&request, &mut cx);
+        let answer = conn.transmit().to_vec();
+        assert!(!answer.is_empty(), "the response waits, unsent");
+        let mut link = Link {
+            transport: Plain,
+            socket: Socket::from(ours),
+            peer: Peer::Local(None),
+            since: cx.now,
+            received: request.len() as u64,
+            sent: 0,
+            peer_closed: false,
+            urgent: false,
+            eof: false,
+            writing: true,
+        };
+        assert_eq!(
+            cut_off(&mut conn, &mut link, &mut pool),
+            answer.len() as u64
+        );
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        assert_eq!(got, answer, "the response, then end of stream");
     }
 
     #[test]
