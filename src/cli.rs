@@ -17,7 +17,9 @@ use echokit::net::connect::DEFAULT_CONNECT_TIMEOUT;
 use echokit::net::listen::DEFAULT_BACKLOG;
 use echokit::probe::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT};
 use echokit::resolve::{self, Name};
-use echokit::serve::{ConnLimits, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
+use echokit::serve::{
+    ConnLimits, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, WhenFull,
+};
 use echokit::sockets::{Filter, Kind, State};
 
 /// The socket guide's echo server and clients, made real (fast, safe against
@@ -673,6 +675,7 @@ impl LimitArgs {
             max_per_ip: self.max_conns_per_ip.map(to_usize),
             idle_timeout: Some(self.idle_timeout).filter(|d| !d.is_zero()),
             stall_timeout: Some(self.stall_timeout).filter(|d| !d.is_zero()),
+            when_full: WhenFull::TurnAway,
         }
     }
 }

@@ -85,6 +85,8 @@ impl AppServerConfig {
             grace: self.grace,
             limits: self.limits,
             metrics: self.metrics,
+            name: "app-server",
+            quiet: false,
         };
         let service = Arc::new(AppService(Arc::new(Shared {
             config: self.app,

@@ -83,6 +83,8 @@ impl ServerConfig {
             grace: self.grace,
             limits: self.limits,
             metrics: Arc::clone(&self.metrics),
+            name: "echo-server",
+            quiet: false,
         }
     }
 }

@@ -1,17 +1,19 @@
 //! The `--metrics` endpoint: `GET /metrics` answers the exposition of
-//! `render.rs`; any other path gets 404, any other method 405.
+//! `render.rs` (the scrape itself is `endpoint.rs`, a sans-IO service).
 //!
 //! [`bind`] binds first (so port 0 works and the real address can be
-//! printed before serving); [`MetricsListener::serve`] starts a thread of
-//! its own, and the returned [`Serving`] stops it when dropped. The server's
-//! event loops never wait on it: a scrape only reads their counters.
+//! printed before serving); [`MetricsListener::serve`] runs the scrape
+//! service on `serve`'s loop code, one event loop on a thread of its own,
+//! and the returned [`Serving`] stops it when dropped. The server's event
+//! loops never wait on it: a scrape only reads their counters.
 //!
-//! A scraper may be hostile, so everything is bounded: one thread and one
-//! epoll for every client, [`MAX_CLIENTS`] at once and [`MAX_PER_SOURCE`]
-//! from one address, a request head of [`MAX_REQUEST_HEAD`] bytes,
-//! [`FIRST_BYTE_DEADLINE`] to start the request and [`DEADLINE`] for a
-//! connection's whole life, request in and response out. Each connection
-//! carries one request (`Connection: close`).
+//! A scraper may be hostile, so everything is bounded, as `serve` bounds
+//! every service's connections: [`MAX_CLIENTS`] at once and
+//! [`MAX_PER_SOURCE`] from one address, a request head of
+//! `MAX_REQUEST_HEAD` bytes, `FIRST_BYTE_DEADLINE` to start the request
+//! and `DEADLINE` for a connection's whole life (the service's own
+//! deadlines), and the lingering close. Each connection carries one
+//! request (`Connection: close`).
 //!
 //! A scrape always gets through, even while others hold places on purpose
 //! and send nothing (issue 14: 64 such connections, reopened as they were
@@ -20,58 +22,44 @@
 //!   in, or after [`DEFER_ACCEPT`] (`TCP_DEFER_ACCEPT`): a scrape arrives
 //!   with its request there to read, and a silent connection holds no place
 //!   for that long.
-//! - A newcomer whose address holds [`MAX_PER_SOURCE`] places takes the
-//!   place of that address's oldest connection that has sent nothing; when
-//!   all [`MAX_CLIENTS`] are taken it takes the oldest silent place of all
-//!   (the policy is `admission.rs`, pure). A candidate is read just before
-//!   it is evicted, so a request that has come in but was not read yet
-//!   counts. A connection that has sent a byte of its request keeps its
-//!   place (the deadline and the head limit bound it); a newcomer that
-//!   finds only such places is closed at once (turned away).
-//! - Every queued connection is accepted in one go, evicting as it goes,
-//!   so a scrape queued behind a burst is not left waiting; the listen
-//!   queue ([`BACKLOG`]) takes a burst of hundreds.
+//! - The endpoint's limits make room (`serve::WhenFull::MakeRoom`): a
+//!   newcomer whose address holds [`MAX_PER_SOURCE`] places takes the place
+//!   of that address's oldest connection that has sent nothing; when all
+//!   [`MAX_CLIENTS`] are taken it takes the oldest silent place of all. A
+//!   candidate is read just before it is evicted, so a request that has
+//!   come in but was not read yet counts. A connection that has sent a byte
+//!   of its request keeps its place; a newcomer that finds only such places
+//!   is closed at once (turned away).
 //! - Evictions and turn-aways are logged at `warn`, at most once a second,
 //!   with their counts since the last line and the last address that met
 //!   a limit; what was held back is logged when the second is over.
-//!
-//! A server out of descriptors is when its counters matter most, and a
-//! scrape needs a descriptor too: the endpoint holds a reserve one
-//! (`/dev/null`), and when `accept` fails with EMFILE or ENFILE it closes
-//! the reserve and accepts the scrape with the descriptor that frees; the
-//! reserve is taken again as soon as one is free. When `accept` fails and
-//! no reserve is left, it is tried again every [`ACCEPT_RETRY`]: the
-//! listener is edge-triggered, so a scrape already queued would otherwise
-//! wait for the next one to connect.
+//! - A server out of descriptors is when its counters matter most, and a
+//!   scrape needs a descriptor too: the loop holds a reserve one
+//!   (`/dev/null`), and when `accept` fails with EMFILE or ENFILE it closes
+//!   the reserve and accepts the scrape with the descriptor that frees; the
+//!   reserve is taken again as soon as one is free. With no reserve left,
+//!   `accept` is tried again after a pause (5 ms, doubling to 1 s), so a
+//!   scrape already queued is not left for the next one to connect.
 //!
 //! No HTTP server crate was taken: `tiny_http` (the small blocking one) has
 //! no read timeout, reads a header line of any length into memory, starts a
 //! thread per connection with no upper bound, and stops accepting for good
 //! after one `accept` error; a hostile client could make it grow the
 //! server's memory or threads without end. `hyper` would bring an async
-//! runtime for one read and one write. The request head is parsed by
-//! `httparse` (hyper's parser); the rest is a few lines of mio.
+//! runtime for one read and one write.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
-use slab::Slab;
-use socket2::Socket;
-
-use super::Metrics;
-use super::admission::{self, Admission, Full, Limits, Place};
-use super::render::{self, CONTENT_TYPE};
+use super::endpoint::ScrapeService;
+use super::{Metrics, ServerKind};
 use crate::endpoint::{Endpoint, HostPort};
-use crate::net::Peer;
 use crate::net::listen::{self, BindError, ListenOptions, Listener};
-use crate::ratelog::RateLog;
+use crate::serve::{self, ConnLimits, StreamConfig, WhenFull};
+use crate::shutdown::Shutdown;
 
 /// Scrape connections served at once; past it, a newcomer takes the place
 /// of the oldest one that has sent nothing, or is closed at once.
@@ -87,41 +75,13 @@ pub const MAX_CLIENTS: usize = 64;
 /// bastion host), and it takes 8 addresses to fill the table.
 pub const MAX_PER_SOURCE: usize = 8;
 
-/// The longest a connection may live, from accept to the last byte of the
-/// response: a scrape takes milliseconds, and Prometheus's own scrape
-/// timeout is 10s by default.
-pub const DEADLINE: Duration = Duration::from_secs(10);
-
-/// The longest a connection may take, from accept, to send the first byte
-/// of its request. A scraper sends it right behind its handshake; 3 s
-/// leave room for that segment to be lost and sent again (Linux resends
-/// after 200 ms at the least and 1 s before it has measured a round trip).
-/// A connection that sends nothing can be evicted anyway, so this only
-/// gives its place and descriptor back sooner when nobody asks for them.
-/// One the kernel held back for [`DEFER_ACCEPT`] and handed over silent has
-/// been silent that long already: it is closed after 6 s of silence in
-/// all, before the 10 s of [`DEADLINE`].
-pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(3);
-
-/// The longest request head read: a scraper's is a few hundred bytes, and
-/// 8 KiB is what common servers allow by default.
-pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
-
-/// Headers parsed at most; more make the request a 431.
-const MAX_HEADERS: usize = 32;
-
-/// How soon `accept` is tried again after it failed (out of descriptors
-/// or memory, no reserve left): a queued scrape is answered within about
-/// this long once descriptors free up.
-pub const ACCEPT_RETRY: Duration = Duration::from_millis(250);
-
 /// How long the kernel holds a new connection back from the endpoint until
 /// its first bytes come in (`TCP_DEFER_ACCEPT`): a scrape is accepted with
 /// its request there to read, so it is never a silent place that a burst of
 /// newer connections could evict before its request was seen; a connection
 /// that sends nothing holds no place for this long, and is then handed
 /// over, silent. 3 s leave room for a lost request to be sent again, as
-/// [`FIRST_BYTE_DEADLINE`] does.
+/// the scrape's `FIRST_BYTE_DEADLINE` does.
 pub const DEFER_ACCEPT: Duration = Duration::from_secs(3);
 
 /// The listen() backlog. Scrapers are few, but a burst of connections
@@ -136,20 +96,6 @@ pub const DEFER_ACCEPT: Duration = Duration::from_secs(3);
 /// kernel caps the backlog at `net.core.somaxconn` (4096 by default since
 /// Linux 5.4); 1024 is the servers' default backlog too.
 pub const BACKLOG: u32 = 1024;
-
-/// The most connections one turn of the loop accepts from a listener
-/// before it serves those it has, and then accepts again: a flood that
-/// never lets the queue run dry must not keep the loop from answering the
-/// scrapes it took. A full backlog's worth.
-const ACCEPTS_PER_TURN: usize = BACKLOG as usize;
-
-/// The endpoint's places.
-const LIMITS: Limits = Limits {
-    total: MAX_CLIENTS,
-    per_source: MAX_PER_SOURCE,
-};
-
-const WAKER: Token = Token(usize::MAX);
 
 /// The endpoint's sockets, bound and listening, not served yet.
 #[derive(Debug)]
@@ -193,55 +139,60 @@ impl MetricsListener {
 
     /// Serves `metrics` on a thread of its own until the result is dropped.
     pub fn serve(self, metrics: Arc<Metrics>) -> io::Result<Serving> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        for (i, l) in self.listeners.iter().enumerate() {
-            poll.registry().register(
-                &mut SourceFd(&l.socket().as_raw_fd()),
-                Token(i),
-                Interest::READABLE,
-            )?;
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let endpoint = Loop {
-            poll,
-            listeners: self.listeners,
-            clients: Slab::with_capacity(MAX_CLIENTS),
-            metrics,
-            stop: Arc::clone(&stop),
-            reserve: crate::os::reserve_descriptor(),
-            retry_accept: None,
-            arrivals: 0,
-            crowding: Crowding::default(),
+        let config = StreamConfig {
+            threads: 1,
+            once: false,
+            keepalive: None,
+            // Stopped, it stops: a scrape in flight gets what it has.
+            grace: Duration::ZERO,
+            limits: LIMITS,
+            // What the endpoint's own connections count is nobody's
+            // business: the server's counters are what it shows.
+            metrics: Metrics::new(ServerKind::Echo),
+            name: "metrics endpoint",
+            quiet: true,
         };
-        let thread = std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || endpoint.run())?;
+        let shutdown = Shutdown::new();
+        let service = Arc::new(ScrapeService { metrics });
+        let listeners = self.listeners;
+        let thread = {
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || {
+                    if let Err(e) = serve::run(listeners, &config, service, &shutdown) {
+                        tracing::warn!("metrics endpoint stopped: {e}");
+                    }
+                })?
+        };
         Ok(Serving {
-            waker,
-            stop,
+            shutdown,
             thread: Some(thread),
         })
     }
 }
 
+/// The endpoint's limits, in `serve`'s terms: the places, the policy when
+/// they are taken, and no idle or stall timeout of the loop's (the scrape's
+/// own deadlines bound a connection's whole life).
+const LIMITS: ConnLimits = ConnLimits {
+    max_conns: MAX_CLIENTS,
+    max_per_ip: Some(MAX_PER_SOURCE),
+    idle_timeout: None,
+    stall_timeout: None,
+    when_full: WhenFull::MakeRoom,
+};
+
 /// The endpoint's thread: stopped and joined when this is dropped.
 #[derive(Debug)]
 pub struct Serving {
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Err(e) = self.waker.wake() {
-            // The thread cannot be woken: leave it; it never keeps the
-            // process alive.
-            tracing::warn!("cannot stop the metrics endpoint: {e}");
-            return;
-        }
+        self.shutdown.request();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
@@ -250,453 +201,13 @@ impl Drop for Serving {
     }
 }
 
-/// One scrape connection.
-struct Client {
-    socket: Socket,
-    peer: Peer,
-    /// Its address, as the per-address limit counts it.
-    source: Option<IpAddr>,
-    /// Its order of arrival, for evicting the oldest first.
-    arrival: u64,
-    accepted: Instant,
-    /// The request head read so far.
-    head: Vec<u8>,
-    /// The response, once the request is whole, and how much of it is sent.
-    reply: Option<(Vec<u8>, usize)>,
-}
-
-/// The thread's state.
-struct Loop {
-    poll: Poll,
-    listeners: Vec<Listener>,
-    clients: Slab<Client>,
-    metrics: Arc<Metrics>,
-    stop: Arc<AtomicBool>,
-    /// Spent to serve a scrape when descriptors run out.
-    reserve: Option<std::fs::File>,
-    /// When to try `accept` again: after it failed, or at once after a
-    /// turn that accepted [`ACCEPTS_PER_TURN`] (the queue may hold more).
-    retry_accept: Option<Instant>,
-    /// Connections accepted so far: the next one's arrival number.
-    arrivals: u64,
-    /// Evictions and turn-aways not yet logged.
-    crowding: Crowding,
-}
-
-impl Loop {
-    fn run(mut self) {
-        let mut events = Events::with_capacity(64);
-        loop {
-            let timeout = self
-                .clients
-                .iter()
-                .map(|(_, c)| c.deadline())
-                .chain(self.retry_accept)
-                .chain(self.crowding.due())
-                .min()
-                .map(|d| d.saturating_duration_since(Instant::now()));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                tracing::warn!("metrics endpoint stopped: {e}");
-                return;
-            }
-            if self.stop.load(Ordering::Acquire) {
-                return;
-            }
-            // A retry set during this turn waits for the next one, so that
-            // the clients' events are served in between.
-            let turn = Instant::now();
-            for event in &events {
-                let Token(t) = event.token();
-                if t < self.listeners.len() {
-                    self.accept(t);
-                } else if t != WAKER.0 {
-                    self.progress(t - self.listeners.len());
-                }
-            }
-            if self.retry_accept.is_some_and(|at| at <= turn) {
-                self.retry_accept = None;
-                for i in 0..self.listeners.len() {
-                    self.accept(i);
-                }
-            }
-            if self.reserve.is_none() {
-                self.reserve = crate::os::reserve_descriptor();
-            }
-            let now = Instant::now();
-            self.clients.retain(|_, c| {
-                let alive = c.deadline() > now;
-                if !alive {
-                    let (what, limit) = if c.is_silent() {
-                        ("sent nothing", FIRST_BYTE_DEADLINE)
-                    } else {
-                        ("was not done", DEADLINE)
-                    };
-                    tracing::debug!("metrics: {} {what} within {limit:?}: closed", c.peer);
-                }
-                alive
-            });
-            if let Some(report) = self.crowding.flush(now) {
-                tracing::warn!("{report}");
-            }
-        }
-    }
-
-    /// Accepts what is queued on listener `i`, up to [`ACCEPTS_PER_TURN`].
-    fn accept(&mut self, i: usize) {
-        for _ in 0..ACCEPTS_PER_TURN {
-            let (socket, addr) = match self.listeners[i]
-                .socket()
-                .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-            {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e)
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-                        && self.reserve.take().is_some() =>
-                {
-                    // The reserve is closed: its descriptor takes the scrape.
-                    continue;
-                }
-                Err(e) => {
-                    // Out of descriptors or memory: what is queued raises
-                    // no new edge, so it is tried again a little later.
-                    tracing::debug!("metrics: accept: {e}");
-                    self.retry_accept = Some(Instant::now() + ACCEPT_RETRY);
-                    return;
-                }
-            };
-            let peer = Peer::of(&socket, &addr);
-            let source = peer.ip();
-            let evicted = match self.make_room(source) {
-                Ok(evicted) => evicted,
-                Err(full) => {
-                    tracing::debug!("metrics: no place for {peer}: closed");
-                    self.tell(false, peer, full);
-                    continue;
-                }
-            };
-            if let Some(full) = evicted {
-                self.tell(true, peer, full);
-            }
-            let entry = self.clients.vacant_entry();
-            let token = Token(self.listeners.len() + entry.key());
-            let registered = self.poll.registry().register(
-                &mut SourceFd(&socket.as_raw_fd()),
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            );
-            if let Err(e) = registered {
-                tracing::debug!("metrics: cannot watch {peer}: {e}");
-                continue;
-            }
-            entry.insert(Client {
-                socket,
-                peer,
-                source,
-                arrival: self.arrivals,
-                accepted: Instant::now(),
-                head: Vec::new(),
-                reply: None,
-            });
-            self.arrivals += 1;
-        }
-        // More may be queued, and the edge-triggered listener will not say
-        // so again: accept again once this turn's events are served.
-        self.retry_accept = Some(Instant::now());
-    }
-
-    /// Makes a place for a newcomer from `source`: `Ok(None)` if one was
-    /// free, `Ok(Some(limit))` if a silent connection was closed for it,
-    /// `Err(limit)` if every candidate is mid-request.
-    fn make_room(&mut self, source: Option<IpAddr>) -> Result<Option<Full>, Full> {
-        loop {
-            let places = self.clients.iter().map(|(key, c)| (key, c.place()));
-            match admission::admit(places, source, LIMITS) {
-                Admission::Admit => return Ok(None),
-                Admission::TurnAway(full) => return Err(full),
-                Admission::Evict(key, full) => {
-                    // Its request may have come in since its last event (a
-                    // place accepted earlier in this same burst has had
-                    // none yet): read what is there first. Each turn of
-                    // this loop evicts, or leaves one silent place fewer.
-                    self.progress(key);
-                    if self.clients.get(key).is_some_and(Client::is_silent) {
-                        let evicted = self.clients.remove(key);
-                        tracing::debug!(
-                            "metrics: {} sent nothing: closed to make room",
-                            evicted.peer
-                        );
-                        return Ok(Some(full));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Counts an eviction (or a turn-away) made for `peer`, and logs the
-    /// counts if none were logged in the last second.
-    fn tell(&mut self, evicted: bool, peer: Peer, full: Full) {
-        if let Some(report) = self.crowding.note(Instant::now(), evicted, peer, full) {
-            tracing::warn!("{report}");
-        }
-    }
-
-    /// Reads the request, or writes the response, as far as the socket lets.
-    fn progress(&mut self, key: usize) {
-        let Some(client) = self.clients.get_mut(key) else {
-            return;
-        };
-        let done = match client.reply {
-            None => client.read(&self.metrics),
-            Some(_) => Ok(false),
-        }
-        .and_then(|closed| if closed { Ok(true) } else { client.write() });
-        match done {
-            Ok(false) => {}
-            Ok(true) => {
-                self.clients.remove(key);
-            }
-            Err(e) => {
-                tracing::debug!("metrics: {}: {e}", client.peer);
-                self.clients.remove(key);
-            }
-        }
-    }
-}
-
-impl Client {
-    /// It has not sent a byte yet.
-    fn is_silent(&self) -> bool {
-        self.head.is_empty()
-    }
-
-    /// What the admission policy sees of it.
-    fn place(&self) -> Place {
-        Place {
-            source: self.source,
-            arrival: self.arrival,
-            silent: self.is_silent(),
-        }
-    }
-
-    /// When it is closed if it is not done: sooner while it has sent
-    /// nothing.
-    fn deadline(&self) -> Instant {
-        deadline(self.accepted, self.is_silent())
-    }
-
-    /// Reads what has come; once the head is whole (or cannot be), makes
-    /// the response. Returns whether the client closed first.
-    fn read(&mut self, metrics: &Metrics) -> io::Result<bool> {
-        let mut buf = [0; 1024];
-        while self.reply.is_none() {
-            let room = MAX_REQUEST_HEAD - self.head.len();
-            let n = match (&self.socket).read(&mut buf[..room.min(1024)]) {
-                Ok(0) => return Ok(true),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.head.extend_from_slice(&buf[..n]);
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut request = httparse::Request::new(&mut headers);
-            let reply = match request.parse(&self.head) {
-                Ok(httparse::Status::Complete(_)) => {
-                    let method = request.method.unwrap_or_default();
-                    let path = request.path.unwrap_or_default();
-                    let reply = respond(method, path, metrics);
-                    tracing::debug!("metrics: {method} {path} from {}: {}", self.peer, reply);
-                    Some(reply)
-                }
-                Ok(httparse::Status::Partial) if self.head.len() < MAX_REQUEST_HEAD => None,
-                Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                    Some(Reply::text(
-                        431,
-                        "Request Header Fields Too Large",
-                        "request head too large\n",
-                    ))
-                }
-                Err(e) => Some(Reply::text(
-                    400,
-                    "Bad Request",
-                    &format!("not an HTTP request: {e}\n"),
-                )),
-            };
-            self.reply = reply.map(|r| (r.bytes(), 0));
-        }
-        Ok(false)
-    }
-
-    /// Sends what the socket takes. Returns whether the response is all sent.
-    fn write(&mut self) -> io::Result<bool> {
-        let Some((reply, sent)) = &mut self.reply else {
-            return Ok(false);
-        };
-        while *sent < reply.len() {
-            match (&self.socket).write(&reply[*sent..]) {
-                Ok(n) => *sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // The response is whole: a FIN after it (the socket closes next).
-        let _ = self.socket.shutdown(std::net::Shutdown::Write);
-        Ok(true)
-    }
-}
-
-/// When a connection accepted at `accepted` is closed if it is not done:
-/// [`FIRST_BYTE_DEADLINE`] after while it is `silent`, [`DEADLINE`] after
-/// once it has sent a byte.
-fn deadline(accepted: Instant, silent: bool) -> Instant {
-    let limit = if silent {
-        FIRST_BYTE_DEADLINE
-    } else {
-        DEADLINE
-    };
-    crate::deadline::after(accepted, limit)
-}
-
-/// Evictions and turn-aways, logged at most once a second with their counts
-/// since the last line, and the last newcomer that met a limit. What was
-/// held back is told once the second is over, not only with the next one.
-#[derive(Debug, Default)]
-struct Crowding {
-    log: RateLog,
-    evicted: u64,
-    turned_away: u64,
-    last: Option<(Peer, Full)>,
-}
-
-impl Crowding {
-    /// Counts one at `now`; returns the line to log, if one may be now.
-    fn note(&mut self, now: Instant, evicted: bool, peer: Peer, full: Full) -> Option<String> {
-        if evicted {
-            self.evicted += 1;
-        } else {
-            self.turned_away += 1;
-        }
-        self.last = Some((peer, full));
-        self.log.allow(now).map(|_| self.report())
-    }
-
-    /// When the counts held back are to be logged, if any are.
-    fn due(&self) -> Option<Instant> {
-        if self.evicted + self.turned_away == 0 {
-            return None;
-        }
-        self.log.next_at()
-    }
-
-    /// The line of what was held back, once it is due.
-    fn flush(&mut self, now: Instant) -> Option<String> {
-        self.due().filter(|&at| at <= now)?;
-        self.log.allow(now).map(|_| self.report())
-    }
-
-    /// The line, with the counts since the last one (which start again).
-    fn report(&mut self) -> String {
-        let evicted = std::mem::take(&mut self.evicted);
-        let turned_away = std::mem::take(&mut self.turned_away);
-        let last = match self.last {
-            Some((peer, Full::Source)) => format!(
-                "; the last for {peer}, whose address had {MAX_PER_SOURCE} connections open, the most for one"
-            ),
-            Some((peer, Full::Table)) => {
-                format!("; the last for {peer}, with all {MAX_CLIENTS} places taken")
-            }
-            None => String::new(),
-        };
-        format!(
-            "metrics endpoint full: evicted {evicted} connection{} that had sent nothing, \
-             turned away {turned_away} (no silent one to evict) since the last report{last}",
-            if evicted == 1 { "" } else { "s" }
-        )
-    }
-}
-
-/// A response: status, reason, headers beyond the usual, body, and whether
-/// the body is sent (not for HEAD).
-struct Reply {
-    status: u16,
-    reason: &'static str,
-    content_type: &'static str,
-    extra: &'static str,
-    body: String,
-    send_body: bool,
-}
-
-impl Reply {
-    fn text(status: u16, reason: &'static str, body: &str) -> Reply {
-        Reply {
-            status,
-            reason,
-            content_type: "text/plain; charset=utf-8",
-            extra: "",
-            body: body.to_string(),
-            send_body: true,
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
-            self.status,
-            self.reason,
-            self.content_type,
-            self.body.len(),
-            self.extra
-        )
-        .into_bytes();
-        if self.send_body {
-            out.extend_from_slice(self.body.as_bytes());
-        }
-        out
-    }
-}
-
-/// The answer to `METHOD PATH`: the exposition for `GET /metrics` (and
-/// HEAD), 405 for another method there, 404 elsewhere.
-fn respond(method: &str, path: &str, metrics: &Metrics) -> Reply {
-    // A query string (`/metrics?x=1`) is ignored, as Prometheus's own
-    // exporters do.
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
-    if path != "/metrics" {
-        return Reply::text(404, "Not Found", "not found: the metrics are at /metrics\n");
-    }
-    match method {
-        "GET" | "HEAD" => Reply {
-            status: 200,
-            reason: "OK",
-            content_type: CONTENT_TYPE,
-            extra: "",
-            body: render::render(&metrics.snapshot()),
-            send_body: method == "GET",
-        },
-        _ => Reply {
-            extra: "Allow: GET, HEAD\r\n",
-            ..Reply::text(405, "Method Not Allowed", "only GET and HEAD\n")
-        },
-    }
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.reason)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ServerKind;
+    use crate::metrics::endpoint::MAX_REQUEST_HEAD;
+    use crate::metrics::render::CONTENT_TYPE;
+    use socket2::Socket;
+    use std::io::{Read, Write};
     use std::net::TcpStream;
 
     const LIMIT: Duration = Duration::from_secs(10);
@@ -868,52 +379,6 @@ mod tests {
             s.read_to_string(&mut out).unwrap();
             assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
         }
-    }
-
-    #[test]
-    fn a_silent_connection_is_due_sooner_than_one_that_has_begun() {
-        let t0 = Instant::now();
-        assert_eq!(deadline(t0, true), t0 + FIRST_BYTE_DEADLINE);
-        assert_eq!(deadline(t0, false), t0 + DEADLINE);
-        assert!(FIRST_BYTE_DEADLINE < DEADLINE);
-    }
-
-    #[test]
-    fn evictions_are_logged_at_once_then_at_most_once_a_second_with_their_counts() {
-        let ms = Duration::from_millis;
-        let mut crowding = Crowding::default();
-        let (a, b) = (
-            Peer::Ip("127.0.0.1:5000".parse().unwrap()),
-            Peer::Ip("[::ffff:10.0.0.2]:6000".parse().unwrap()),
-        );
-        let t0 = Instant::now();
-        assert_eq!(crowding.due(), None);
-        let first = crowding
-            .note(t0, true, a, Full::Source)
-            .expect("the first is logged at once");
-        assert!(
-            first.contains("evicted 1 connection that had sent nothing, turned away 0")
-                && first.contains("127.0.0.1:5000"),
-            "{first}"
-        );
-        assert_eq!(crowding.due(), None, "nothing held back");
-        for i in 1..=5 {
-            assert_eq!(crowding.note(t0 + ms(10 * i), true, a, Full::Source), None);
-        }
-        assert_eq!(crowding.note(t0 + ms(60), false, b, Full::Table), None);
-        // What was held back is told when the second is over, with no new
-        // eviction to carry it.
-        assert_eq!(crowding.due(), Some(t0 + ms(1000)));
-        assert_eq!(crowding.flush(t0 + ms(999)), None);
-        let held = crowding.flush(t0 + ms(1000)).expect("told after a second");
-        assert!(
-            held.contains("evicted 5 connections that had sent nothing, turned away 1")
-                && held.contains("[::ffff:10.0.0.2]:6000")
-                && held.contains(&format!("all {MAX_CLIENTS} places")),
-            "{held}"
-        );
-        assert_eq!(crowding.due(), None);
-        assert_eq!(crowding.flush(t0 + ms(5000)), None);
     }
 
     #[test]

@@ -11,14 +11,14 @@
 //! |-------------|------------------------------------------------------------|
 //! | `mod.rs`    | the counters: [`Metrics`], its [`Shard`]s, the labels      |
 //! | `render.rs` | the exposition: every metric's name, in the Prometheus text format |
-//! | `http.rs`   | the `GET /metrics` endpoint, on a thread of its own        |
-//! | `admission.rs` | who gets a place at the endpoint when it is crowded     |
+//! | `http.rs`   | the `--metrics` endpoint: binds, and runs `serve` on a thread of its own |
+//! | `endpoint.rs` | the scrape: `GET /metrics` as a sans-IO service          |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-mod admission;
+pub(crate) mod endpoint;
 pub mod http;
 pub mod render;
 

@@ -17,6 +17,12 @@
 //!   a connect that hangs.
 //! - An error that persists is logged at most once a second, with a count of
 //!   those not logged.
+//! - A server that makes room (`WhenFull::MakeRoom`, the `/metrics`
+//!   endpoint) hands a newcomer over a limit to its loop, which evicts a
+//!   silent connection for it (`admission.rs`), and out of descriptors it
+//!   spends the reserve on the newcomer instead of closing the queue; it
+//!   tells of evictions and turn-aways at most once a second, with counts
+//!   (`Crowding`).
 
 use std::fs::File;
 use std::io;
@@ -26,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::limits::ConnLimits;
+use super::admission::Full;
+use super::limits::{ConnLimits, WhenFull};
 use super::worker::{Handoff, Shared};
 use crate::metrics::{ErrorClass, Rejected, Shard};
 use crate::net::{Listener, Peer};
@@ -46,6 +53,8 @@ const RESERVE_SPENDS: usize = 4096;
 pub(crate) enum Accepted {
     /// A connection to serve.
     Conn(Socket, Peer),
+    /// A connection over a limit, to make room for (`WhenFull::MakeRoom`).
+    Crowded(Socket, Peer),
     /// One turned away or failed before it was accepted: try the next.
     Skipped,
     /// Nothing is queued.
@@ -73,6 +82,8 @@ pub(crate) struct Acceptor {
     reserve: Option<File>,
     errors: RateLog,
     rejections: RateLog,
+    /// Evictions and turn-aways not yet told (`WhenFull::MakeRoom`).
+    pub(crate) crowding: Crowding,
 }
 
 impl Acceptor {
@@ -81,6 +92,7 @@ impl Acceptor {
         peers: Vec<Option<Sender<Handoff>>>,
         once: bool,
         limits: ConnLimits,
+        name: &'static str,
     ) -> Acceptor {
         Acceptor {
             listeners,
@@ -92,6 +104,7 @@ impl Acceptor {
             reserve: crate::os::reserve_descriptor(),
             errors: RateLog::default(),
             rejections: RateLog::default(),
+            crowding: Crowding::new(name, limits),
         }
     }
 
@@ -118,6 +131,9 @@ impl Acceptor {
                 let peer = Peer::of(&stream, &addr);
                 match self.admit(&peer, shared) {
                     Ok(()) => Accepted::Conn(stream, peer),
+                    Err(_) if self.limits.when_full == WhenFull::MakeRoom => {
+                        Accepted::Crowded(stream, peer)
+                    }
                     Err(why) => {
                         self.reject(stream, peer, why, shard, now);
                         Accepted::Skipped
@@ -129,6 +145,16 @@ impl Acceptor {
                 tracing::debug!("accept: {e}; skipped");
                 Accepted::Skipped
             }
+            Err(e)
+                if self.limits.when_full == WhenFull::MakeRoom
+                    && ErrorClass::of_accept(&e) == ErrorClass::AcceptDescriptors
+                    && self.reserve.take().is_some() =>
+            {
+                // The reserve is closed: its descriptor takes the newcomer
+                // (taken again once one is free: `refill_reserve`).
+                tracing::debug!("accept: {e}; the reserve descriptor takes the newcomer");
+                self.accept(i, shared, shard, now)
+            }
             Err(e) => {
                 self.pause(&e, shard, now);
                 Accepted::Paused
@@ -136,8 +162,16 @@ impl Acceptor {
         }
     }
 
+    /// Takes the reserve descriptor again if it was spent on a newcomer
+    /// and a descriptor is free now (`WhenFull::MakeRoom`; once a turn).
+    pub(crate) fn refill_reserve(&mut self) {
+        if self.reserve.is_none() && self.limits.when_full == WhenFull::MakeRoom {
+            self.reserve = crate::os::reserve_descriptor();
+        }
+    }
+
     /// Counts a connection in, or says which limit it is over.
-    fn admit(&self, peer: &Peer, shared: &Shared) -> Result<(), Rejected> {
+    pub(crate) fn admit(&self, peer: &Peer, shared: &Shared) -> Result<(), Rejected> {
         if shared.open() >= self.limits.max_conns {
             return Err(Rejected::MaxConns);
         }
@@ -149,12 +183,35 @@ impl Acceptor {
         Ok(())
     }
 
+    /// A connection is evicted to make room for `peer`, or `peer` turned
+    /// away for want of a silent one to evict: counted, and told at most
+    /// once a second.
+    pub(crate) fn crowded(&mut self, evicted: bool, peer: Peer, full: Full, now: Instant) {
+        if let Some(report) = self.crowding.note(now, evicted, peer, full) {
+            tracing::warn!("{report}");
+        }
+    }
+
     /// Closes a connection over a limit at once: it was accepted, so its
     /// client gets an end of stream now rather than a place in the backlog.
-    fn reject(&mut self, stream: Socket, peer: Peer, why: Rejected, shard: &Shard, now: Instant) {
+    pub(crate) fn reject(
+        &mut self,
+        stream: Socket,
+        peer: Peer,
+        why: Rejected,
+        shard: &Shard,
+        now: Instant,
+    ) {
         shard.reject(why);
         crate::calls::close(&stream);
         drop(stream);
+        if self.limits.when_full == WhenFull::MakeRoom {
+            let full = match why {
+                Rejected::MaxConnsPerIp => Full::Source,
+                _ => Full::Table,
+            };
+            return self.crowded(false, peer, full, now);
+        }
         if let Some(more) = self.rejections.allow(now) {
             let limit = match why {
                 Rejected::MaxConnsPerIp => format!(
@@ -266,6 +323,81 @@ fn more_note(more: u64) -> String {
     }
 }
 
+/// Evictions and turn-aways, logged at most once a second with their counts
+/// since the last line, and the last newcomer that met a limit. What was
+/// held back is told once the second is over, not only with the next one.
+#[derive(Debug)]
+pub(crate) struct Crowding {
+    /// What is full, as the line names it (`metrics endpoint`).
+    name: &'static str,
+    limits: ConnLimits,
+    log: RateLog,
+    evicted: u64,
+    turned_away: u64,
+    last: Option<(Peer, Full)>,
+}
+
+impl Crowding {
+    pub(crate) fn new(name: &'static str, limits: ConnLimits) -> Crowding {
+        Crowding {
+            name,
+            limits,
+            log: RateLog::default(),
+            evicted: 0,
+            turned_away: 0,
+            last: None,
+        }
+    }
+
+    /// Counts one at `now`; returns the line to log, if one may be now.
+    fn note(&mut self, now: Instant, evicted: bool, peer: Peer, full: Full) -> Option<String> {
+        if evicted {
+            self.evicted += 1;
+        } else {
+            self.turned_away += 1;
+        }
+        self.last = Some((peer, full));
+        self.log.allow(now).map(|_| self.report())
+    }
+
+    /// When the counts held back are to be logged, if any are.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        if self.evicted + self.turned_away == 0 {
+            return None;
+        }
+        self.log.next_at()
+    }
+
+    /// The line of what was held back, once it is due.
+    pub(crate) fn flush(&mut self, now: Instant) -> Option<String> {
+        self.due().filter(|&at| at <= now)?;
+        self.log.allow(now).map(|_| self.report())
+    }
+
+    /// The line, with the counts since the last one (which start again).
+    fn report(&mut self) -> String {
+        let evicted = std::mem::take(&mut self.evicted);
+        let turned_away = std::mem::take(&mut self.turned_away);
+        let last = match self.last {
+            Some((peer, Full::Source)) => format!(
+                "; the last for {peer}, whose address had {} connections open, the most for one",
+                self.limits.max_per_ip.unwrap_or(usize::MAX)
+            ),
+            Some((peer, Full::Table)) => format!(
+                "; the last for {peer}, with all {} places taken",
+                self.limits.max_conns
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{} full: evicted {evicted} connection{} that had sent nothing, \
+             turned away {turned_away} (no silent one to evict) since the last report{last}",
+            self.name,
+            if evicted == 1 { "" } else { "s" }
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +416,50 @@ mod tests {
         ] {
             assert!(!is_transient(&io::Error::from_raw_os_error(errno)));
         }
+    }
+
+    #[test]
+    fn evictions_are_logged_at_once_then_at_most_once_a_second_with_their_counts() {
+        let ms = Duration::from_millis;
+        let limits = ConnLimits {
+            max_conns: 64,
+            max_per_ip: Some(8),
+            ..ConnLimits::default()
+        };
+        let mut crowding = Crowding::new("metrics endpoint", limits);
+        let (a, b) = (
+            Peer::Ip("127.0.0.1:5000".parse().unwrap()),
+            Peer::Ip("[::ffff:10.0.0.2]:6000".parse().unwrap()),
+        );
+        let t0 = Instant::now();
+        assert_eq!(crowding.due(), None);
+        let first = crowding
+            .note(t0, true, a, Full::Source)
+            .expect("the first is logged at once");
+        assert!(
+            first.starts_with("metrics endpoint full: ")
+                && first.contains("evicted 1 connection that had sent nothing, turned away 0")
+                && first.contains("127.0.0.1:5000")
+                && first.contains("had 8 connections open"),
+            "{first}"
+        );
+        assert_eq!(crowding.due(), None, "nothing held back");
+        for i in 1..=5 {
+            assert_eq!(crowding.note(t0 + ms(10 * i), true, a, Full::Source), None);
+        }
+        assert_eq!(crowding.note(t0 + ms(60), false, b, Full::Table), None);
+        // What was held back is told when the second is over, with no new
+        // eviction to carry it.
+        assert_eq!(crowding.due(), Some(t0 + ms(1000)));
+        assert_eq!(crowding.flush(t0 + ms(999)), None);
+        let held = crowding.flush(t0 + ms(1000)).expect("told after a second");
+        assert!(
+            held.contains("evicted 5 connections that had sent nothing, turned away 1")
+                && held.contains("[::ffff:10.0.0.2]:6000")
+                && held.contains("all 64 places"),
+            "{held}"
+        );
+        assert_eq!(crowding.due(), None);
+        assert_eq!(crowding.flush(t0 + ms(5000)), None);
     }
 }

@@ -35,6 +35,27 @@ pub struct ConnLimits {
     /// Close a connection whose client has not read what it is sent (the
     /// send buffer stays full) for this long.
     pub stall_timeout: Option<Duration>,
+    /// What a newcomer over a limit meets.
+    pub when_full: WhenFull,
+}
+
+/// What a server does with a newcomer when it is full: over `max_conns`,
+/// over `max_per_ip`, or out of descriptors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Closes the newcomer at once (an end of stream rather than a place in
+    /// the backlog); out of descriptors, closes what is queued with the
+    /// reserve descriptor, so that no client waits forever. The servers.
+    #[default]
+    TurnAway,
+    /// Makes room for it: it takes the place of the oldest connection that
+    /// has sent nothing (of its address, or of all; `admission.rs`), and is
+    /// turned away only when every place is mid-request; out of
+    /// descriptors, the reserve descriptor's place goes to the newcomer.
+    /// For a service that must get through a crowd (the `/metrics`
+    /// endpoint: its counters matter most when the server is crowded). One
+    /// event loop only: the places it weighs are that loop's.
+    MakeRoom,
 }
 
 impl Default for ConnLimits {
@@ -46,6 +67,7 @@ impl Default for ConnLimits {
             max_per_ip: None,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            when_full: WhenFull::TurnAway,
         }
     }
 }

@@ -25,13 +25,14 @@
 //! | `buffer.rs`  | the scratch buffer and the pool of pending buffers     |
 
 pub(crate) mod accept;
+mod admission;
 pub(crate) mod buffer;
 mod limits;
 pub(crate) mod service;
 pub(crate) mod transport;
 mod worker;
 
-pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
+pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, WhenFull};
 pub(crate) use service::{Cx, Input, Service, ServiceConnection};
 
 use std::io;
@@ -92,6 +93,11 @@ pub(crate) struct StreamConfig {
     pub(crate) limits: ConnLimits,
     /// Where the loops count.
     pub(crate) metrics: Arc<Metrics>,
+    /// What the loops serve, as a log line names it (`metrics endpoint`).
+    pub(crate) name: &'static str,
+    /// Connections come and go at `debug`, not `info` (the metrics
+    /// endpoint: a scrape every few seconds is not news).
+    pub(crate) quiet: bool,
 }
 
 /// What the stream loops served.
@@ -131,10 +137,12 @@ pub(crate) fn run<S: Service>(
         service,
         shutdown,
     )?;
-    tracing::info!(
-        "serving with {threads} event loop{}",
-        if threads == 1 { "" } else { "s" }
-    );
+    if !config.quiet {
+        tracing::info!(
+            "serving with {threads} event loop{}",
+            if threads == 1 { "" } else { "s" }
+        );
+    }
     let mut workers = workers.into_iter();
     let first = workers.next().expect("there is at least one loop");
     let results: Vec<io::Result<WorkerStats>> = std::thread::scope(|scope| {
@@ -270,8 +278,10 @@ impl<S: Service> Loops<S> {
             keepalive: config.keepalive,
             grace: config.grace,
             limits: config.limits,
+            quiet: config.quiet,
         };
-        let mut acceptor = Some(Acceptor::new(listeners, peers, once, config.limits));
+        let acceptor = Acceptor::new(listeners, peers, once, config.limits, config.name);
+        let mut acceptor = Some(acceptor);
         let mut workers = Vec::with_capacity(threads);
         for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
             workers.push(Worker::new(

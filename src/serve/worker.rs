@@ -41,6 +41,7 @@ use std::collections::BinaryHeap;
 
 use super::LINGER;
 use super::accept::{Accepted, Acceptor};
+use super::admission::{self, Admission};
 use super::buffer::{BUF_SIZE, BufPool};
 use super::limits::{ConnLimits, Expired, PerIp, Watch};
 use super::service::{Cx, Input, Service, ServiceConnection};
@@ -152,6 +153,8 @@ pub(crate) struct ConnOptions {
     pub(crate) keepalive: Option<Duration>,
     pub(crate) grace: Duration,
     pub(crate) limits: ConnLimits,
+    /// Connections come and go at `debug`, not `info`.
+    pub(crate) quiet: bool,
 }
 
 /// A connection's place in the loop, and the one timer the loop holds for it.
@@ -225,6 +228,11 @@ pub(crate) struct Worker<S: Service, T: Transport = Plain> {
     options: ConnOptions,
     /// The clock, read once per turn of the loop.
     now: Instant,
+    /// When the loop started: arrivals count from here.
+    started: Instant,
+    /// When the last connection was adopted: each one's `since` is later
+    /// than the one before, so it orders them by arrival.
+    last_arrival: Instant,
     /// Set when shutdown begins: connections still open then are cut off.
     deadline: Option<Instant>,
     metrics: Arc<Shard>,
@@ -260,6 +268,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
             shutdown,
             options,
             now: Instant::now(),
+            started: Instant::now(),
+            last_arrival: Instant::now(),
             deadline: None,
             metrics,
             stats: WorkerStats::default(),
@@ -321,6 +331,12 @@ impl<S: Service, T: Transport> Worker<S, T> {
             {
                 self.accept();
             }
+            if let Some(acceptor) = &mut self.acceptor {
+                acceptor.refill_reserve();
+                if let Some(report) = acceptor.crowding.flush(self.now) {
+                    tracing::warn!("{report}");
+                }
+            }
             if self.shutdown.is_requested() && self.deadline.is_none() {
                 self.begin_drain();
             }
@@ -339,10 +355,14 @@ impl<S: Service, T: Transport> Worker<S, T> {
             return Some(Duration::ZERO);
         }
         let retry = self.acceptor.as_ref().and_then(|a| a.retry_at);
+        let crowding = self.acceptor.as_ref().and_then(|a| a.crowding.due());
         // A deadline that has passed was acted on: wait for a wake-up instead.
         let deadline = self.deadline.filter(|&d| d > self.now);
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        let wake_at = [retry, deadline, timer].into_iter().flatten().min()?;
+        let wake_at = [retry, crowding, deadline, timer]
+            .into_iter()
+            .flatten()
+            .min()?;
         Some(wake_at.saturating_duration_since(Instant::now()))
     }
 
@@ -600,6 +620,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
             return;
         }
         let key = entry.key();
+        let since = self.now.max(self.last_arrival + Duration::from_nanos(1));
+        self.last_arrival = since;
         let mut cx = Cx {
             now: self.now,
             peer,
@@ -613,7 +635,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     transport: T::open(&stream),
                     socket: stream,
                     peer,
-                    since: self.now,
+                    since,
                     received: 0,
                     sent: 0,
                     peer_closed: false,
@@ -627,7 +649,11 @@ impl<S: Service, T: Transport> Worker<S, T> {
         });
         self.stats.connections += 1;
         self.metrics.accepted.inc();
-        tracing::info!("connected by {peer}");
+        if self.options.quiet {
+            tracing::debug!("connected by {peer}");
+        } else {
+            tracing::info!("connected by {peer}");
+        }
         self.after(key, Progress::Wait);
     }
 
@@ -668,6 +694,9 @@ impl<S: Service, T: Transport> Worker<S, T> {
             let mut drained = false;
             for _ in 0..ACCEPTS_PER_TURN {
                 match acceptor.accept(i, &self.shared, &self.metrics, self.now) {
+                    Accepted::Crowded(stream, peer) => {
+                        self.make_room(&mut acceptor, stream, peer);
+                    }
                     Accepted::Conn(stream, peer) => {
                         self.place(&acceptor, stream, peer);
                         if acceptor.once {
@@ -693,6 +722,62 @@ impl<S: Service, T: Transport> Worker<S, T> {
             }
         }
         self.acceptor = Some(acceptor);
+    }
+
+    /// A newcomer over a limit, on a loop that makes room
+    /// (`WhenFull::MakeRoom`, one loop): the oldest connection that has sent
+    /// nothing gives up its place (its address's, or the oldest of all), or
+    /// the newcomer is turned away (`admission.rs`). A candidate is read
+    /// first, so that a request that has come in but was not read yet
+    /// counts; a lingering connection has done its part and counts as
+    /// silent.
+    fn make_room(&mut self, acceptor: &mut Acceptor, stream: Socket, peer: Peer) {
+        let limits = admission::Limits {
+            total: self.options.limits.max_conns,
+            per_source: self.options.limits.max_per_ip.unwrap_or(usize::MAX),
+        };
+        loop {
+            let why = match acceptor.admit(&peer, &self.shared) {
+                Ok(()) => return self.place(acceptor, stream, peer),
+                Err(why) => why,
+            };
+            let places = self.conns.iter().map(|(key, entry)| {
+                let (source, since, silent) = match &entry.state {
+                    State::Open { link, .. } => (link.peer.ip(), link.since, link.received == 0),
+                    State::Closing { peer, until, .. } => (peer.ip(), *until - LINGER, true),
+                    State::Changing => (None, self.now, false),
+                };
+                let arrival = since.saturating_duration_since(self.started).as_nanos() as u64;
+                let place = admission::Place {
+                    source,
+                    arrival,
+                    silent,
+                };
+                (key, place)
+            });
+            match admission::admit(places, peer.ip(), limits) {
+                Admission::Evict(key, full) => {
+                    self.drive(key, false, false);
+                    let silent = self.conns.get(key).is_some_and(|entry| match &entry.state {
+                        State::Open { link, .. } => link.received == 0,
+                        State::Closing { .. } => true,
+                        State::Changing => false,
+                    });
+                    if silent {
+                        tracing::debug!(
+                            "{peer}: a connection that sent nothing closed to make room"
+                        );
+                        self.close(key, Ended::Finished);
+                        acceptor.crowded(true, peer, full, self.now);
+                    }
+                }
+                // The counts and the places disagree only while connections
+                // are on their way: turned away too.
+                Admission::TurnAway(_) | Admission::Admit => {
+                    return acceptor.reject(stream, peer, why, &self.metrics, self.now);
+                }
+            }
+        }
     }
 
     /// Gives a new connection to the loop with the fewest connections.
@@ -742,10 +827,12 @@ impl<S: Service, T: Transport> Worker<S, T> {
         if self.acceptor.is_some() {
             self.close_listeners();
             self.shared.stop_accepting();
-            tracing::info!(
-                "stopped accepting; open connections have {} to finish",
-                text::duration(self.options.grace)
-            );
+            if !self.options.quiet {
+                tracing::info!(
+                    "stopped accepting; open connections have {} to finish",
+                    text::duration(self.options.grace)
+                );
+            }
         }
         self.take_handoffs();
         self.deadline = Some(crate::deadline::from_now(self.options.grace));
@@ -785,7 +872,11 @@ impl<S: Service, T: Transport> Worker<S, T> {
                 State::Open {
                     mut conn, mut link, ..
                 } => {
-                    tracing::info!("{}: cut off at the end of the grace period", link.peer);
+                    if self.options.quiet {
+                        tracing::debug!("{}: cut off at the end of the grace period", link.peer);
+                    } else {
+                        tracing::info!("{}: cut off at the end of the grace period", link.peer);
+                    }
                     self.stats.bytes += cut_off(&mut conn, &mut link, &mut self.pool);
                     self.stats.cut_off += 1;
                     self.metrics.time_out(TimedOut::Grace);
@@ -1075,6 +1166,7 @@ mod tests {
             keepalive: None,
             grace: Duration::from_secs(1),
             limits: ConnLimits::default(),
+            quiet: false,
         };
         let metrics = Metrics::new(ServerKind::Echo).shard();
         Worker::new(

@@ -1,6 +1,7 @@
-//! Who gets a place at the `/metrics` endpoint when it is crowded. Pure:
-//! the places in, a decision out, no socket and no clock, so that every
-//! case is a unit test; `http.rs` reads the sockets and closes.
+//! Who gets a place when a server that makes room (`WhenFull::MakeRoom`,
+//! the `/metrics` endpoint) is crowded. Pure: the places in, a decision
+//! out, no socket and no clock, so that every case is a unit test; the loop
+//! (`worker.rs`) reads the candidate and closes.
 //!
 //! A scrape must get through even past connections that hold places on
 //! purpose and send nothing (issue 14: 64 of them blinded the endpoint for
@@ -15,15 +16,14 @@
 //! 3. Otherwise it gets a free place.
 //!
 //! A connection that has sent a byte of its request is never evicted: the
-//! endpoint's deadline and request-head limit bound it already, and it may
-//! be a scrape that is half-way in. The oldest silent one goes first: a
-//! scraper sends its request right behind its handshake, so its place is
-//! only taken if that many newer connections come in before its first byte
-//! does, while a holder that sends nothing is always older than the next
-//! newcomer.
+//! service's deadlines bound it already, and it may be a scrape that is
+//! half-way in. The oldest silent one goes first: a scraper sends its
+//! request right behind its handshake, so its place is only taken if that
+//! many newer connections come in before its first byte does, while a
+//! holder that sends nothing is always older than the next newcomer.
 //!
 //! The source is the peer's IP address with an IPv4-mapped IPv6 address
-//! counted as its IPv4 one, as the servers' `--max-conns-per-ip` counts it
+//! counted as its IPv4 one, as `--max-conns-per-ip` counts it
 //! (`net::Peer::ip`); a place with no address counts toward no source.
 
 use std::net::IpAddr;
