@@ -376,57 +376,54 @@ mod tests {
         encode(&service::respond(&service::request("search", value), &table).unwrap()).unwrap()
     }
 
+    /// Searches for each value, back to back (or their answers).
+    fn each(values: &[&str], message: fn(&str) -> Vec<u8>) -> Vec<u8> {
+        values.iter().flat_map(|v| message(v)).collect()
+    }
+
     /// The request's bytes up to the end of its JSON header.
     fn header_end(request: &[u8]) -> usize {
         2 + usize::from(u16::from_be_bytes([request[0], request[1]]))
     }
 
-    fn timed_out(d: &Drive<AppConn>, why: TimedOut) -> u64 {
-        d.metrics.timed_out[why as usize].get()
+    /// The connection's deadline is `at`: nothing happens a millisecond
+    /// before, and at `at` it is closed, timed out for `why` alone.
+    fn closes_at(d: &mut Drive<AppConn>, at: Instant, why: TimedOut) {
+        assert_eq!(d.conn.poll_timeout(), Some(at));
+        assert!(!d.advance(at - MS - d.now), "fired early");
+        assert!(!d.conn.is_done());
+        assert!(d.advance(MS), "did not fire at its time");
+        assert!(d.conn.is_done());
+        for other in TimedOut::ALL {
+            let count = d.metrics.timed_out[other as usize].get();
+            assert_eq!(count, u64::from(other == why), "{other:?}");
+        }
     }
 
     #[test]
     fn no_request_at_all_closes_at_the_header_timeout() {
         let mut d = app(false, DEFAULT_MAX_BUFFERED);
-        assert!(!d.advance(10 * SECOND - MS));
-        assert!(!d.conn.is_done());
-        assert!(d.advance(MS), "10 s after the connection");
-        assert!(d.conn.is_done());
-        assert_eq!(timed_out(&d, TimedOut::Header), 1);
+        let at = d.now + 10 * SECOND;
+        closes_at(&mut d, at, TimedOut::Header);
         assert!(d.delivered.is_empty(), "closed with no answer");
     }
 
     #[test]
-    fn a_header_in_pieces_must_be_whole_by_the_header_timeout() {
-        let mut d = app(false, DEFAULT_MAX_BUFFERED);
+    fn the_deadlines_count_from_the_connection_and_a_whole_header_moves_to_the_request_timeout() {
         let req = request("morpheus");
-        d.advance(4 * SECOND);
-        d.arrive(&req[..3]);
-        // The header's deadline counts from the connection, not the bytes.
-        assert_eq!(d.conn.poll_timeout(), Some(d.now + 6 * SECOND));
-        assert!(!d.advance(6 * SECOND - MS));
-        assert!(d.advance(MS));
-        assert!(d.conn.is_done());
-        assert_eq!(timed_out(&d, TimedOut::Header), 1);
-        assert_eq!(timed_out(&d, TimedOut::Request), 0);
-    }
-
-    #[test]
-    fn a_whole_header_moves_the_deadline_to_the_request_timeout() {
-        let mut d = app(false, DEFAULT_MAX_BUFFERED);
-        let req = request("morpheus");
-        let start = d.now;
-        d.advance(2 * SECOND);
-        d.arrive(&req[..header_end(&req)]);
-        assert_eq!(d.conn.poll_timeout(), Some(start + 30 * SECOND));
-        assert!(
-            !d.advance(28 * SECOND - MS),
-            "past the header timeout: fine now"
-        );
-        assert!(d.advance(MS));
-        assert!(d.conn.is_done());
-        assert_eq!(timed_out(&d, TimedOut::Request), 1);
-        assert_eq!(timed_out(&d, TimedOut::Header), 0);
+        // Part of the header: due at the header timeout, not moved by the
+        // bytes. The whole header: due at the request timeout, past the
+        // header's.
+        for (sent, limit, why) in [
+            (3, 10 * SECOND, TimedOut::Header),
+            (header_end(&req), 30 * SECOND, TimedOut::Request),
+        ] {
+            let mut d = app(false, DEFAULT_MAX_BUFFERED);
+            let start = d.now;
+            d.advance(4 * SECOND);
+            d.arrive(&req[..sent]);
+            closes_at(&mut d, start + limit, why);
+        }
     }
 
     #[test]
@@ -441,15 +438,13 @@ mod tests {
         }
         assert!(fired, "each byte came in time, the header did not");
         assert!(d.conn.is_done());
-        assert_eq!(timed_out(&d, TimedOut::Header), 1);
+        assert_eq!(d.metrics.timed_out[TimedOut::Header as usize].get(), 1);
     }
 
     #[test]
     fn without_keep_alive_one_answer_then_the_connection_is_done() {
         let mut d = app(false, DEFAULT_MAX_BUFFERED);
-        let mut two = request("morpheus");
-        two.extend(request("ring"));
-        d.arrive(&two);
+        d.arrive(&each(&["morpheus", "ring"], request));
         assert_eq!(d.delivered, response("morpheus"), "the second is dropped");
         assert!(d.conn.is_done());
         assert!(!d.reads());
@@ -463,12 +458,9 @@ mod tests {
         d.advance(5 * SECOND);
         d.arrive(&request("morpheus"));
         assert_eq!(d.delivered, response("morpheus"));
-        assert!(!d.conn.is_done());
-        assert_eq!(d.conn.poll_timeout(), Some(d.now + 10 * SECOND));
-        assert!(!d.advance(10 * SECOND - MS));
-        assert!(d.advance(MS), "no request came within the header timeout");
-        assert!(d.conn.is_done());
-        assert_eq!(timed_out(&d, TimedOut::Header), 1);
+        // No request came within the header timeout of the response.
+        let at = d.now + 10 * SECOND;
+        closes_at(&mut d, at, TimedOut::Header);
     }
 
     #[test]
@@ -496,12 +488,8 @@ mod tests {
     #[test]
     fn pipelined_requests_in_one_read_are_answered_in_order() {
         let mut d = app(true, DEFAULT_MAX_BUFFERED);
-        let mut both = request("ring");
-        both.extend(request("morpheus"));
-        d.arrive(&both);
-        let mut answers = response("ring");
-        answers.extend(response("morpheus"));
-        assert_eq!(d.delivered, answers);
+        d.arrive(&each(&["ring", "morpheus"], request));
+        assert_eq!(d.delivered, each(&["ring", "morpheus"], response));
         assert_eq!(d.metrics.requests.get(), 2);
     }
 
