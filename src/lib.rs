@@ -16,6 +16,7 @@
 //! | [`calls`]    | `--trace-calls`: each socket call printed as it happens           |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
+//! | `driver`     | how an event loop learns what is ready: poll, waker, EINTR, deadlines (crate-private) |
 //! | [`exit`]     | the one table of exit codes                                       |
 //! | [`metrics`]  | what the servers count, and `--metrics`: the exposition over HTTP |
 //! | [`stats`]    | the latency histogram `bench` and `probe` share                   |
@@ -62,6 +63,7 @@ pub mod app;
 pub mod bench;
 pub mod calls;
 pub mod deadline;
+mod driver;
 pub mod echo;
 pub mod endpoint;
 pub mod exit;

@@ -6,15 +6,14 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::Arc;
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Token};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use super::stats::Control;
+use crate::driver::Driver;
 
 const WAKE: Token = Token(usize::MAX);
 const ALARM: Token = Token(usize::MAX - 1);
@@ -33,7 +32,7 @@ pub(super) struct Ready {
 
 /// One engine thread's epoll set.
 pub(super) struct Reactor {
-    poll: Poll,
+    driver: Driver,
     alarm: Alarm,
     events: Events,
     /// The sockets' events of the last wait.
@@ -43,11 +42,11 @@ pub(super) struct Reactor {
 impl Reactor {
     /// A reactor whose waker the coordinator holds.
     pub(super) fn new(control: &Control) -> io::Result<Reactor> {
-        let poll = Poll::new()?;
-        control.register(Arc::new(Waker::new(poll.registry(), WAKE)?));
-        let alarm = Alarm::new(poll.registry(), ALARM)?;
+        let driver = Driver::new()?;
+        control.register(driver.waker(WAKE)?);
+        let alarm = Alarm::new(&driver, ALARM)?;
         Ok(Reactor {
-            poll,
+            driver,
             alarm,
             events: Events::with_capacity(1024),
             ready: Vec::with_capacity(1024),
@@ -56,16 +55,13 @@ impl Reactor {
 
     /// Watches socket `fd` as number `slot`, edge-triggered, both ways.
     pub(super) fn register(&self, fd: RawFd, slot: usize) -> io::Result<()> {
-        self.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(slot),
-            Interest::READABLE | Interest::WRITABLE,
-        )
+        self.driver
+            .watch(fd, Token(slot), Interest::READABLE | Interest::WRITABLE)
     }
 
     /// Stops watching `fd`.
     pub(super) fn deregister(&self, fd: RawFd) {
-        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        self.driver.unwatch(fd);
     }
 
     /// Waits until `until` (ns on the run's clock, now `now`), or until
@@ -77,11 +73,7 @@ impl Reactor {
         }
         self.ready.clear();
         let timeout = Duration::from_nanos(until.saturating_sub(now));
-        match self.poll.poll(&mut self.events, Some(timeout)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        }
+        self.driver.wait(&mut self.events, Some(timeout))?;
         for event in self.events.iter() {
             match event.token() {
                 WAKE => {}
@@ -108,17 +100,13 @@ struct Alarm {
 
 impl Alarm {
     /// A disarmed alarm, registered under `token`.
-    fn new(registry: &Registry, token: Token) -> io::Result<Alarm> {
+    fn new(driver: &Driver, token: Token) -> io::Result<Alarm> {
         let fd = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
         .map_err(io::Error::from)?;
-        registry.register(
-            &mut SourceFd(&fd.as_fd().as_raw_fd()),
-            token,
-            Interest::READABLE,
-        )?;
+        driver.watch(fd.as_fd().as_raw_fd(), token, Interest::READABLE)?;
         Ok(Alarm {
             fd,
             armed_for: None,

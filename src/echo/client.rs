@@ -19,10 +19,10 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 use socket2::Socket;
 
+use crate::driver::Driver;
 use crate::endpoint::{Endpoint, HostPort};
 use crate::exit::{Classify, ExitCode};
 use crate::net::connect::{self, ConnectError, ConnectOptions};
@@ -325,7 +325,7 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
     let (first, server) = connect::connect_stream(endpoint, &connect_opts)?;
     let expected: Vec<u8> = plan.messages.concat();
     let mut engine = Engine {
-        poll: Poll::new()?,
+        driver: Driver::new()?,
         conns: Vec::with_capacity(plan.connections),
         expected: &expected,
         plan,
@@ -400,7 +400,7 @@ impl ClientConn {
 }
 
 struct Engine<'a> {
-    poll: Poll,
+    driver: Driver,
     conns: Vec<ClientConn>,
     expected: &'a [u8],
     plan: &'a Plan,
@@ -431,8 +431,8 @@ impl Engine<'_> {
         };
         match stream {
             Ok(stream) => {
-                self.poll.registry().register(
-                    &mut SourceFd(&stream.as_raw_fd()),
+                self.driver.watch(
+                    stream.as_raw_fd(),
                     token,
                     Interest::READABLE | Interest::WRITABLE,
                 )?;
@@ -456,7 +456,6 @@ impl Engine<'_> {
             .filter(|c| !matches!(c.phase, Phase::Done))
             .count();
         while open > 0 {
-            let now = Instant::now();
             let wake_at = self
                 .conns
                 .iter()
@@ -465,14 +464,7 @@ impl Engine<'_> {
                     _ => None,
                 })
                 .fold(self.deadline, Instant::min);
-            match self
-                .poll
-                .poll(&mut events, Some(wake_at.saturating_duration_since(now)))
-            {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            self.driver.wait_until(&mut events, Some(wake_at))?;
             for event in events.iter() {
                 let i = event.token().0;
                 if self.step(i) {
@@ -494,7 +486,7 @@ impl Engine<'_> {
         let ctx = Ctx {
             expected: self.expected,
             plan: self.plan,
-            registry: self.poll.registry(),
+            driver: &self.driver,
             token: Token(i),
             server: &self.server,
         };
@@ -524,10 +516,7 @@ impl Engine<'_> {
             (outcome, _) => outcome,
         };
         if let Some(stream) = conn.stream.take() {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&stream.as_raw_fd()));
+            self.driver.unwatch(stream.as_raw_fd());
             crate::calls::close(&stream);
         }
     }
@@ -571,7 +560,7 @@ impl Engine<'_> {
 struct Ctx<'a> {
     expected: &'a [u8],
     plan: &'a Plan,
-    registry: &'a mio::Registry,
+    driver: &'a Driver,
     token: Token,
     server: &'a Endpoint,
 }
@@ -606,11 +595,8 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
             }
         }
         if conn.sent == expected.len() {
-            ctx.registry.reregister(
-                &mut SourceFd(&stream.as_raw_fd()),
-                ctx.token,
-                Interest::READABLE,
-            )?;
+            ctx.driver
+                .rewatch(stream.as_raw_fd(), ctx.token, Interest::READABLE)?;
         }
     }
     loop {

@@ -35,8 +35,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Token};
 use nix::fcntl::OFlag;
 use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, RecvMsg, SockaddrLike,
@@ -47,6 +46,7 @@ use nix::sys::stat::Mode;
 use super::limit::{Gate, RateLimits, Refusal};
 use super::loop_guard::{LoopGuard, Verdict};
 use super::served::{self, Served};
+use crate::driver::Driver;
 use crate::endpoint::{Endpoint, LocalName};
 use crate::metrics::{ErrorClass, Shard};
 use crate::net::Listener;
@@ -183,7 +183,7 @@ impl DropLog {
 /// One datagram socket's echo loop.
 pub(crate) struct DatagramLoop {
     listener: Listener,
-    poll: Poll,
+    driver: Driver,
     /// The UDP rules; `None` for a Unix datagram socket.
     gate: Option<Gate>,
     /// The loop guard; `None` with `--no-loop-guard`.
@@ -280,14 +280,9 @@ impl DatagramLoop {
         shard: Arc<Shard>,
         shutdown: Shutdown,
     ) -> io::Result<DatagramLoop> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        shutdown.register(waker);
-        poll.registry().register(
-            &mut SourceFd(&listener.socket().as_raw_fd()),
-            SOCKET,
-            Interest::READABLE,
-        )?;
+        let driver = Driver::new()?;
+        shutdown.register(driver.waker(WAKER)?);
+        driver.watch(listener.socket().as_raw_fd(), SOCKET, Interest::READABLE)?;
         let local = listener.local_addr();
         let now = Instant::now();
         // One byte more than the largest datagram would show a truncation.
@@ -326,7 +321,7 @@ impl DatagramLoop {
             return_paths: Vec::new(),
             pins: Vec::new(),
             drops: DropLog::new(now),
-            poll,
+            driver,
             listener,
             shutdown,
             stats: DatagramStats::default(),
@@ -340,19 +335,12 @@ impl DatagramLoop {
         let mut events = Events::with_capacity(8);
         let mut more = false;
         loop {
-            let timeout = if more {
-                Some(Duration::ZERO)
-            } else if self.drops.is_empty() {
-                None
+            let until = if more {
+                Some(Instant::now())
             } else {
-                Some(self.drops.due().saturating_duration_since(Instant::now()))
+                (!self.drops.is_empty()).then(|| self.drops.due())
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+            self.driver.wait_until(&mut events, until)?;
             if self.shutdown.is_requested() {
                 break;
             }

@@ -12,12 +12,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::unix;
 use crate::calls;
+use crate::driver::Driver;
 use crate::endpoint::{Endpoint, LocalName, Purpose, ResolveError, SocketType};
 use crate::exit::{Classify, ExitCode};
 
@@ -491,7 +491,7 @@ pub fn connect(
     let ordered = candidates(addrs, opts)?;
     let started = Instant::now();
     let deadline = crate::deadline::after(started, opts.timeout);
-    let mut poll = Poll::new().map_err(|e| ConnectError::from_io(all.clone(), e))?;
+    let mut driver = Driver::new().map_err(|e| ConnectError::from_io(all.clone(), e))?;
     let mut events = Events::with_capacity(8);
     let mut attempts: Vec<Option<Socket>> = Vec::with_capacity(ordered.len());
     let mut errors: Vec<ConnectError> = Vec::new();
@@ -505,12 +505,8 @@ pub fn connect(
             match start(addr, opts) {
                 Ok(socket) => {
                     let token = Token(attempts.len());
-                    poll.registry()
-                        .register(
-                            &mut SourceFd(&socket.as_raw_fd()),
-                            token,
-                            Interest::WRITABLE,
-                        )
+                    driver
+                        .watch(socket.as_raw_fd(), token, Interest::WRITABLE)
                         .map_err(|e| ConnectError::from_io(all.clone(), e))?;
                     attempts.push(Some(socket));
                 }
@@ -539,10 +535,8 @@ pub fn connect(
         if attempts.len() < ordered.len() {
             wait = wait.min(next_start.saturating_duration_since(now));
         }
-        match poll.poll(&mut events, Some(wait)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ConnectError::from_io(all, e)),
+        if let Err(e) = driver.wait(&mut events, Some(wait)) {
+            return Err(ConnectError::from_io(all, e));
         }
         for event in &events {
             let i = event.token().0;

@@ -17,16 +17,15 @@ use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Token};
 use slab::Slab;
 use socket2::{Domain, Socket};
 
 use super::target::Target;
 use super::{Address, Outcome, Probe, ProbeError, Proto, Report, State, Try, UDP_PAYLOAD};
+use crate::driver::Driver;
 use crate::endpoint::{Host, HostPort, LocalName, Purpose};
 use crate::net::connect::{self, ConnectError, ConnectOptions};
 use crate::net::unix;
@@ -109,11 +108,10 @@ pub fn run(
     shutdown: &Shutdown,
     on_try: &mut dyn FnMut(&Probe, &Try),
 ) -> Result<Report, ProbeError> {
-    let poll = Poll::new().map_err(ProbeError::Poll)?;
-    let waker = Waker::new(poll.registry(), WAKE).map_err(ProbeError::Poll)?;
-    shutdown.register(Arc::new(waker));
+    let driver = Driver::new().map_err(ProbeError::Poll)?;
+    shutdown.register(driver.waker(WAKE).map_err(ProbeError::Poll)?);
     let mut engine = Engine {
-        poll,
+        driver,
         events: Events::with_capacity(1024),
         cfg,
         shutdown,
@@ -156,7 +154,7 @@ struct Attempt {
 }
 
 struct Engine<'a> {
-    poll: Poll,
+    driver: Driver,
     events: Events,
     cfg: &'a Config,
     shutdown: &'a Shutdown,
@@ -196,11 +194,9 @@ impl Engine<'_> {
                             Proto::Udp => Interest::READABLE,
                             _ => Interest::WRITABLE,
                         };
-                        let registered = self.poll.registry().register(
-                            &mut SourceFd(&socket.as_raw_fd()),
-                            Token(entry.key()),
-                            interest,
-                        );
+                        let registered =
+                            self.driver
+                                .watch(socket.as_raw_fd(), Token(entry.key()), interest);
                         if let Err(e) = registered {
                             done(i, failed(seq, probes[i].proto(), &e, None));
                             continue;
@@ -249,14 +245,9 @@ impl Engine<'_> {
             let Some(&(deadline, _, _)) = deadlines.front() else {
                 continue;
             };
-            match self.poll.poll(
-                &mut self.events,
-                Some(deadline.saturating_duration_since(now)),
-            ) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ProbeError::Poll(e)),
-            }
+            self.driver
+                .wait_until(&mut self.events, Some(deadline))
+                .map_err(ProbeError::Poll)?;
             let ready: Vec<usize> = self
                 .events
                 .iter()
@@ -280,10 +271,7 @@ impl Engine<'_> {
     /// Takes an attempt off the loop; its socket closes when dropped.
     fn end(&self, live: &mut Slab<Attempt>, key: usize) -> Attempt {
         let attempt = live.remove(key);
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&attempt.socket.as_raw_fd()));
+        self.driver.unwatch(attempt.socket.as_raw_fd());
         attempt
     }
 
@@ -294,11 +282,9 @@ impl Engine<'_> {
             if now >= until {
                 break;
             }
-            match self.poll.poll(&mut self.events, Some(until - now)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ProbeError::Poll(e)),
-            }
+            self.driver
+                .wait(&mut self.events, Some(until - now))
+                .map_err(ProbeError::Poll)?;
         }
         Ok(())
     }

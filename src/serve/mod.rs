@@ -40,9 +40,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use mio::{Poll, Waker};
 use socket2::Socket;
 
+use crate::driver::Driver;
 use crate::exit::{Classify, ExitCode};
 use crate::metrics::Metrics;
 use crate::net::{Listener, Peer};
@@ -250,18 +250,18 @@ impl<S: Service> Loops<S> {
         service: Arc<S>,
         shutdown: &Shutdown,
     ) -> io::Result<Loops<S>> {
-        let mut polls = Vec::with_capacity(threads);
+        let mut drivers = Vec::with_capacity(threads);
         let mut wakers = Vec::with_capacity(threads);
         let mut senders = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
+            let driver = Driver::new()?;
+            let waker = driver.waker(worker::WAKER)?;
             shutdown.register(Arc::clone(&waker));
             let (tx, rx) = mpsc::channel();
             senders.push(tx);
             inboxes.push(rx);
-            polls.push(poll);
+            drivers.push(driver);
             wakers.push(waker);
         }
         let mut senders = senders.into_iter();
@@ -283,10 +283,10 @@ impl<S: Service> Loops<S> {
         let acceptor = Acceptor::new(listeners, peers, once, config.limits, config.name);
         let mut acceptor = Some(acceptor);
         let mut workers = Vec::with_capacity(threads);
-        for (id, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
+        for (id, (driver, inbox)) in drivers.into_iter().zip(inboxes).enumerate() {
             workers.push(Worker::new(
                 id,
-                poll,
+                driver,
                 Arc::clone(&service),
                 acceptor.take(),
                 inbox,

@@ -31,8 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Token, Waker};
 use slab::Slab;
 use socket2::Socket;
 
@@ -46,6 +45,7 @@ use super::buffer::{BUF_SIZE, BufPool};
 use super::limits::{ConnLimits, Expired, PerIp, Watch};
 use super::service::{Cx, Input, Service, ServiceConnection};
 use super::transport::{Plain, Transport};
+use crate::driver::Driver;
 use crate::metrics::{ErrorClass, Shard, TimedOut};
 use crate::net::Peer;
 use crate::shutdown::Shutdown;
@@ -209,7 +209,7 @@ struct Link<T> {
 /// One event loop, for connections of one service over one transport.
 pub(crate) struct Worker<S: Service, T: Transport = Plain> {
     id: usize,
-    poll: Poll,
+    driver: Driver,
     service: Arc<S>,
     conns: Slab<Entry<S::Conn, T>>,
     /// Connection timers, earliest first: (when, key), one live per
@@ -243,7 +243,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: usize,
-        poll: Poll,
+        driver: Driver,
         service: Arc<S>,
         acceptor: Option<Acceptor>,
         inbox: Receiver<Handoff>,
@@ -254,7 +254,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
     ) -> io::Result<Worker<S, T>> {
         let mut worker = Worker {
             id,
-            poll,
+            driver,
             service,
             conns: Slab::new(),
             timers: BinaryHeap::new(),
@@ -276,8 +276,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
         };
         if let Some(acceptor) = &mut worker.acceptor {
             for (i, listener) in acceptor.listeners.iter().enumerate() {
-                worker.poll.registry().register(
-                    &mut SourceFd(&listener.socket().as_raw_fd()),
+                worker.driver.watch(
+                    listener.socket().as_raw_fd(),
                     Token(LISTENER_BASE - i),
                     Interest::READABLE,
                 )?;
@@ -292,12 +292,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+            self.driver.wait(&mut events, timeout)?;
             self.now = Instant::now();
             // What was listed before this turn's events is driven after them,
             // once: a connection gets one read budget per turn.
@@ -388,7 +383,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                 };
                 let mut loop_io = LoopIo {
                     scratch: &mut self.scratch,
-                    registry: self.poll.registry(),
+                    driver: &self.driver,
                     token: Token(key),
                 };
                 serve(conn, link, &mut cx, &mut loop_io, true)
@@ -497,7 +492,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                         conn.handle_timeout(&mut cx);
                         let mut loop_io = LoopIo {
                             scratch: &mut self.scratch,
-                            registry: self.poll.registry(),
+                            driver: &self.driver,
                             token: Token(key),
                         };
                         // What it queued goes out; it reads on its next event.
@@ -545,11 +540,10 @@ impl<S: Service, T: Transport> Worker<S, T> {
         // A FIN already sent makes this a no-op; a socket that cannot take
         // it is found by the read below.
         let _ = crate::calls::shutdown(&socket, std::net::Shutdown::Write);
-        let progress = match self.poll.registry().reregister(
-            &mut SourceFd(&socket.as_raw_fd()),
-            Token(key),
-            Interest::READABLE,
-        ) {
+        let progress = match self
+            .driver
+            .rewatch(socket.as_raw_fd(), Token(key), Interest::READABLE)
+        {
             Ok(()) => drain(&socket, &mut self.scratch, &self.metrics),
             Err(_) => Progress::Close(Ended::Finished),
         };
@@ -610,11 +604,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
         }
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut SourceFd(&stream.as_raw_fd()), token, READ_INTEREST)
-        {
+        if let Err(e) = self.driver.watch(stream.as_raw_fd(), token, READ_INTEREST) {
             tracing::warn!("{peer}: cannot register with epoll: {e}");
             self.forget(peer);
             return;
@@ -809,10 +799,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
     fn close_listeners(&mut self) {
         if let Some(acceptor) = &mut self.acceptor {
             for listener in &acceptor.listeners {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&listener.socket().as_raw_fd()));
+                self.driver.unwatch(listener.socket().as_raw_fd());
                 crate::calls::close(listener.socket());
             }
             // Closes them; a Unix listener removes its socket file.
@@ -914,7 +901,7 @@ struct LoopIo<'a> {
     /// The loop's read buffer, shared by its connections.
     scratch: &'a mut [u8],
     /// Where to change the connection's interest.
-    registry: &'a mio::Registry,
+    driver: &'a Driver,
     /// The connection's token.
     token: Token,
 }
@@ -1028,8 +1015,8 @@ fn serve<C: ServiceConnection, T: Transport>(
 
 /// Changes a connection's interest.
 fn interest<T>(link: &Link<T>, io: &LoopIo<'_>, interest: Interest) -> io::Result<()> {
-    io.registry
-        .reregister(&mut SourceFd(&link.socket.as_raw_fd()), io.token, interest)
+    io.driver
+        .rewatch(link.socket.as_raw_fd(), io.token, interest)
 }
 
 /// Ends a connection at the grace deadline: one last try to send what its
@@ -1153,8 +1140,8 @@ mod tests {
     }
 
     fn idle_loop() -> Worker<Idle> {
-        let poll = Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        let driver = Driver::new().unwrap();
+        let waker = driver.waker(WAKER).unwrap();
         let shared = Arc::new(Shared {
             loads: Box::new([AtomicUsize::new(0)]),
             accepting: AtomicBool::new(false),
@@ -1171,7 +1158,7 @@ mod tests {
         let metrics = Metrics::new(ServerKind::Echo).shard();
         Worker::new(
             0,
-            poll,
+            driver,
             Arc::new(Idle),
             None,
             inbox,
