@@ -18,7 +18,7 @@ use socket2::Socket;
 
 use super::pattern::{Sizes, Stream};
 use super::reactor::Reactor;
-use super::schedule::Schedule;
+use super::schedule::{Schedule, next_due};
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
 use super::{BenchConfig, Job};
 use crate::text::os_error;
@@ -254,12 +254,12 @@ impl Engine<'_> {
     fn issue_scheduled(&mut self, now: u64) {
         loop {
             let socks = &self.socks;
-            let Some((due, i)) = self.schedule.as_mut().and_then(|schedule| {
-                schedule.take(now, socks.len(), |k| socks[k].socket.is_some())
-            }) else {
+            let open = |k: usize| socks[k].socket.is_some();
+            let Some((due, i)) =
+                next_due(&mut self.schedule, &mut self.meter, now, socks.len(), open)
+            else {
                 return;
             };
-            self.meter.behind(now - due);
             if !self.issue(i, due) {
                 return;
             }

@@ -26,6 +26,7 @@ pub mod preflight;
 mod reactor;
 pub mod report;
 mod schedule;
+mod session;
 pub mod stats;
 mod stream;
 

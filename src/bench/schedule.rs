@@ -1,6 +1,8 @@
 //! The open loop's schedule: when each message is due, and which
 //! connection sends it. Pure; the engines' reactor wakes them on time.
 
+use super::stats::Meter;
+
 /// Message `k` of a thread is due `k` periods after the start, and goes to
 /// the next usable connection, round-robin.
 #[derive(Debug)]
@@ -44,6 +46,20 @@ impl Schedule {
         self.k += 1;
         Some((due, i))
     }
+}
+
+/// Open loop: the next message due by `now`, if the run has a `schedule`,
+/// and the connection (of `n`) that sends it; `meter` notes how late it is.
+pub(super) fn next_due(
+    schedule: &mut Option<Schedule>,
+    meter: &mut Meter,
+    now: u64,
+    n: usize,
+    usable: impl Fn(usize) -> bool,
+) -> Option<(u64, usize)> {
+    let (due, i) = schedule.as_mut()?.take(now, n, usable)?;
+    meter.behind(now - due);
+    Some((due, i))
 }
 
 #[cfg(test)]

@@ -23,17 +23,15 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown as Half;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use socket2::Socket;
 
-use super::pattern::{MAX_SLICE, Sizes, Stream};
 use super::reactor::Reactor;
-use super::schedule::Schedule;
+use super::schedule::{Schedule, next_due};
+use super::session::{App, Echo, Session};
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
 use super::{BenchConfig, Job, Workload};
-use crate::proto::{Decoder, Limits};
 use crate::text::os_error;
 
 /// One read buffer per thread.
@@ -76,12 +74,12 @@ struct Msg {
     counted: bool,
 }
 
-struct Conn {
+struct Conn<S> {
     id: u64,
     socket: Option<Socket>,
     state: State,
-    stream: Stream,
-    sizes: Sizes,
+    /// What it says and expects.
+    session: S,
     /// Stream bytes of the issued messages, written so far, and read back.
     issued: u64,
     written: u64,
@@ -94,26 +92,23 @@ struct Conn {
     want_write: bool,
     /// When this cycle's connect started.
     connect_started: u64,
-    decoder: Option<Decoder>,
 }
 
-/// The thread's engine.
-struct Engine<'a> {
+/// The thread's engine, for connections of one workload.
+struct Engine<'a, S: Session> {
     job: &'a Job,
     cfg: &'a BenchConfig,
     control: &'a Control,
     reactor: Reactor,
-    conns: Vec<Conn>,
+    conns: Vec<Conn<S>>,
     queue: VecDeque<usize>,
     connecting: usize,
     open: u64,
     next_connect: u64,
     connect_gap: u64,
     rbuf: Box<[u8]>,
-    /// The app request, encoded once.
-    request: Arc<[u8]>,
-    /// The first app response, which every later one must equal.
-    first_response: Option<Vec<u8>>,
+    /// What the thread's sessions share.
+    shared: S::Shared,
     meter: Meter,
     /// Connections that failed for good.
     dead: usize,
@@ -124,6 +119,13 @@ struct Engine<'a> {
 
 /// Runs one thread's connections until the run stops.
 pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
+    match job.cfg.workload {
+        Workload::Echo => run_with::<Echo>(job),
+        Workload::App { .. } => run_with::<App>(job),
+    }
+}
+
+fn run_with<S: Session>(job: Job) -> io::Result<ThreadResult> {
     let reactor = Reactor::new(&job.control)?;
     let cfg = &*job.cfg;
     let depth = match cfg.rate {
@@ -137,8 +139,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
             id,
             socket: None,
             state: State::Idle { at: 0, first: None },
-            stream: Stream::new(id),
-            sizes: Sizes::new(cfg.sizes, id),
+            session: S::new(id, cfg),
             issued: 0,
             written: 0,
             received: 0,
@@ -147,21 +148,8 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
             settled: false,
             want_write: false,
             connect_started: 0,
-            decoder: match cfg.workload {
-                Workload::App { .. } => Some(Decoder::new(Limits::default())),
-                Workload::Echo => None,
-            },
         })
         .collect::<Vec<_>>();
-    let request: Arc<[u8]> = match &cfg.workload {
-        Workload::App { query, .. } => {
-            let message = crate::app::request("search", query);
-            crate::proto::encode(&message)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
-                .into()
-        }
-        Workload::Echo => Arc::from(&[][..]),
-    };
     let engine = Engine {
         job: &job,
         cfg,
@@ -174,8 +162,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
         next_connect: 0,
         connect_gap: job.connect_rate.map_or(0, |r| (1e9 / r) as u64),
         rbuf: vec![0; READ_BUF].into_boxed_slice(),
-        request,
-        first_response: None,
+        shared: S::shared(cfg)?,
         meter: Meter::new(
             matches!(cfg.stop, super::Stop::Count(_)),
             cfg.rate.is_some(),
@@ -187,7 +174,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
     engine.run()
 }
 
-impl Engine<'_> {
+impl<S: Session> Engine<'_, S> {
     fn run(mut self) -> io::Result<ThreadResult> {
         let mut next_sweep = 0;
         loop {
@@ -427,11 +414,8 @@ impl Engine<'_> {
         let Some(counted) = self.meter.admit(self.control) else {
             return false;
         };
-        let len = match self.cfg.workload {
-            Workload::Echo => self.conns[i].sizes.draw() as u64,
-            Workload::App { .. } => self.request.len() as u64,
-        };
         let c = &mut self.conns[i];
+        let len = c.session.next_len(&self.shared);
         c.issued += len;
         c.flight.push_back(Msg {
             end: c.issued,
@@ -446,12 +430,12 @@ impl Engine<'_> {
     fn issue_scheduled(&mut self, now: u64) {
         loop {
             let conns = &self.conns;
-            let Some((due, i)) = self.schedule.as_mut().and_then(|schedule| {
-                schedule.take(now, conns.len(), |k| conns[k].state == State::Open)
-            }) else {
+            let open = |k: usize| conns[k].state == State::Open;
+            let Some((due, i)) =
+                next_due(&mut self.schedule, &mut self.meter, now, conns.len(), open)
+            else {
                 return;
             };
-            self.meter.behind(now - due);
             if !self.issue(i, due) {
                 return;
             }
@@ -469,14 +453,7 @@ impl Engine<'_> {
         let mut failed = None;
         while c.written < c.issued {
             let left = (c.issued - c.written) as usize;
-            let chunk = match self.cfg.workload {
-                Workload::Echo => c.stream.slice(c.written, left.min(MAX_SLICE)),
-                Workload::App { .. } => {
-                    let off = (c.written % self.request.len() as u64) as usize;
-                    let end = self.request.len().min(off + left);
-                    &self.request[off..end]
-                }
-            };
+            let chunk = c.session.chunk(&self.shared, c.written, left);
             match (&*socket).write(chunk) {
                 Ok(n) => {
                     c.written += n as u64;
@@ -539,12 +516,15 @@ impl Engine<'_> {
                 }
                 Ok(n) => {
                     self.meter.totals.received += n as u64;
-                    let outcome = match self.cfg.workload {
-                        Workload::Echo => self.take_echo(i, n),
-                        Workload::App { .. } => self.take_responses(i, n),
-                    };
-                    if let Err(what) = outcome {
-                        return self.fail(i, now, ErrorClass::Mismatch, &what);
+                    let c = &mut self.conns[i];
+                    let ends = c.flight.iter().map(|m| m.end);
+                    let got = &self.rbuf[..n];
+                    match c
+                        .session
+                        .take(&mut self.shared, got, c.received, c.written, ends)
+                    {
+                        Ok(received) => c.received = received,
+                        Err(what) => return self.fail(i, now, ErrorClass::Mismatch, &what),
                     }
                     self.complete(i, now);
                     if (n < self.rbuf.len() && !closed) || self.conns[i].state != State::Open {
@@ -559,56 +539,6 @@ impl Engine<'_> {
                 }
             }
         }
-    }
-
-    /// Checks `n` echoed bytes against the stream.
-    fn take_echo(&mut self, i: usize, n: usize) -> Result<(), String> {
-        let c = &mut self.conns[i];
-        let got = &self.rbuf[..n];
-        if c.received + n as u64 > c.written {
-            return Err(format!(
-                "the server sent {} bytes more than it was sent",
-                c.received + n as u64 - c.written
-            ));
-        }
-        if let Some(at) = c.stream.check(c.received, got) {
-            let k = (at - c.received) as usize;
-            return Err(format!(
-                "echo differs at byte {at} of the connection's stream: sent {:#04x}, got {:#04x}",
-                c.stream.byte(at),
-                got[k]
-            ));
-        }
-        c.received += n as u64;
-        Ok(())
-    }
-
-    /// Decodes app responses; each whole one completes the oldest request
-    /// still unanswered.
-    fn take_responses(&mut self, i: usize, n: usize) -> Result<(), String> {
-        let mut used = 0;
-        let mut answered = 0;
-        while used < n {
-            let c = &mut self.conns[i];
-            let decoder = c.decoder.as_mut().expect("app connections have a decoder");
-            let decoded = decoder
-                .decode(&self.rbuf[used..n])
-                .map_err(|e| format!("malformed response: {e}"))?;
-            used += decoded.consumed;
-            let Some(message) = decoded.message else {
-                break;
-            };
-            let Some(request) = c.flight.get(answered) else {
-                return Err("a response came with no request outstanding".into());
-            };
-            if request.end > c.written {
-                return Err("a response came before its request was whole".into());
-            }
-            c.received = request.end;
-            answered += 1;
-            check_response(&message, &mut self.first_response)?;
-        }
-        Ok(())
     }
 
     /// Pops the messages that came back whole and replaces them.
@@ -731,41 +661,8 @@ impl Engine<'_> {
         c.flight.clear();
         c.unsent = 0;
         c.want_write = false;
-        if let Some(d) = c.decoder.as_mut() {
-            *d = Decoder::new(Limits::default());
-        }
+        c.session.restart();
         c.state = State::Idle { at, first: None };
         self.queue.push_back(i);
-    }
-}
-
-/// A response must decode, be a JSON object with a `result`, and equal the
-/// first response (the same query gets the same answer).
-fn check_response(
-    message: &crate::proto::Message,
-    first: &mut Option<Vec<u8>>,
-) -> Result<(), String> {
-    match first {
-        Some(bytes) if *bytes == message.content => Ok(()),
-        Some(bytes) => Err(format!(
-            "response differs from the first one: {} instead of {}",
-            crate::text::py_bytes_repr(&message.content[..message.content.len().min(80)]),
-            crate::text::py_bytes_repr(&bytes[..bytes.len().min(80)])
-        )),
-        None => {
-            match crate::app::Response::of(message) {
-                Ok(response) if response.has_result() => {}
-                _ => {
-                    return Err(format!(
-                        "the response is not a JSON object with a result: {}",
-                        crate::text::py_bytes_repr(
-                            &message.content[..message.content.len().min(80)]
-                        )
-                    ));
-                }
-            }
-            *first = Some(message.content.clone());
-            Ok(())
-        }
     }
 }
