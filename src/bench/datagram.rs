@@ -18,7 +18,7 @@ use socket2::Socket;
 
 use super::pattern::{Sizes, Stream};
 use super::reactor::Reactor;
-use super::schedule::{Schedule, next_due};
+use super::schedule::{OpenLoop, Schedule, next_due};
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
 use super::{BenchConfig, Job};
 use crate::text::os_error;
@@ -229,73 +229,6 @@ impl Engine<'_> {
         }
     }
 
-    fn issue(&mut self, i: usize, due: u64) -> bool {
-        if self.socks[i].socket.is_none() {
-            return false;
-        }
-        let Some(counted) = self.meter.admit(self.control) else {
-            return false;
-        };
-        let s = &mut self.socks[i];
-        let len = s.sizes.draw();
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        s.flight.push_back(Msg {
-            seq,
-            len,
-            due,
-            sent: 0,
-            counted,
-        });
-        true
-    }
-
-    /// Open loop: issues every datagram that is due, round-robin.
-    fn issue_scheduled(&mut self, now: u64) {
-        loop {
-            let socks = &self.socks;
-            let open = |k: usize| socks[k].socket.is_some();
-            let Some((due, i)) =
-                next_due(&mut self.schedule, &mut self.meter, now, socks.len(), open)
-            else {
-                return;
-            };
-            if !self.issue(i, due) {
-                return;
-            }
-            self.flush(i, now);
-        }
-    }
-
-    /// Sends the datagrams issued and not yet sent, until the socket is full.
-    fn flush(&mut self, i: usize, now: u64) {
-        loop {
-            let s = &self.socks[i];
-            let Some(socket) = s.socket.as_ref() else {
-                return;
-            };
-            let Some(msg) = s.flight.get(s.unsent).copied() else {
-                return;
-            };
-            s.fill(msg.seq, msg.len, &mut self.wbuf);
-            match socket.send(&self.wbuf[..msg.len]) {
-                Ok(_) => {
-                    let s = &mut self.socks[i];
-                    s.flight[s.unsent].sent = now;
-                    s.unsent += 1;
-                    self.tally.sent += 1;
-                    self.meter.totals.sent += msg.len as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let what = format!("send: {}", os_error(&e));
-                    return self.fail(i, ErrorClass::of(&e), &what);
-                }
-            }
-        }
-    }
-
     fn read(&mut self, i: usize, now: u64) {
         loop {
             let Some(socket) = self.socks[i].socket.as_ref() else {
@@ -436,6 +369,72 @@ impl Engine<'_> {
             self.meter.abandoned(msg.counted);
         }
         s.unsent = 0;
+    }
+}
+
+/// Sending: the closed loop fills each connection's depth, the open loop
+/// issues on the schedule.
+impl OpenLoop for Engine<'_> {
+    fn next_due(&mut self, now: u64) -> Option<(u64, usize)> {
+        let socks = &self.socks;
+        let usable = |k: usize| socks[k].socket.is_some();
+        next_due(
+            &mut self.schedule,
+            &mut self.meter,
+            now,
+            socks.len(),
+            usable,
+        )
+    }
+
+    fn issue(&mut self, i: usize, due: u64) -> bool {
+        if self.socks[i].socket.is_none() {
+            return false;
+        }
+        let Some(counted) = self.meter.admit(self.control) else {
+            return false;
+        };
+        let s = &mut self.socks[i];
+        let len = s.sizes.draw();
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.flight.push_back(Msg {
+            seq,
+            len,
+            due,
+            sent: 0,
+            counted,
+        });
+        true
+    }
+
+    /// Sends the datagrams issued and not yet sent, until the socket is full.
+    fn flush(&mut self, i: usize, now: u64) {
+        loop {
+            let s = &self.socks[i];
+            let Some(socket) = s.socket.as_ref() else {
+                return;
+            };
+            let Some(msg) = s.flight.get(s.unsent).copied() else {
+                return;
+            };
+            s.fill(msg.seq, msg.len, &mut self.wbuf);
+            match socket.send(&self.wbuf[..msg.len]) {
+                Ok(_) => {
+                    let s = &mut self.socks[i];
+                    s.flight[s.unsent].sent = now;
+                    s.unsent += 1;
+                    self.tally.sent += 1;
+                    self.meter.totals.sent += msg.len as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let what = format!("send: {}", os_error(&e));
+                    return self.fail(i, ErrorClass::of(&e), &what);
+                }
+            }
+        }
     }
 }
 

@@ -48,8 +48,34 @@ impl Schedule {
     }
 }
 
-/// Open loop: the next message due by `now`, if the run has a `schedule`,
-/// and the connection (of `n`) that sends it; `meter` notes how late it is.
+/// An engine that runs the open loop: the schedule says when a message is
+/// due and on which connection; the engine issues it and sends it.
+pub(super) trait OpenLoop {
+    /// The next message due by `now`, and the connection it goes to (the
+    /// next usable one, round-robin), if the run has a schedule.
+    fn next_due(&mut self, now: u64) -> Option<(u64, usize)>;
+
+    /// Issues one more message on connection `i`, due at `due`; false when
+    /// the run admits no more.
+    fn issue(&mut self, i: usize, due: u64) -> bool;
+
+    /// Sends what connection `i` has issued, as far as its socket takes.
+    fn flush(&mut self, i: usize, now: u64);
+
+    /// Issues and sends every message that is due by `now`.
+    fn issue_scheduled(&mut self, now: u64) {
+        while let Some((due, i)) = self.next_due(now) {
+            if !self.issue(i, due) {
+                return;
+            }
+            self.flush(i, now);
+        }
+    }
+}
+
+/// [`OpenLoop::next_due`] for an engine whose schedule is `schedule`,
+/// over `n` connections of which `usable` may take one; `meter` notes how
+/// late it is.
 pub(super) fn next_due(
     schedule: &mut Option<Schedule>,
     meter: &mut Meter,

@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use socket2::Socket;
 
 use super::reactor::Reactor;
-use super::schedule::{Schedule, next_due};
+use super::schedule::{OpenLoop, Schedule, next_due};
 use super::session::{App, Echo, Session};
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
 use super::{BenchConfig, Job, Workload};
@@ -407,84 +407,7 @@ impl<S: Session> Engine<'_, S> {
         self.schedule = Some(Schedule::new(now, self.job.rate.unwrap_or(1.0)));
     }
 
-    // ---- sending ----
-
-    /// Issues one more message on connection `i` (not yet written).
-    fn issue(&mut self, i: usize, due: u64) -> bool {
-        let Some(counted) = self.meter.admit(self.control) else {
-            return false;
-        };
-        let c = &mut self.conns[i];
-        let len = c.session.next_len(&self.shared);
-        c.issued += len;
-        c.flight.push_back(Msg {
-            end: c.issued,
-            due,
-            sent: 0,
-            counted,
-        });
-        true
-    }
-
-    /// Open loop: issues every message that is due, round-robin.
-    fn issue_scheduled(&mut self, now: u64) {
-        loop {
-            let conns = &self.conns;
-            let open = |k: usize| conns[k].state == State::Open;
-            let Some((due, i)) =
-                next_due(&mut self.schedule, &mut self.meter, now, conns.len(), open)
-            else {
-                return;
-            };
-            if !self.issue(i, due) {
-                return;
-            }
-            self.flush(i, now);
-        }
-    }
-
-    /// Writes what is issued and not yet written, until the socket is full.
-    fn flush(&mut self, i: usize, now: u64) {
-        let c = &mut self.conns[i];
-        let Some(socket) = c.socket.as_ref() else {
-            return;
-        };
-        c.want_write = false;
-        let mut failed = None;
-        while c.written < c.issued {
-            let left = (c.issued - c.written) as usize;
-            let chunk = c.session.chunk(&self.shared, c.written, left);
-            match (&*socket).write(chunk) {
-                Ok(n) => {
-                    c.written += n as u64;
-                    self.meter.totals.sent += n as u64;
-                    while c.unsent < c.flight.len() && c.flight[c.unsent].end <= c.written {
-                        c.flight[c.unsent].sent = now;
-                        c.unsent += 1;
-                    }
-                    if n < chunk.len() {
-                        c.want_write = true;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.want_write = true;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = failed {
-            let what = format!("send: {}", os_error(&e));
-            self.fail(i, now, ErrorClass::of(&e), &what);
-        }
-    }
-
-    // ---- receiving ----
+    // ---- receiving (sending is the `OpenLoop` impl below) ----
 
     /// Reads what has arrived. A short read ends the loop (the next data
     /// raises a new edge), unless the event said the peer closed: then the
@@ -664,5 +587,79 @@ impl<S: Session> Engine<'_, S> {
         c.session.restart();
         c.state = State::Idle { at, first: None };
         self.queue.push_back(i);
+    }
+}
+
+/// Sending: the closed loop fills each connection's depth, the open loop
+/// issues on the schedule.
+impl<S: Session> OpenLoop for Engine<'_, S> {
+    fn next_due(&mut self, now: u64) -> Option<(u64, usize)> {
+        let conns = &self.conns;
+        let usable = |k: usize| conns[k].state == State::Open;
+        next_due(
+            &mut self.schedule,
+            &mut self.meter,
+            now,
+            conns.len(),
+            usable,
+        )
+    }
+
+    /// Issues one more message on connection `i` (not yet written).
+    fn issue(&mut self, i: usize, due: u64) -> bool {
+        let Some(counted) = self.meter.admit(self.control) else {
+            return false;
+        };
+        let c = &mut self.conns[i];
+        let len = c.session.next_len(&self.shared);
+        c.issued += len;
+        c.flight.push_back(Msg {
+            end: c.issued,
+            due,
+            sent: 0,
+            counted,
+        });
+        true
+    }
+
+    /// Writes what is issued and not yet written, until the socket is full.
+    fn flush(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        let Some(socket) = c.socket.as_ref() else {
+            return;
+        };
+        c.want_write = false;
+        let mut failed = None;
+        while c.written < c.issued {
+            let left = (c.issued - c.written) as usize;
+            let chunk = c.session.chunk(&self.shared, c.written, left);
+            match (&*socket).write(chunk) {
+                Ok(n) => {
+                    c.written += n as u64;
+                    self.meter.totals.sent += n as u64;
+                    while c.unsent < c.flight.len() && c.flight[c.unsent].end <= c.written {
+                        c.flight[c.unsent].sent = now;
+                        c.unsent += 1;
+                    }
+                    if n < chunk.len() {
+                        c.want_write = true;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.want_write = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            let what = format!("send: {}", os_error(&e));
+            self.fail(i, now, ErrorClass::of(&e), &what);
+        }
     }
 }
