@@ -78,7 +78,7 @@ impl Scrape {
     }
 
     /// The response to the head read so far, if it is whole (or cannot be).
-    fn parse(&self) -> Option<Reply> {
+    fn parse(&self, peer: crate::net::Peer) -> Option<Reply> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&self.head) {
@@ -86,7 +86,7 @@ impl Scrape {
                 let method = request.method.unwrap_or_default();
                 let path = request.path.unwrap_or_default();
                 let reply = respond(method, path, &self.metrics);
-                tracing::debug!("metrics: {method} {path}: {reply}");
+                tracing::debug!("metrics: {method} {path} from {peer}: {reply}");
                 Some(reply)
             }
             Ok(httparse::Status::Partial) if self.head.len() < MAX_REQUEST_HEAD => None,
@@ -109,13 +109,13 @@ impl Scrape {
 impl ServiceConnection for Scrape {
     /// Reads the head up to [`MAX_REQUEST_HEAD`]; once it is whole (or
     /// cannot be), makes the response. What comes after is dropped.
-    fn received(&mut self, data: &[u8], _cx: &mut Cx<'_>) -> Input {
+    fn received(&mut self, data: &[u8], cx: &mut Cx<'_>) -> Input {
         if self.reply.is_some() || self.done {
             return Input::Consumed;
         }
         let room = MAX_REQUEST_HEAD - self.head.len();
         self.head.extend_from_slice(&data[..data.len().min(room)]);
-        self.reply = self.parse().map(|r| (r.bytes(), 0));
+        self.reply = self.parse(cx.peer).map(|r| (r.bytes(), 0));
         Input::Consumed
     }
 

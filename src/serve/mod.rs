@@ -1,6 +1,6 @@
 //! Stream servers: event loops that accept connections and drive them, for
 //! any service that speaks over a byte stream (the echo, the application
-//! protocol). TCP and Unix streams alike. What the servers share lives here
+//! protocol, the metrics scrape). TCP and Unix streams alike. What the servers share lives here
 //! too: the error when the loops cannot run, the grace period, the number
 //! of loops. `ARCHITECTURE.md` places it among the layers.
 //!

@@ -1,4 +1,5 @@
-//! One event loop of a stream server (echo, app): an epoll instance (through mio), the
+//! One event loop of a stream server (echo, app, the metrics scrape): an epoll
+//! instance (through `crate::driver`), the
 //! connections it owns, its scratch buffer and buffer pool.
 //!
 //! Why mio and epoll: a readiness loop lets every connection share one read
@@ -291,8 +292,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
     pub(crate) fn run(mut self) -> io::Result<WorkerStats> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
-            let timeout = self.poll_timeout();
-            self.driver.wait(&mut events, timeout)?;
+            let wake_at = self.wake_at();
+            self.driver.wait_until(&mut events, wake_at)?;
             self.now = Instant::now();
             // What was listed before this turn's events is driven after them,
             // once: a connection gets one read budget per turn.
@@ -345,20 +346,21 @@ impl<S: Service, T: Transport> Worker<S, T> {
         self.acceptor.as_ref().map_or(0, |a| a.listeners.len())
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    /// When the loop must wake if no event comes first (`None`: only an
+    /// event wakes it).
+    fn wake_at(&self) -> Option<Instant> {
         if !self.ready.is_empty() {
-            return Some(Duration::ZERO);
+            return Some(self.now);
         }
         let retry = self.acceptor.as_ref().and_then(|a| a.retry_at);
         let crowding = self.acceptor.as_ref().and_then(|a| a.crowding.due());
         // A deadline that has passed was acted on: wait for a wake-up instead.
         let deadline = self.deadline.filter(|&d| d > self.now);
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        let wake_at = [retry, crowding, deadline, timer]
+        [retry, crowding, deadline, timer]
             .into_iter()
             .flatten()
-            .min()?;
-        Some(wake_at.saturating_duration_since(Instant::now()))
+            .min()
     }
 
     fn drive(&mut self, key: usize, peer_closed: bool, urgent: bool) {
@@ -932,13 +934,19 @@ fn serve<C: ServiceConnection, T: Transport>(
     mut read: bool,
 ) -> Progress {
     let mut reads = 0;
+    // The socket just took less than it was given: a send now would only
+    // say EAGAIN.
+    let mut full = false;
     loop {
         // What the service has to send goes first.
         let out = conn.transmit();
         if !out.is_empty() {
-            let n = match link.transport.send(&link.socket, out) {
-                Ok(n) => n,
-                Err(e) => return Progress::Close(Ended::Failed(e)),
+            let n = match full {
+                true => 0,
+                false => match link.transport.send(&link.socket, out) {
+                    Ok(n) => n,
+                    Err(e) => return Progress::Close(Ended::Failed(e)),
+                },
             };
             if n > 0 {
                 link.sent += n as u64;
@@ -1004,6 +1012,7 @@ fn serve<C: ServiceConnection, T: Transport>(
             link.sent += written as u64;
             if written < n {
                 conn.keep(&data[written..], cx);
+                full = true;
             }
         }
         if n < io.scratch.len() && !link.peer_closed && !link.urgent {
