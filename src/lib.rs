@@ -7,6 +7,7 @@
 //! | [`endpoint`] | the address syntax every command takes and prints                 |
 //! | [`net`]      | listening sockets (bound, or passed by systemd or inetd), Unix socket files, outgoing connections |
 //! | [`serve`]    | the stream servers' event loops, for any service: accept, limits, timers, close |
+//! | `client`     | a client connection: its session (sans-IO) and the link that moves its bytes, shared by the echo client and `bench` (crate-private) |
 //! | [`echo`]     | the echo server and the echo clients                              |
 //! | [`proto`]    | the guide's application protocol: a codec with no I/O             |
 //! | [`app`]      | the guide's search service and its client, on top of `proto`      |
@@ -62,6 +63,7 @@
 pub mod app;
 pub mod bench;
 pub mod calls;
+mod client;
 pub mod deadline;
 mod driver;
 pub mod echo;

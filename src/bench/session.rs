@@ -1,49 +1,27 @@
 //! What one stream connection of the bench says and expects, with no I/O:
-//! the bytes of its next message, and the check of what comes back. The
-//! engine (`stream.rs`) owns the socket, the messages in flight, the clock
-//! and the counts, and is generic over a [`Session`], so a connection
-//! carries only what its own workload needs: an echo connection its byte
-//! stream, an app connection its response decoder.
+//! the bytes of its next message, and the check of what comes back, as
+//! [`client::Session`](crate::client::Session)s. The engine (`stream.rs`)
+//! owns the messages in flight, the clock and the counts, its `Link`s the
+//! sockets, and it is generic over the session, so a connection carries
+//! only what its own workload needs: an echo connection its byte stream, an
+//! app connection its response decoder.
 
 use std::io;
 use std::sync::Arc;
 
 use super::BenchConfig;
 use super::pattern::{MAX_SLICE, Sizes, Stream};
+use crate::client::Session;
 use crate::proto::{Decoder, Limits};
 
-/// One connection's workload.
-pub(super) trait Session: Sized {
-    /// What a thread's sessions share.
-    type Shared;
-
+/// How the bench makes its sessions: one per connection, and what a
+/// thread's sessions share, from the run's configuration.
+pub(super) trait BenchSession: Session + Sized {
     /// What the thread's sessions share, made once.
     fn shared(cfg: &BenchConfig) -> io::Result<Self::Shared>;
 
     /// Connection `id`'s session.
     fn new(id: u64, cfg: &BenchConfig) -> Self;
-
-    /// The length of its next message, in bytes of its stream.
-    fn next_len(&mut self, shared: &Self::Shared) -> u64;
-
-    /// Its stream's bytes at `at`, at most `left` of them.
-    fn chunk<'a>(&'a self, shared: &'a Self::Shared, at: u64, left: usize) -> &'a [u8];
-
-    /// `got` came back, after `received` bytes of its stream, with
-    /// `written` bytes of it sent and the messages in flight ending at
-    /// `ends`: how far its stream has come back now, or why what came is
-    /// wrong.
-    fn take(
-        &mut self,
-        shared: &mut Self::Shared,
-        got: &[u8],
-        received: u64,
-        written: u64,
-        ends: impl Iterator<Item = u64>,
-    ) -> Result<u64, String>;
-
-    /// The slot connects again (churn): a new connection, from the start.
-    fn restart(&mut self);
 }
 
 /// The echo: a stream of the pattern, sent in messages of the drawn sizes,
@@ -53,9 +31,7 @@ pub(super) struct Echo {
     sizes: Sizes,
 }
 
-impl Session for Echo {
-    type Shared = ();
-
+impl BenchSession for Echo {
     fn shared(_cfg: &BenchConfig) -> io::Result<()> {
         Ok(())
     }
@@ -66,6 +42,10 @@ impl Session for Echo {
             sizes: Sizes::new(cfg.sizes, id),
         }
     }
+}
+
+impl Session for Echo {
+    type Shared = ();
 
     fn next_len(&mut self, _shared: &()) -> u64 {
         self.sizes.draw() as u64
@@ -82,7 +62,6 @@ impl Session for Echo {
         got: &[u8],
         received: u64,
         written: u64,
-        _ends: impl Iterator<Item = u64>,
     ) -> Result<u64, String> {
         let n = got.len() as u64;
         if received + n > written {
@@ -109,6 +88,8 @@ impl Session for Echo {
 /// each response must decode and equal the first.
 pub(super) struct App {
     decoder: Decoder,
+    /// Stream bytes of the requests issued: each response answers one.
+    issued: u64,
 }
 
 /// What a thread's app sessions share.
@@ -119,9 +100,7 @@ pub(super) struct AppShared {
     first_response: Option<Vec<u8>>,
 }
 
-impl Session for App {
-    type Shared = AppShared;
-
+impl BenchSession for App {
     fn shared(cfg: &BenchConfig) -> io::Result<AppShared> {
         let query = match &cfg.workload {
             super::Workload::App { query, .. } => query.as_str(),
@@ -140,11 +119,18 @@ impl Session for App {
     fn new(_id: u64, _cfg: &BenchConfig) -> App {
         App {
             decoder: Decoder::new(Limits::default()),
+            issued: 0,
         }
     }
+}
+
+impl Session for App {
+    type Shared = AppShared;
 
     fn next_len(&mut self, shared: &AppShared) -> u64 {
-        shared.request.len() as u64
+        let len = shared.request.len() as u64;
+        self.issued += len;
+        len
     }
 
     fn chunk<'a>(&'a self, shared: &'a AppShared, at: u64, left: usize) -> &'a [u8] {
@@ -161,11 +147,9 @@ impl Session for App {
         got: &[u8],
         mut received: u64,
         written: u64,
-        ends: impl Iterator<Item = u64>,
     ) -> Result<u64, String> {
         let mut used = 0;
-        let start = received;
-        let mut ends = ends.skip_while(move |&end| end <= start);
+        let request = shared.request.len() as u64;
         while used < got.len() {
             let decoded = self
                 .decoder
@@ -175,9 +159,10 @@ impl Session for App {
             let Some(message) = decoded.message else {
                 break;
             };
-            let Some(end) = ends.next() else {
+            let end = received + request;
+            if end > self.issued {
                 return Err("a response came with no request outstanding".into());
-            };
+            }
             if end > written {
                 return Err("a response came before its request was whole".into());
             }
@@ -189,6 +174,7 @@ impl Session for App {
 
     fn restart(&mut self) {
         self.decoder = Decoder::new(Limits::default());
+        self.issued = 0;
     }
 }
 

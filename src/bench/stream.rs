@@ -7,6 +7,12 @@
 //! written straight from the pattern table or the request, and read into one
 //! buffer per thread: no allocation per message.
 //!
+//! Each connection is a [`client::Link`](crate::client::Link) (its socket
+//! and stream offsets, and the read and write loops) and a session
+//! (`session.rs`), the same parts the echo client is made of; this engine
+//! adds what measuring needs: the messages in flight and their times, the
+//! pacing and the churn.
+//!
 //! Echoed bytes are checked as a byte stream: a read may end anywhere, and a
 //! message is done when the stream has come back past its last byte. In the
 //! closed loop a done message is replaced at once (`depth` in flight); in the
@@ -14,24 +20,20 @@
 //! connections whatever comes back. In churn mode a connection closes after
 //! one exchange and a new one takes its place.
 //!
-//! Linux specifics: the sockets are edge-triggered (mio), and a read shorter
-//! than the buffer ends the read loop without the extra read that would
-//! return `EAGAIN`: on Linux, data that arrives after a short read raises a
-//! new edge.
+//! Linux specifics: the sockets are edge-triggered (mio); how a read pass
+//! stops is the link's.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::Shutdown as Half;
+use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-use socket2::Socket;
-
 use super::reactor::Reactor;
 use super::schedule::{OpenLoop, Schedule, next_due};
-use super::session::{App, Echo, Session};
+use super::session::{App, BenchSession, Echo};
 use super::stats::{Control, Datagrams, ErrorClass, Meter, ThreadResult};
 use super::{BenchConfig, Job, Workload};
+use crate::client::{Link, ReadEnd};
 use crate::text::os_error;
 
 /// One read buffer per thread.
@@ -76,14 +78,11 @@ struct Msg {
 
 struct Conn<S> {
     id: u64,
-    socket: Option<Socket>,
+    /// Its socket, and its stream's bytes issued, written and read back.
+    link: Link,
     state: State,
     /// What it says and expects.
     session: S,
-    /// Stream bytes of the issued messages, written so far, and read back.
-    issued: u64,
-    written: u64,
-    received: u64,
     flight: VecDeque<Msg>,
     /// Index in `flight` of the first message not wholly written.
     unsent: usize,
@@ -95,7 +94,7 @@ struct Conn<S> {
 }
 
 /// The thread's engine, for connections of one workload.
-struct Engine<'a, S: Session> {
+struct Engine<'a, S: BenchSession> {
     job: &'a Job,
     cfg: &'a BenchConfig,
     control: &'a Control,
@@ -125,7 +124,7 @@ pub(super) fn run(job: Job) -> io::Result<ThreadResult> {
     }
 }
 
-fn run_with<S: Session>(job: Job) -> io::Result<ThreadResult> {
+fn run_with<S: BenchSession>(job: Job) -> io::Result<ThreadResult> {
     let reactor = Reactor::new(&job.control)?;
     let cfg = &*job.cfg;
     let depth = match cfg.rate {
@@ -137,12 +136,9 @@ fn run_with<S: Session>(job: Job) -> io::Result<ThreadResult> {
         .iter()
         .map(|&id| Conn {
             id,
-            socket: None,
+            link: Link::default(),
             state: State::Idle { at: 0, first: None },
             session: S::new(id, cfg),
-            issued: 0,
-            written: 0,
-            received: 0,
             flight: VecDeque::with_capacity(depth),
             unsent: 0,
             settled: false,
@@ -174,7 +170,7 @@ fn run_with<S: Session>(job: Job) -> io::Result<ThreadResult> {
     engine.run()
 }
 
-impl<S: Session> Engine<'_, S> {
+impl<S: BenchSession> Engine<'_, S> {
     fn run(mut self) -> io::Result<ThreadResult> {
         let mut next_sweep = 0;
         loop {
@@ -344,7 +340,7 @@ impl<S: Session> Engine<'_, S> {
         if let Err(e) = self.reactor.register(fd, i) {
             return self.fail(i, now, ErrorClass::of(&e), &e.to_string());
         }
-        self.conns[i].socket = Some(socket);
+        self.conns[i].link = Link::new(socket);
         self.conns[i].state = State::Connecting { since: first };
         self.connecting += 1;
         if target.is_local() {
@@ -355,6 +351,7 @@ impl<S: Session> Engine<'_, S> {
 
     fn finish_connect(&mut self, i: usize, now: u64) {
         let socket = self.conns[i]
+            .link
             .socket
             .as_ref()
             .expect("a connecting slot has a socket");
@@ -409,58 +406,44 @@ impl<S: Session> Engine<'_, S> {
 
     // ---- receiving (sending is the `OpenLoop` impl below) ----
 
-    /// Reads what has arrived. A short read ends the loop (the next data
-    /// raises a new edge), unless the event said the peer closed: then the
-    /// FIN may have come with the data, and only reading on shows it.
+    /// Reads what has arrived (a pass of the link's), then completes the
+    /// messages that came back whole. Anything wrong fails the connection
+    /// before its messages complete: what came may not be trusted.
     fn read(&mut self, i: usize, now: u64, closed: bool) {
-        loop {
-            let Some(socket) = self.conns[i].socket.as_ref() else {
-                return;
-            };
-            match (&*socket).read(&mut self.rbuf) {
-                Ok(0) => {
-                    let c = &self.conns[i];
-                    let hint = match self.cfg.workload {
-                        Workload::App {
-                            keep_alive: true, ..
-                        } => {
-                            " (does the server take many requests per connection? \
-                               echokit app-server needs --keep-alive for that)"
-                        }
-                        _ => "",
-                    };
-                    let what = format!(
-                        "the server closed the connection with {} message(s) in flight, \
-                         after echoing {} bytes{hint}",
-                        c.flight.len(),
-                        c.received
-                    );
-                    return self.fail(i, now, ErrorClass::EarlyClose, &what);
-                }
-                Ok(n) => {
-                    self.meter.totals.received += n as u64;
-                    let c = &mut self.conns[i];
-                    let ends = c.flight.iter().map(|m| m.end);
-                    let got = &self.rbuf[..n];
-                    match c
-                        .session
-                        .take(&mut self.shared, got, c.received, c.written, ends)
-                    {
-                        Ok(received) => c.received = received,
-                        Err(what) => return self.fail(i, now, ErrorClass::Mismatch, &what),
-                    }
-                    self.complete(i, now);
-                    if (n < self.rbuf.len() && !closed) || self.conns[i].state != State::Open {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let what = format!("recv: {}", os_error(&e));
-                    return self.fail(i, now, ErrorClass::of(&e), &what);
-                }
+        let c = &mut self.conns[i];
+        let pass = c
+            .link
+            .read(&mut c.session, &mut self.shared, &mut self.rbuf, closed);
+        self.meter.totals.received += pass.bytes;
+        match pass.end {
+            ReadEnd::Drained | ReadEnd::Closed => {}
+            ReadEnd::Wrong(what) => return self.fail(i, now, ErrorClass::Mismatch, &what),
+            ReadEnd::Failed(e) => {
+                let what = format!("recv: {}", os_error(&e));
+                return self.fail(i, now, ErrorClass::of(&e), &what);
             }
+        }
+        if pass.bytes > 0 {
+            self.complete(i, now);
+        }
+        if matches!(pass.end, ReadEnd::Closed) && self.conns[i].state == State::Open {
+            let c = &self.conns[i];
+            let hint = match self.cfg.workload {
+                Workload::App {
+                    keep_alive: true, ..
+                } => {
+                    " (does the server take many requests per connection? \
+                       echokit app-server needs --keep-alive for that)"
+                }
+                _ => "",
+            };
+            let what = format!(
+                "the server closed the connection with {} message(s) in flight, \
+                 after echoing {} bytes{hint}",
+                c.flight.len(),
+                c.link.received
+            );
+            self.fail(i, now, ErrorClass::EarlyClose, &what);
         }
     }
 
@@ -470,7 +453,7 @@ impl<S: Session> Engine<'_, S> {
         loop {
             let c = &mut self.conns[i];
             let Some(front) = c.flight.front() else { break };
-            if front.end > c.received {
+            if front.end > c.link.received {
                 break;
             }
             let msg = *front;
@@ -568,19 +551,17 @@ impl<S: Session> Engine<'_, S> {
             State::Connecting { .. } => self.connecting -= 1,
             _ => {}
         }
-        if let Some(socket) = c.socket.take() {
-            self.reactor.deregister(socket.as_raw_fd());
-            let _ = socket.shutdown(Half::Write);
-        }
+        let _ = c.link.finish_sending();
+        let reactor = &self.reactor;
+        c.link
+            .close(|socket| reactor.deregister(socket.as_raw_fd()));
         c.state = State::Dead;
     }
 
     /// Churn: the slot connects again (a new connection), not before `at`.
     fn requeue(&mut self, i: usize, at: u64) {
         let c = &mut self.conns[i];
-        c.issued = 0;
-        c.written = 0;
-        c.received = 0;
+        c.link.reset();
         c.flight.clear();
         c.unsent = 0;
         c.want_write = false;
@@ -592,7 +573,7 @@ impl<S: Session> Engine<'_, S> {
 
 /// Sending: the closed loop fills each connection's depth, the open loop
 /// issues on the schedule.
-impl<S: Session> OpenLoop for Engine<'_, S> {
+impl<S: BenchSession> OpenLoop for Engine<'_, S> {
     fn next_due(&mut self, now: u64) -> Option<(u64, usize)> {
         let conns = &self.conns;
         let usable = |k: usize| conns[k].state == State::Open;
@@ -612,9 +593,9 @@ impl<S: Session> OpenLoop for Engine<'_, S> {
         };
         let c = &mut self.conns[i];
         let len = c.session.next_len(&self.shared);
-        c.issued += len;
+        c.link.issued += len;
         c.flight.push_back(Msg {
-            end: c.issued,
+            end: c.link.issued,
             due,
             sent: 0,
             counted,
@@ -625,41 +606,20 @@ impl<S: Session> OpenLoop for Engine<'_, S> {
     /// Writes what is issued and not yet written, until the socket is full.
     fn flush(&mut self, i: usize, now: u64) {
         let c = &mut self.conns[i];
-        let Some(socket) = c.socket.as_ref() else {
-            return;
-        };
-        c.want_write = false;
-        let mut failed = None;
-        while c.written < c.issued {
-            let left = (c.issued - c.written) as usize;
-            let chunk = c.session.chunk(&self.shared, c.written, left);
-            match (&*socket).write(chunk) {
-                Ok(n) => {
-                    c.written += n as u64;
-                    self.meter.totals.sent += n as u64;
-                    while c.unsent < c.flight.len() && c.flight[c.unsent].end <= c.written {
-                        c.flight[c.unsent].sent = now;
-                        c.unsent += 1;
-                    }
-                    if n < chunk.len() {
-                        c.want_write = true;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.want_write = true;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+        let (flight, unsent, totals) = (&mut c.flight, &mut c.unsent, &mut self.meter.totals);
+        let flushed = c.link.flush(&c.session, &self.shared, |n, written| {
+            totals.sent += n;
+            while *unsent < flight.len() && flight[*unsent].end <= written {
+                flight[*unsent].sent = now;
+                *unsent += 1;
             }
-        }
-        if let Some(e) = failed {
-            let what = format!("send: {}", os_error(&e));
-            self.fail(i, now, ErrorClass::of(&e), &what);
+        });
+        match flushed {
+            Ok(all) => c.want_write = !all,
+            Err(e) => {
+                let what = format!("send: {}", os_error(&e));
+                self.fail(i, now, ErrorClass::of(&e), &what);
+            }
         }
     }
 }

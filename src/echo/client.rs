@@ -1,27 +1,32 @@
 //! The echo client: the socket guide's echo client and its multi-connection
 //! client, with timeouts, verification and errors that explain themselves.
 //!
-//! One engine serves both: `connections` non-blocking sockets in one mio
-//! loop, each sending the whole message list and reading its echo at the
-//! same time (a client that sends everything before reading would deadlock
-//! with a server that applies back-pressure once the echo fills both sides'
-//! buffers). A connection's echo is complete when as many bytes came back as
-//! were sent (never a single `recv`); the client then shuts down its write
-//! side and waits briefly for the server's FIN, so that surplus bytes are
-//! caught and the server sees an orderly close.
+//! One loop serves both: `connections` non-blocking sockets waiting on one
+//! `driver`, each sending the whole message list and reading its echo at
+//! the same time (a client that sends everything before reading would
+//! deadlock with a server that applies back-pressure once the echo fills
+//! both sides' buffers). A connection is a `client::Link` (its socket, the
+//! read and write loops) and a [`Script`] session (the message list and the
+//! check of its echo), the parts the bench's connections are made of too.
+//! A connection's echo is complete when as many bytes came back as were sent
+//! (never a single `recv`: it reads exactly what the echo still lacks); the
+//! client then shuts down its write side and waits briefly for the server's
+//! FIN, so that surplus bytes are caught and the server sees an orderly
+//! close.
 //!
 //! The first TCP connection is made with Happy Eyeballs over every address
 //! the endpoint resolves to; the others go to the address that answered.
 //! Unix stream sockets go through the same engine.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
 use socket2::Socket;
 
+use crate::client::{Link, ReadEnd, Session};
 use crate::driver::Driver;
 use crate::endpoint::{Endpoint, HostPort};
 use crate::exit::{Classify, ExitCode};
@@ -323,12 +328,12 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
     let started = Instant::now();
     let connect_opts = opts.connect.within(Some(opts.timeout));
     let (first, server) = connect::connect_stream(endpoint, &connect_opts)?;
-    let expected: Vec<u8> = plan.messages.concat();
     let mut engine = Engine {
         driver: Driver::new()?,
         conns: Vec::with_capacity(plan.connections),
-        expected: &expected,
-        plan,
+        expected: plan.messages.concat(),
+        keep_echo: plan.keep_echo,
+        verify: plan.verify,
         scratch: vec![0; 64 * 1024],
         server: server.clone(),
         deadline: crate::deadline::after(started, opts.timeout),
@@ -360,6 +365,72 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
     })
 }
 
+/// The echo client's session: the message list, sent once as one stream,
+/// whose echo must come back. It never rejects a read: a difference is
+/// noted where it first shows (a failure under `--verify`), and bytes
+/// beyond the echo are counted as surplus (always a failure).
+#[derive(Debug, Default)]
+struct Script {
+    /// The echoed bytes, when the plan keeps them.
+    echo: Option<Vec<u8>>,
+    first_difference: Option<u64>,
+    /// Bytes that came after the whole echo.
+    surplus: u64,
+    /// The echo is whole and the FIN sent: read whatever else comes.
+    closing: bool,
+}
+
+impl Session for Script {
+    /// The messages, concatenated.
+    type Shared = Vec<u8>;
+
+    fn next_len(&mut self, expected: &Vec<u8>) -> u64 {
+        expected.len() as u64
+    }
+
+    fn chunk<'a>(&'a self, expected: &'a Vec<u8>, at: u64, left: usize) -> &'a [u8] {
+        let rest = &expected[at as usize..];
+        &rest[..left.min(rest.len())]
+    }
+
+    fn take(
+        &mut self,
+        expected: &mut Vec<u8>,
+        got: &[u8],
+        received: u64,
+        _written: u64,
+    ) -> Result<u64, String> {
+        let want = &expected[received as usize..];
+        let (echo, extra) = got.split_at(got.len().min(want.len()));
+        if self.first_difference.is_none()
+            && let Some(at) = echo.iter().zip(want).position(|(a, b)| a != b)
+        {
+            self.first_difference = Some(received + at as u64);
+        }
+        if let Some(kept) = self.echo.as_mut() {
+            kept.extend_from_slice(echo);
+        }
+        self.surplus += extra.len() as u64;
+        Ok(received + echo.len() as u64)
+    }
+
+    /// Exactly what the echo lacks, until the FIN is sent; then anything.
+    fn room(&self, expected: &Vec<u8>, received: u64) -> usize {
+        if self.closing {
+            usize::MAX
+        } else {
+            expected.len() - received as usize
+        }
+    }
+
+    fn restart(&mut self) {
+        *self = Script {
+            echo: self.echo.as_ref().map(|_| Vec::new()),
+            ..Script::default()
+        };
+    }
+}
+
 enum Phase {
     /// Waiting for the connect to complete, until this time.
     Connecting(Instant),
@@ -371,14 +442,9 @@ enum Phase {
 }
 
 struct ClientConn {
-    stream: Option<Socket>,
+    link: Link,
+    script: Script,
     phase: Phase,
-    sent: usize,
-    received: usize,
-    echo: Vec<u8>,
-    first_difference: Option<u64>,
-    /// Bytes that came after the whole echo.
-    surplus: u64,
     local: Option<SocketAddr>,
     finished_at: Option<Instant>,
     outcome: Result<(), ClientError>,
@@ -389,21 +455,23 @@ impl ClientConn {
         ConnReport {
             id,
             local: self.local,
-            sent: self.sent as u64,
-            received: self.received as u64,
-            echo: self.echo,
-            first_difference: self.first_difference,
+            sent: self.link.written,
+            received: self.link.received,
+            echo: self.script.echo.unwrap_or_default(),
+            first_difference: self.script.first_difference,
             elapsed: self.finished_at.map_or(Duration::ZERO, |t| t - started),
             outcome: self.outcome,
         }
     }
 }
 
-struct Engine<'a> {
+struct Engine {
     driver: Driver,
     conns: Vec<ClientConn>,
-    expected: &'a [u8],
-    plan: &'a Plan,
+    /// The messages, concatenated: what each connection sends and expects.
+    expected: Vec<u8>,
+    keep_echo: bool,
+    verify: bool,
     scratch: Vec<u8>,
     server: Endpoint,
     deadline: Instant,
@@ -412,19 +480,19 @@ struct Engine<'a> {
     connect_timeout: Duration,
 }
 
-impl Engine<'_> {
+impl Engine {
     /// Adds a connection: connected (the first) or connecting (the others,
-    /// until `connect_by`), or failed at once.
+    /// until `connect_by`), or failed at once. Its whole message list is
+    /// issued at once.
     fn add(&mut self, stream: Result<Socket, ConnectError>, connect_by: Instant) -> io::Result<()> {
         let token = Token(self.conns.len());
         let mut conn = ClientConn {
-            stream: None,
+            link: Link::default(),
+            script: Script {
+                echo: self.keep_echo.then(Vec::new),
+                ..Script::default()
+            },
             phase: Phase::Connecting(connect_by),
-            sent: 0,
-            received: 0,
-            echo: Vec::new(),
-            first_difference: None,
-            surplus: 0,
             local: None,
             finished_at: None,
             outcome: Ok(()),
@@ -436,7 +504,8 @@ impl Engine<'_> {
                     token,
                     Interest::READABLE | Interest::WRITABLE,
                 )?;
-                conn.stream = Some(stream);
+                conn.link = Link::new(stream);
+                conn.link.issued = conn.script.next_len(&self.expected);
             }
             Err(e) => {
                 conn.phase = Phase::Done;
@@ -466,8 +535,8 @@ impl Engine<'_> {
                 .fold(self.deadline, Instant::min);
             self.driver.wait_until(&mut events, Some(wake_at))?;
             for event in events.iter() {
-                let i = event.token().0;
-                if self.step(i) {
+                let closed = event.is_read_closed() || event.is_error();
+                if self.step(event.token().0, closed) {
                     open -= 1;
                 }
             }
@@ -476,21 +545,19 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Advances connection `i` as far as its socket allows. Returns true when
-    /// this call finished it.
-    fn step(&mut self, i: usize) -> bool {
+    /// Advances connection `i` as far as its socket allows (`closed`: the
+    /// event said the server closed). Returns true when this call finished it.
+    fn step(&mut self, i: usize, closed: bool) -> bool {
         let conn = &mut self.conns[i];
         if matches!(conn.phase, Phase::Done) {
             return false;
         }
         let ctx = Ctx {
-            expected: self.expected,
-            plan: self.plan,
             driver: &self.driver,
             token: Token(i),
             server: &self.server,
         };
-        let result = advance(conn, &ctx, &mut self.scratch);
+        let result = advance(conn, &ctx, &mut self.expected, &mut self.scratch, closed);
         match result {
             Ok(false) => false,
             Ok(true) => {
@@ -508,17 +575,16 @@ impl Engine<'_> {
         let conn = &mut self.conns[i];
         conn.phase = Phase::Done;
         conn.finished_at = Some(Instant::now());
-        conn.outcome = match (outcome, conn.first_difference) {
-            (Ok(()), _) if conn.surplus > 0 => Err(ClientError::Surplus {
-                extra: conn.surplus,
+        let script = &conn.script;
+        conn.outcome = match (outcome, script.first_difference) {
+            (Ok(()), _) if script.surplus > 0 => Err(ClientError::Surplus {
+                extra: script.surplus,
             }),
-            (Ok(()), Some(offset)) if self.plan.verify => Err(ClientError::Mismatch { offset }),
+            (Ok(()), Some(offset)) if self.verify => Err(ClientError::Mismatch { offset }),
             (outcome, _) => outcome,
         };
-        if let Some(stream) = conn.stream.take() {
-            self.driver.unwatch(stream.as_raw_fd());
-            crate::calls::close(&stream);
-        }
+        let driver = &self.driver;
+        conn.link.close(|s| driver.unwatch(s.as_raw_fd()));
     }
 
     /// Ends what has run out of time. Returns how many it ended.
@@ -544,7 +610,7 @@ impl Engine<'_> {
                 }
                 _ if now >= self.deadline => Err(ClientError::TimedOut {
                     after: self.timeout,
-                    received: conn.received as u64,
+                    received: conn.link.received,
                     expected,
                 }),
                 _ => continue,
@@ -558,20 +624,23 @@ impl Engine<'_> {
 
 /// What a connection's step reads from the engine.
 struct Ctx<'a> {
-    expected: &'a [u8],
-    plan: &'a Plan,
     driver: &'a Driver,
     token: Token,
     server: &'a Endpoint,
 }
 
 /// One connection's state machine. `Ok(true)` when it is done.
-fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<bool, ClientError> {
-    let expected = ctx.expected;
-    let Some(stream) = conn.stream.as_mut() else {
+fn advance(
+    conn: &mut ClientConn,
+    ctx: &Ctx<'_>,
+    expected: &mut Vec<u8>,
+    scratch: &mut [u8],
+    closed: bool,
+) -> Result<bool, ClientError> {
+    let total = expected.len() as u64;
+    let Some(stream) = conn.link.socket.as_ref() else {
         return Ok(true);
     };
-    let total = expected.len() as u64;
     if let Phase::Connecting(_) = conn.phase {
         match connect::finished(stream) {
             Ok(false) => return Ok(false),
@@ -585,81 +654,52 @@ fn advance(conn: &mut ClientConn, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<b
     if conn.local.is_none() {
         conn.local = local_ip(stream);
     }
-    if matches!(conn.phase, Phase::Exchanging) && conn.sent < expected.len() {
-        while conn.sent < expected.len() {
-            match crate::calls::send(stream, &expected[conn.sent..]) {
-                Ok(n) => conn.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::from_exchange(e, conn.received as u64, total)),
-            }
-        }
-        if conn.sent == expected.len() {
-            ctx.driver
-                .rewatch(stream.as_raw_fd(), ctx.token, Interest::READABLE)?;
+    let fd = stream.as_raw_fd();
+    if matches!(conn.phase, Phase::Exchanging) && conn.link.unsent() {
+        let all = conn
+            .link
+            .flush(&conn.script, expected, |_, _| {})
+            .map_err(|e| ClientError::from_exchange(e, conn.link.received, total))?;
+        if all {
+            ctx.driver.rewatch(fd, ctx.token, Interest::READABLE)?;
         }
     }
     loop {
-        let want = match conn.phase {
-            Phase::Exchanging => (expected.len() - conn.received).min(scratch.len()),
-            _ => scratch.len(),
-        };
-        if want == 0 {
-            // The whole echo is back: half-close and wait for the server's FIN.
-            crate::calls::shutdown(stream, Shutdown::Write).or_else(ignore_not_connected)?;
-            conn.phase = Phase::Closing(Instant::now() + CLOSE_WAIT);
-            continue;
-        }
-        match crate::calls::recv(stream, &mut scratch[..want]) {
-            Ok(0) => {
-                return match conn.phase {
-                    Phase::Closing(_) => Ok(true),
-                    _ => Err(ClientError::Truncated {
-                        received: conn.received as u64,
-                        expected: total,
-                    }),
-                };
+        let pass = conn.link.read(&mut conn.script, expected, scratch, closed);
+        let closing = matches!(conn.phase, Phase::Closing(_));
+        match pass.end {
+            ReadEnd::Drained => {}
+            ReadEnd::Closed if closing => return Ok(true),
+            ReadEnd::Closed => {
+                return Err(ClientError::Truncated {
+                    received: conn.link.received,
+                    expected: total,
+                });
             }
-            Ok(n) => {
-                if let Phase::Closing(_) = conn.phase {
-                    // Counted to the end; `finish` reports it.
-                    conn.surplus += n as u64;
-                    continue;
-                }
-                let got = &scratch[..n];
-                let want = &expected[conn.received..conn.received + n];
-                if conn.first_difference.is_none()
-                    && let Some(at) = got.iter().zip(want).position(|(a, b)| a != b)
-                {
-                    conn.first_difference = Some((conn.received + at) as u64);
-                }
-                if ctx.plan.keep_echo {
-                    conn.echo.extend_from_slice(got);
-                }
-                conn.received += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(conn.phase, Phase::Closing(_)) => {
+            ReadEnd::Failed(e) if closing => {
                 // The echo was complete; how the server ends the connection
                 // after our FIN is its business.
                 tracing::debug!("after the echo: {e}");
                 return Ok(true);
             }
-            Err(e) => return Err(ClientError::from_exchange(e, conn.received as u64, total)),
+            ReadEnd::Failed(e) => {
+                return Err(ClientError::from_exchange(e, conn.link.received, total));
+            }
+            // A script takes every read (see `Script`).
+            ReadEnd::Wrong(what) => return Err(ClientError::Io(io::Error::other(what))),
         }
+        if closing || conn.link.received < total {
+            return Ok(false);
+        }
+        // The whole echo is back: half-close, and read on for the server's
+        // FIN (it may be here already) and any surplus.
+        conn.link.finish_sending()?;
+        conn.phase = Phase::Closing(Instant::now() + CLOSE_WAIT);
+        conn.script.closing = true;
     }
 }
 
 /// The client's own IP address and port; `None` for a Unix socket.
 fn local_ip(socket: &Socket) -> Option<SocketAddr> {
     socket.local_addr().ok()?.as_socket()
-}
-
-fn ignore_not_connected(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::NotConnected {
-        Ok(())
-    } else {
-        Err(e)
-    }
 }
