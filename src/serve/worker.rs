@@ -749,18 +749,22 @@ impl<S: Service, T: Transport> Worker<S, T> {
             });
             match admission::admit(places, peer.ip(), limits) {
                 Admission::Evict(key, full) => {
+                    // What came meanwhile is served first: a candidate that
+                    // has spoken since keeps its place.
                     self.drive(key, false, false);
-                    let silent = self.conns.get(key).is_some_and(|entry| match &entry.state {
-                        State::Open { link, .. } => link.received == 0,
-                        State::Closing { .. } => true,
-                        State::Changing => false,
-                    });
-                    if silent {
-                        tracing::debug!(
-                            "{peer}: a connection that sent nothing closed to make room"
-                        );
-                        self.close(key, Ended::Finished);
-                        acceptor.crowded(true, peer, full, self.now);
+                    match self.conns.get(key).map(|entry| &entry.state) {
+                        Some(State::Open { link, .. }) if link.received == 0 => {
+                            tracing::debug!(
+                                "{}: closed, having sent nothing, to make room for {peer}",
+                                link.peer
+                            );
+                            self.close(key, Ended::Finished);
+                            acceptor.crowded(true, peer, full, self.now);
+                        }
+                        // Served already, its close lingering: ending that
+                        // early takes no client's place, and is no eviction.
+                        Some(State::Closing { .. }) => self.close(key, Ended::Finished),
+                        _ => {}
                     }
                 }
                 // The counts and the places disagree only while connections

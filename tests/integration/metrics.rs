@@ -377,6 +377,49 @@ fn a_scrape_queued_while_descriptors_ran_out_is_answered_once_they_free_up() {
     );
 }
 
+#[test]
+fn a_place_taken_from_an_answered_scrape_is_no_eviction() {
+    // An answered scrape whose client has not closed lingers on its place
+    // (for up to serve::LINGER, 1 s). A newcomer from an address at its
+    // limit may take that place, but the crowd line counts only the
+    // evictions of connections that sent nothing; it counted these too.
+    let server = Server::start(&["127.0.0.1:0", "--metrics", "127.0.0.1:0"], 1);
+    let metrics = metrics_addr(&server.stdout_line());
+    let scrape = |s: &mut TcpStream| {
+        write!(s, "GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .expect("the answer, then its end");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
+    };
+    let begun = || {
+        let mut s = util::connect(metrics);
+        s.write_all(b"GET /metr").expect("half a request");
+        s
+    };
+    let mut answered = util::connect(metrics);
+    scrape(&mut answered);
+    // With the answered one, 127.0.0.1's 8 places (MAX_PER_SOURCE) are taken.
+    let mut held: Vec<TcpStream> = (1..8).map(|_| begun()).collect();
+    // A scrape takes the answered one's place, is answered, and lingers in turn.
+    let mut second = util::connect(metrics);
+    scrape(&mut second);
+    // Half a request takes that place; now every place is mid-request, and
+    // a newcomer is turned away.
+    held.push(begun());
+    let mut newcomer = util::connect(metrics);
+    write!(newcomer, "GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = newcomer.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "turned away without an answer: {rest:?}");
+    let line = server.stderr_line("metrics endpoint full");
+    assert!(
+        line.contains("evicted 0 connections") && line.contains("turned away 1 "),
+        "{line}"
+    );
+    drop((answered, second, held));
+}
+
 /// Idle connections the test holds open against the endpoint, the issue's
 /// attack: 500 is many times the endpoint's table, so the old endpoint was
 /// blind while they stood.
