@@ -6,7 +6,7 @@
 //! the same time (a client that sends everything before reading would
 //! deadlock with a server that applies back-pressure once the echo fills
 //! both sides' buffers). A connection is a `client::Link` (its socket, the
-//! read and write loops) and a [`Script`] session (the message list and the
+//! read and write loops) and a `Script` session (the message list and the
 //! check of its echo), the parts the bench's connections are made of too.
 //! A connection's echo is complete when as many bytes came back as were sent
 //! (never a single `recv`: it reads exactly what the echo still lacks); the
