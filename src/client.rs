@@ -11,6 +11,10 @@
 //! handing each read to the session ([`Session::take`]), which checks it and
 //! says how far the stream has come back.
 //!
+//! The echo client's session is here too ([`Script`]: send these bytes
+//! once, expect them back), the simplest; the bench's are its own
+//! (`bench::session`).
+//!
 //! The loops stay the clients' own, because their policies differ: the
 //! bench paces, measures and churns thousands of connections per thread
 //! (`bench::stream`); the echo client reports each connection, half-closes
@@ -136,6 +140,10 @@ impl Link {
         while self.written < self.issued {
             let left = usize::try_from(self.issued - self.written).unwrap_or(usize::MAX);
             let chunk = session.chunk(shared, self.written, left);
+            debug_assert!(!chunk.is_empty(), "a session has the bytes it issued");
+            if chunk.is_empty() {
+                return Ok(true);
+            }
             match calls::send(socket, chunk) {
                 Ok(n) => {
                     self.written += n as u64;
@@ -220,53 +228,86 @@ impl Link {
     }
 }
 
+/// The echo client's session: the message list, sent once as one stream,
+/// whose echo must come back. It never rejects a read: a difference is
+/// noted where it first shows (a failure under `--verify`), and bytes
+/// beyond the echo are counted as surplus (always a failure).
+#[derive(Debug, Default)]
+pub(crate) struct Script {
+    /// The echoed bytes, when kept (to print them).
+    pub(crate) echo: Option<Vec<u8>>,
+    /// Where the echo first differs from what was sent.
+    pub(crate) first_difference: Option<u64>,
+    /// Bytes that came after the whole echo.
+    pub(crate) surplus: u64,
+    /// The echo is whole and the FIN sent: read whatever else comes.
+    pub(crate) closing: bool,
+}
+
+impl Script {
+    /// A script's session, keeping the echo or not.
+    pub(crate) fn new(keep_echo: bool) -> Script {
+        Script {
+            echo: keep_echo.then(Vec::new),
+            ..Script::default()
+        }
+    }
+}
+
+impl Session for Script {
+    /// The messages, concatenated.
+    type Shared = Vec<u8>;
+
+    fn next_len(&mut self, expected: &Vec<u8>) -> u64 {
+        expected.len() as u64
+    }
+
+    fn chunk<'a>(&'a self, expected: &'a Vec<u8>, at: u64, left: usize) -> &'a [u8] {
+        let rest = &expected[at as usize..];
+        &rest[..left.min(rest.len())]
+    }
+
+    fn take(
+        &mut self,
+        expected: &mut Vec<u8>,
+        got: &[u8],
+        received: u64,
+        _written: u64,
+    ) -> Result<u64, String> {
+        let want = &expected[received as usize..];
+        let (echo, extra) = got.split_at(got.len().min(want.len()));
+        if self.first_difference.is_none()
+            && let Some(at) = echo.iter().zip(want).position(|(a, b)| a != b)
+        {
+            self.first_difference = Some(received + at as u64);
+        }
+        if let Some(kept) = self.echo.as_mut() {
+            kept.extend_from_slice(echo);
+        }
+        self.surplus += extra.len() as u64;
+        Ok(received + echo.len() as u64)
+    }
+
+    /// Exactly what the echo lacks, until the FIN is sent; then anything.
+    fn room(&self, expected: &Vec<u8>, received: u64) -> usize {
+        if self.closing {
+            usize::MAX
+        } else {
+            expected.len() - received as usize
+        }
+    }
+
+    fn restart(&mut self) {
+        *self = Script::new(self.echo.is_some());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
 
     use super::*;
-
-    /// Sends `msg` over and over; takes back only bytes equal to what was
-    /// sent, and at most `room` at a time.
-    struct Repeat {
-        room: usize,
-    }
-
-    impl Session for Repeat {
-        type Shared = Vec<u8>;
-
-        fn next_len(&mut self, msg: &Vec<u8>) -> u64 {
-            msg.len() as u64
-        }
-
-        fn chunk<'a>(&'a self, msg: &'a Vec<u8>, at: u64, left: usize) -> &'a [u8] {
-            let off = (at % msg.len() as u64) as usize;
-            &msg[off..msg.len().min(off + left)]
-        }
-
-        fn take(
-            &mut self,
-            msg: &mut Vec<u8>,
-            got: &[u8],
-            received: u64,
-            written: u64,
-        ) -> Result<u64, String> {
-            for (k, &b) in got.iter().enumerate() {
-                let at = received + k as u64;
-                if at >= written || b != msg[(at % msg.len() as u64) as usize] {
-                    return Err(format!("wrong byte at {at}"));
-                }
-            }
-            Ok(received + got.len() as u64)
-        }
-
-        fn room(&self, _msg: &Vec<u8>, _received: u64) -> usize {
-            self.room
-        }
-
-        fn restart(&mut self) {}
-    }
 
     /// A link over one end of a socket pair, non-blocking, and the other end.
     fn pair() -> (Link, UnixStream) {
@@ -278,31 +319,64 @@ mod tests {
         (Link::new(Socket::from(std::os::fd::OwnedFd::from(a))), b)
     }
 
-    #[test]
-    fn flush_writes_every_issued_message_and_counts_each_write() {
+    /// A script's connection, its bytes sent and read by the peer.
+    struct Sent {
+        link: Link,
+        peer: UnixStream,
+        script: Script,
+        expected: Vec<u8>,
+    }
+
+    /// `expected` issued, sent, and read by the peer (which must read it
+    /// all before it closes: a close with unread bytes resets).
+    fn sent(expected: &[u8]) -> Sent {
         let (mut link, mut peer) = pair();
-        let (mut session, msg) = (Repeat { room: usize::MAX }, b"Hello, world".to_vec());
-        for _ in 0..3 {
-            link.issued += session.next_len(&msg);
+        let (mut script, expected) = (Script::new(true), expected.to_vec());
+        link.issued = script.next_len(&expected);
+        assert!(link.flush(&script, &expected, |_, _| {}).unwrap());
+        let mut got = vec![0; expected.len()];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, expected);
+        Sent {
+            link,
+            peer,
+            script,
+            expected,
         }
+    }
+
+    impl Sent {
+        /// One read pass into a buffer of `len` bytes.
+        fn read(&mut self, len: usize, closed: bool) -> ReadPass {
+            let mut buf = vec![0; len];
+            let (script, expected) = (&mut self.script, &mut self.expected);
+            self.link.read(script, expected, &mut buf, closed)
+        }
+    }
+
+    #[test]
+    fn flush_writes_the_issued_bytes_and_counts_each_write() {
+        let (mut link, mut peer) = pair();
+        let (mut script, expected) = (Script::new(false), b"Hello, world".to_vec());
+        link.issued = script.next_len(&expected);
         let mut writes = Vec::new();
         let all = link
-            .flush(&session, &msg, |n, written| writes.push((n, written)))
+            .flush(&script, &expected, |n, written| writes.push((n, written)))
             .unwrap();
         assert!(all && !link.unsent());
-        // One write per message: the chunk ends where the message repeats.
-        assert_eq!(writes, [(12, 12), (12, 24), (12, 36)]);
-        let mut got = [0; 36];
+        assert_eq!(writes, [(12, 12)]);
+        let mut got = [0; 12];
         peer.read_exact(&mut got).unwrap();
-        assert_eq!(&got[..], b"Hello, world".repeat(3));
+        assert_eq!(&got, b"Hello, world");
     }
 
     #[test]
     fn flush_stops_when_the_socket_is_full_and_goes_on_where_it_stopped() {
         let (mut link, mut peer) = pair();
-        let (session, msg) = (Repeat { room: usize::MAX }, vec![7u8; 4096]);
-        link.issued = 64 << 20; // far more than a socket buffer holds
-        let all = link.flush(&session, &msg, |_, _| {}).unwrap();
+        // Far more than a socket buffer holds.
+        let (mut script, expected) = (Script::new(false), vec![7u8; 16 << 20]);
+        link.issued = script.next_len(&expected);
+        let all = link.flush(&script, &expected, |_, _| {}).unwrap();
         assert!(
             !all && link.unsent(),
             "the socket took {} bytes",
@@ -311,77 +385,78 @@ mod tests {
         let before = link.written;
         let mut drained = vec![0; before.min(64 * 1024) as usize];
         peer.read_exact(&mut drained).unwrap();
-        assert!(!link.flush(&session, &msg, |_, _| {}).unwrap());
+        assert!(!link.flush(&script, &expected, |_, _| {}).unwrap());
         assert!(link.written > before);
     }
 
     #[test]
-    fn a_read_pass_hands_every_byte_to_the_session_then_sees_the_end() {
-        let (mut link, mut peer) = pair();
-        let (mut session, mut msg) = (Repeat { room: usize::MAX }, b"abc".to_vec());
-        link.issued = 9;
-        link.flush(&session, &msg, |_, _| {}).unwrap();
-        // The peer reads all (closing with unread bytes would be a reset),
-        // echoes and closes.
-        let mut echo = [0; 9];
-        peer.read_exact(&mut echo).unwrap();
-        peer.write_all(&echo).unwrap();
-        drop(peer);
-        let mut buf = [0; 4];
-        // Told the peer closed, the pass reads past short reads to the EOF.
-        let pass = link.read(&mut session, &mut msg, &mut buf, true);
-        assert_eq!(pass.bytes, 9);
-        assert!(matches!(pass.end, ReadEnd::Closed), "{pass:?}");
-        assert_eq!(link.received, 9);
+    fn a_read_pass_takes_exactly_the_echo_and_after_the_fin_sees_the_end() {
+        let mut c = sent(b"abcdefghi");
+        c.peer.write_all(b"abcdefghi").unwrap();
+        c.peer.shutdown(std::net::Shutdown::Write).unwrap();
+        // Told the peer closed, the pass reads on past short reads, but no
+        // further than the echo: the script's room is what it lacks.
+        let pass = c.read(4, true);
+        assert!(matches!(pass.end, ReadEnd::Drained), "{pass:?}");
+        assert_eq!((pass.bytes, c.link.received), (9, 9));
+        assert_eq!(c.script.echo.as_deref(), Some(&b"abcdefghi"[..]));
+        c.link.finish_sending().unwrap();
+        c.script.closing = true;
+        let pass = c.read(4, true);
+        assert!(matches!(pass.end, ReadEnd::Closed) && pass.bytes == 0);
+        assert_eq!((c.script.surplus, c.script.first_difference), (0, None));
     }
 
     #[test]
     fn a_short_read_ends_the_pass_without_reading_again() {
-        let (mut link, mut peer) = pair();
-        let (mut session, mut msg) = (Repeat { room: usize::MAX }, b"abc".to_vec());
-        link.issued = 6;
-        link.flush(&session, &msg, |_, _| {}).unwrap();
-        peer.read_exact(&mut [0; 6]).unwrap();
-        peer.write_all(b"abc").unwrap();
-        let mut buf = [0; 64];
-        let pass = link.read(&mut session, &mut msg, &mut buf, false);
+        let mut c = sent(b"abcdef");
+        c.peer.write_all(b"abc").unwrap();
+        let pass = c.read(64, false);
         assert!(matches!(pass.end, ReadEnd::Drained) && pass.bytes == 3);
-        // What came after the short read is still there for the next pass.
-        peer.write_all(b"abc").unwrap();
-        drop(peer);
-        let pass = link.read(&mut session, &mut msg, &mut buf, false);
+        // What came after the short read is there for the next pass.
+        c.peer.write_all(b"def").unwrap();
+        let pass = c.read(64, false);
         assert!(matches!(pass.end, ReadEnd::Drained) && pass.bytes == 3);
-        let pass = link.read(&mut session, &mut msg, &mut buf, false);
-        assert!(matches!(pass.end, ReadEnd::Closed) && pass.bytes == 0);
+        assert_eq!(c.link.received, 6);
     }
 
     #[test]
-    fn the_session_room_bounds_each_read_and_a_full_session_reads_nothing() {
-        let (mut link, mut peer) = pair();
-        let (mut session, mut msg) = (Repeat { room: 2 }, b"abcd".to_vec());
-        link.issued = 4;
-        link.flush(&session, &msg, |_, _| {}).unwrap();
-        peer.write_all(b"abcd").unwrap();
-        let mut buf = [0; 64];
-        let pass = link.read(&mut session, &mut msg, &mut buf, false);
-        // Two reads of 2: each filled its room, so the pass read on.
-        assert_eq!((pass.bytes, link.received), (4, 4));
-        session.room = 0;
-        peer.write_all(b"more").unwrap();
-        let pass = link.read(&mut session, &mut msg, &mut buf, true);
-        assert!(matches!(pass.end, ReadEnd::Drained) && pass.bytes == 0);
+    fn bytes_after_the_echo_are_surplus_and_a_difference_is_noted_where_it_first_shows() {
+        let mut c = sent(b"abcdef");
+        c.peer.write_all(b"abXdeYmore").unwrap();
+        let pass = c.read(64, false);
+        assert_eq!((pass.bytes, c.link.received), (6, 6), "the echo's room");
+        assert_eq!(c.script.first_difference, Some(2));
+        c.script.closing = true;
+        let pass = c.read(64, false);
+        assert!(matches!(pass.end, ReadEnd::Drained) && pass.bytes == 4);
+        assert_eq!((c.link.received, c.script.surplus), (6, 4));
+    }
+
+    /// Takes nothing: every read is wrong.
+    struct Refuse;
+
+    impl Session for Refuse {
+        type Shared = ();
+        fn next_len(&mut self, _: &()) -> u64 {
+            0
+        }
+        fn chunk<'a>(&'a self, _: &'a (), _: u64, _: usize) -> &'a [u8] {
+            &[]
+        }
+        fn take(&mut self, _: &mut (), got: &[u8], _: u64, _: u64) -> Result<u64, String> {
+            Err(format!("{} unasked bytes", got.len()))
+        }
+        fn restart(&mut self) {}
     }
 
     #[test]
     fn what_the_session_rejects_ends_the_pass_with_its_reason() {
         let (mut link, mut peer) = pair();
-        let (mut session, mut msg) = (Repeat { room: usize::MAX }, b"abc".to_vec());
-        link.issued = 3;
-        link.flush(&session, &msg, |_, _| {}).unwrap();
-        peer.write_all(b"abX").unwrap();
-        let pass = link.read(&mut session, &mut msg, &mut [0; 64], false);
+        peer.write_all(b"abc").unwrap();
+        let pass = link.read(&mut Refuse, &mut (), &mut [0; 64], false);
         match pass.end {
-            ReadEnd::Wrong(what) => assert_eq!(what, "wrong byte at 2"),
+            ReadEnd::Wrong(what) => assert_eq!(what, "3 unasked bytes"),
             other => panic!("{other:?}"),
         }
         assert_eq!(link.received, 0, "nothing of a rejected read counts");

@@ -6,8 +6,8 @@
 //! the same time (a client that sends everything before reading would
 //! deadlock with a server that applies back-pressure once the echo fills
 //! both sides' buffers). A connection is a `client::Link` (its socket, the
-//! read and write loops) and a `Script` session (the message list and the
-//! check of its echo), the parts the bench's connections are made of too.
+//! read and write loops) and a `client::Script` session (the message list
+//! and the check of its echo), the parts the bench's connections are made of too.
 //! A connection's echo is complete when as many bytes came back as were sent
 //! (never a single `recv`: it reads exactly what the echo still lacks); the
 //! client then shuts down its write side and waits briefly for the server's
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Token};
 use socket2::Socket;
 
-use crate::client::{Link, ReadEnd, Session};
+use crate::client::{Link, ReadEnd, Script, Session};
 use crate::driver::Driver;
 use crate::endpoint::{Endpoint, HostPort};
 use crate::exit::{Classify, ExitCode};
@@ -365,72 +365,6 @@ pub fn run(endpoint: &Endpoint, plan: &Plan, opts: &ClientOptions) -> Result<Rep
     })
 }
 
-/// The echo client's session: the message list, sent once as one stream,
-/// whose echo must come back. It never rejects a read: a difference is
-/// noted where it first shows (a failure under `--verify`), and bytes
-/// beyond the echo are counted as surplus (always a failure).
-#[derive(Debug, Default)]
-struct Script {
-    /// The echoed bytes, when the plan keeps them.
-    echo: Option<Vec<u8>>,
-    first_difference: Option<u64>,
-    /// Bytes that came after the whole echo.
-    surplus: u64,
-    /// The echo is whole and the FIN sent: read whatever else comes.
-    closing: bool,
-}
-
-impl Session for Script {
-    /// The messages, concatenated.
-    type Shared = Vec<u8>;
-
-    fn next_len(&mut self, expected: &Vec<u8>) -> u64 {
-        expected.len() as u64
-    }
-
-    fn chunk<'a>(&'a self, expected: &'a Vec<u8>, at: u64, left: usize) -> &'a [u8] {
-        let rest = &expected[at as usize..];
-        &rest[..left.min(rest.len())]
-    }
-
-    fn take(
-        &mut self,
-        expected: &mut Vec<u8>,
-        got: &[u8],
-        received: u64,
-        _written: u64,
-    ) -> Result<u64, String> {
-        let want = &expected[received as usize..];
-        let (echo, extra) = got.split_at(got.len().min(want.len()));
-        if self.first_difference.is_none()
-            && let Some(at) = echo.iter().zip(want).position(|(a, b)| a != b)
-        {
-            self.first_difference = Some(received + at as u64);
-        }
-        if let Some(kept) = self.echo.as_mut() {
-            kept.extend_from_slice(echo);
-        }
-        self.surplus += extra.len() as u64;
-        Ok(received + echo.len() as u64)
-    }
-
-    /// Exactly what the echo lacks, until the FIN is sent; then anything.
-    fn room(&self, expected: &Vec<u8>, received: u64) -> usize {
-        if self.closing {
-            usize::MAX
-        } else {
-            expected.len() - received as usize
-        }
-    }
-
-    fn restart(&mut self) {
-        *self = Script {
-            echo: self.echo.as_ref().map(|_| Vec::new()),
-            ..Script::default()
-        };
-    }
-}
-
 enum Phase {
     /// Waiting for the connect to complete, until this time.
     Connecting(Instant),
@@ -488,10 +422,7 @@ impl Engine {
         let token = Token(self.conns.len());
         let mut conn = ClientConn {
             link: Link::default(),
-            script: Script {
-                echo: self.keep_echo.then(Vec::new),
-                ..Script::default()
-            },
+            script: Script::new(self.keep_echo),
             phase: Phase::Connecting(connect_by),
             local: None,
             finished_at: None,
@@ -685,7 +616,7 @@ fn advance(
             ReadEnd::Failed(e) => {
                 return Err(ClientError::from_exchange(e, conn.link.received, total));
             }
-            // A script takes every read (see `Script`).
+            // A script takes every read (see `client::Script`).
             ReadEnd::Wrong(what) => return Err(ClientError::Io(io::Error::other(what))),
         }
         if closing || conn.link.received < total {
