@@ -14,17 +14,6 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, LogFormat};
 use commands::{clients, inspect, load, servers};
-use echokit::app::client::AppError;
-use echokit::bench::BenchError;
-use echokit::echo::client::ClientError;
-use echokit::endpoint::{ParseError, ResolveError};
-use echokit::exit::{Classify, ExitCode};
-use echokit::net::activation::ActivationError;
-use echokit::net::{BindError, ConnectError};
-use echokit::os::privileges::PrivilegeError;
-use echokit::probe::ProbeError;
-use echokit::resolve::LookupError;
-use echokit::serve::ServerError;
 
 /// Log lines held while stderr cannot take them; past this they are
 /// dropped rather than stall an event loop (about 1 MB of lines).
@@ -53,51 +42,14 @@ fn main() -> ProcessExit {
     drop(log_guard);
     let code = match outcome {
         Ok(code) => code,
-        Err(err) => {
-            let err = commands::hint::add(err);
+        Err(failure) => {
+            let err = commands::hint::add(failure.error);
             // Each error states its own part; `{:#}` adds the causes, once.
             last_word("ERROR", &format!("{err:#}"));
-            classify(&err)
+            failure.code
         }
     };
     ProcessExit::from(code.code())
-}
-
-/// The exit code of the first error in the chain that knows its own.
-fn classify(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        let code = if let Some(e) = cause.downcast_ref::<BindError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<ConnectError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<ClientError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<ResolveError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<ParseError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<AppError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<BenchError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<echokit::sockets::SocketsError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<ProbeError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<ServerError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<LookupError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<ActivationError>() {
-            e.exit_code()
-        } else if let Some(e) = cause.downcast_ref::<PrivilegeError>() {
-            e.exit_code()
-        } else {
-            continue;
-        };
-        return code;
-    }
-    ExitCode::Failures
 }
 
 /// Logs go to stderr. Servers log each client at info; clients are quiet on

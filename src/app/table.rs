@@ -42,6 +42,16 @@ pub enum TableError {
     },
 }
 
+/// A table file is a flag's value: one that cannot be read or used is a
+/// usage error, like a bad endpoint.
+impl crate::exit::Classify for TableError {
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        match self {
+            TableError::Read { .. } | TableError::Format { .. } => crate::exit::ExitCode::Usage,
+        }
+    }
+}
+
 impl Default for SearchTable {
     fn default() -> SearchTable {
         SearchTable {

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
+use super::failure::{Context, Outcome};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::{say, usage_error};
@@ -23,7 +23,7 @@ use echokit::{os, text};
 const HELLO: &str = "Hello, world";
 
 /// What the client sends in message mode.
-fn messages(args: &EchoClientArgs) -> anyhow::Result<Vec<Vec<u8>>> {
+fn messages(args: &EchoClientArgs) -> Outcome<Vec<Vec<u8>>> {
     Ok(if let Some(path) = &args.file {
         vec![std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?]
     } else if !args.messages.is_empty() {
@@ -43,7 +43,7 @@ fn messages(args: &EchoClientArgs) -> anyhow::Result<Vec<Vec<u8>>> {
 
 /// A Unix datagram client's own socket file goes when Ctrl-C or SIGTERM
 /// ends the client early (the normal end removes it too).
-fn remove_on_signal(path: std::path::PathBuf) -> anyhow::Result<()> {
+fn remove_on_signal(path: std::path::PathBuf) -> Outcome<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("cannot install signal handlers")?;
     std::thread::Builder::new()
@@ -58,7 +58,7 @@ fn remove_on_signal(path: std::path::PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn echo_client(args: EchoClientArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn echo_client(args: EchoClientArgs) -> Outcome<ExitCode> {
     let target = args.target().unwrap_or_else(|msg| usage_error(msg));
     let connect = ConnectOptions {
         timeout: args.connect_timeout,
@@ -126,7 +126,7 @@ fn print_echo(
     received: u64,
     first_difference: Option<u64>,
     echo: &[u8],
-) -> anyhow::Result<ExitCode> {
+) -> Outcome<ExitCode> {
     if let Some(path) = &args.file {
         match first_difference {
             None => say(format_args!(
@@ -154,7 +154,7 @@ fn datagram_echo_client(
     args: &EchoClientArgs,
     target: &ClientTarget,
     connect: &ConnectOptions,
-) -> anyhow::Result<ExitCode> {
+) -> Outcome<ExitCode> {
     let opts = DatagramOptions {
         reply_timeout: args.reply_timeout(),
         retries: args.retries(),
@@ -239,7 +239,7 @@ fn datagram_echo_client(
 }
 
 /// The guide's application client.
-pub(crate) fn app_client(args: AppClientArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn app_client(args: AppClientArgs) -> Outcome<ExitCode> {
     if args.endpoint.socket_type() != SocketType::Stream {
         usage_error(format!(
             "app-client speaks over a stream: tcp://HOST:PORT or unix:PATH, not {}",

@@ -1,6 +1,7 @@
 //! The inspection tools `sockets`, `probe` and `resolve`: flags to the
 //! library's config, and its report printed.
 
+use super::failure::Outcome;
 use std::io::IsTerminal;
 
 use super::{say, usage_error, watch_signals};
@@ -13,7 +14,7 @@ use echokit::shutdown::Shutdown;
 use echokit::{os, text};
 
 /// `echokit sockets`: the table once, or again every --watch interval.
-pub(crate) fn sockets(args: SocketsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn sockets(args: SocketsArgs) -> Outcome<ExitCode> {
     use echokit::sockets::{self, render::View};
     let kinds = args.kinds();
     let filter = args.filter();
@@ -64,7 +65,7 @@ pub(crate) fn sockets(args: SocketsArgs) -> anyhow::Result<ExitCode> {
 
 /// `echokit probe`: the library probes and renders; this turns flags into
 /// its config and prints.
-pub(crate) fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn probe(args: ProbeArgs) -> Outcome<ExitCode> {
     let targets = match probe::target::expand(&args.targets) {
         Ok(targets) => targets,
         Err(e) => usage_error(e.to_string()),
@@ -116,7 +117,7 @@ pub(crate) fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `echokit resolve`: the report on stdout, each failure on stderr.
-pub(crate) fn resolve(args: ResolveArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn resolve(args: ResolveArgs) -> Outcome<ExitCode> {
     let options = resolve::Options {
         timeout: args.timeout,
         reverse: args.reverse,

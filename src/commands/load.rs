@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use anyhow::Context;
+use super::failure::{Context, FailsAs, Outcome};
 
 use super::{say, usage_error, watch_signals};
 use crate::cli::BenchArgs;
@@ -12,7 +12,7 @@ use echokit::bench::{self, BenchConfig, Stop, Target, Workload, compare};
 use echokit::exit::ExitCode;
 use echokit::shutdown::Shutdown;
 
-pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn bench(args: BenchArgs) -> Outcome<ExitCode> {
     let endpoints = match (args.compare, args.endpoints.len()) {
         (true, 2) => args.endpoints.clone(),
         (true, _) => usage_error("--compare needs two endpoints: ENDPOINT_A ENDPOINT_B".into()),
@@ -120,11 +120,7 @@ pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One run: progress on a terminal, the report on stdout, the HTML page.
-fn run_one(
-    cfg: &BenchConfig,
-    args: &BenchArgs,
-    shutdown: &Shutdown,
-) -> anyhow::Result<bench::Report> {
+fn run_one(cfg: &BenchConfig, args: &BenchArgs, shutdown: &Shutdown) -> Outcome<bench::Report> {
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -159,7 +155,8 @@ fn run_one(
     let report = bench::run(cfg, shutdown, &mut on_interval)?;
     progress.finish_and_clear();
     if args.json || args.ndjson {
-        let mut value = serde_json::to_value(&report).context("cannot serialise the report")?;
+        let mut value = serde_json::to_value(&report)
+            .fails_as(ExitCode::Failures, "cannot serialise the report")?;
         if args.ndjson
             && let Some(obj) = value.as_object_mut()
         {

@@ -4,6 +4,7 @@
 //! prints; `main` dispatches to them and maps their errors to exit codes.
 
 pub(crate) mod clients;
+pub(crate) mod failure;
 pub(crate) mod hint;
 pub(crate) mod inspect;
 pub(crate) mod load;
@@ -11,7 +12,7 @@ pub(crate) mod servers;
 
 use std::io::Write;
 
-use anyhow::Context;
+use self::failure::{Context, Outcome};
 use clap::CommandFactory;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -22,7 +23,7 @@ use echokit::shutdown::Shutdown;
 /// Writes a line of results to stdout, flushed so a script sees it at once.
 /// A reader that went away (`| head`) is no failure: the rest of the output
 /// is dropped and the exit code stands.
-fn say(line: impl std::fmt::Display) -> anyhow::Result<()> {
+fn say(line: impl std::fmt::Display) -> Outcome<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{line}").and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -32,7 +33,7 @@ fn say(line: impl std::fmt::Display) -> anyhow::Result<()> {
 
 /// SIGTERM and a first SIGINT ask for a graceful shutdown; a SIGINT during
 /// it exits at once.
-fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+fn watch_signals(shutdown: Shutdown) -> Outcome<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("cannot install signal handlers")?;
     std::thread::Builder::new()

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
+use super::failure::{Context, Outcome};
 
 use super::{say, usage_error, watch_signals};
 use crate::cli::{AppServerArgs, Command, EchoServerArgs};
@@ -22,7 +22,7 @@ use echokit::{Endpoint, os, text};
 
 /// Binds `--metrics` (before the servers bind, so a bad address fails
 /// before anything is served).
-fn bind_metrics(at: Option<&HostPort>) -> anyhow::Result<Option<metrics::http::MetricsListener>> {
+fn bind_metrics(at: Option<&HostPort>) -> Outcome<Option<metrics::http::MetricsListener>> {
     at.map(|at| metrics::http::bind(at).with_context(|| format!("cannot serve --metrics on {at}")))
         .transpose()
 }
@@ -33,7 +33,7 @@ fn bind_metrics(at: Option<&HostPort>) -> anyhow::Result<Option<metrics::http::M
 fn serve_metrics(
     listener: Option<metrics::http::MetricsListener>,
     metrics: &std::sync::Arc<Metrics>,
-) -> anyhow::Result<Option<metrics::http::Serving>> {
+) -> Outcome<Option<metrics::http::Serving>> {
     let Some(listener) = listener else {
         return Ok(None);
     };
@@ -49,7 +49,7 @@ fn serve_metrics(
 pub(crate) fn echo_server(
     args: EchoServerArgs,
     activated: Result<Option<Activated>, ActivationError>,
-) -> anyhow::Result<ExitCode> {
+) -> Outcome<ExitCode> {
     // Raised first: `--max-conns` defaults to the limit (no log line here,
     // so inetd's stderr is not touched yet).
     let fd_limit = os::raise_fd_limit();
@@ -137,7 +137,7 @@ fn echo_inetd(
     options: &ListenOptions,
     config: &server::ServerConfig,
     activated: Option<Activated>,
-) -> anyhow::Result<ExitCode> {
+) -> Outcome<ExitCode> {
     let stdin = activation::take_stdin(options)?;
     close_activated_for_inetd(activated, &stdin)?;
     become_user(args.service.user.as_deref())?;
@@ -180,7 +180,7 @@ fn listeners(
     options: &ListenOptions,
     activated: Option<Activated>,
     check: impl Fn(&[Endpoint]) -> Result<(), String>,
-) -> anyhow::Result<Vec<Listener>> {
+) -> Outcome<Vec<Listener>> {
     if let Some(activated) = activated {
         if !given.is_empty() {
             usage_error(format!(
@@ -216,7 +216,7 @@ fn listeners(
 /// as soon as it reads a line), then `--user`, then a `listening on` line
 /// for each socket, then READY=1 for systemd's Type=notify. Returns the
 /// shutdown handle the signals set.
-fn announce(listeners: &[Listener], user: Option<&str>) -> anyhow::Result<Shutdown> {
+fn announce(listeners: &[Listener], user: Option<&str>) -> Outcome<Shutdown> {
     let shutdown = Shutdown::new();
     watch_signals(shutdown.clone())?;
     become_user(user)?;
@@ -230,7 +230,7 @@ fn announce(listeners: &[Listener], user: Option<&str>) -> anyhow::Result<Shutdo
 }
 
 /// `--user NAME`: drops root for good, or fails saying why.
-fn become_user(user: Option<&str>) -> anyhow::Result<()> {
+fn become_user(user: Option<&str>) -> Outcome<()> {
     if let Some(name) = user {
         let dropped = privileges::drop_to(name)?;
         tracing::info!(
@@ -260,7 +260,7 @@ pub(crate) fn take_activated(command: &Command) -> Result<Option<Activated>, Act
 /// and as descriptor 3 too; that copy is closed, so that ours is the last
 /// and closing it ends the connection. Any other socket passed is an error:
 /// `--inetd` would leave it unserved.
-fn close_activated_for_inetd(activated: Option<Activated>, stdin: &Stdin) -> anyhow::Result<()> {
+fn close_activated_for_inetd(activated: Option<Activated>, stdin: &Stdin) -> Outcome<()> {
     let Some(activated) = activated else {
         return Ok(());
     };
@@ -286,7 +286,7 @@ fn close_activated_for_inetd(activated: Option<Activated>, stdin: &Stdin) -> any
 pub(crate) fn app_server(
     args: AppServerArgs,
     activated: Result<Option<Activated>, ActivationError>,
-) -> anyhow::Result<ExitCode> {
+) -> Outcome<ExitCode> {
     let fd_limit = os::raise_fd_limit();
     let table = match &args.data {
         Some(path) => app::table::SearchTable::from_file(path)?,
@@ -360,7 +360,7 @@ fn app_inetd(
     options: &ListenOptions,
     config: app::server::AppServerConfig,
     activated: Option<Activated>,
-) -> anyhow::Result<ExitCode> {
+) -> Outcome<ExitCode> {
     let stdin = activation::take_stdin(options)?;
     close_activated_for_inetd(activated, &stdin)?;
     let started = Instant::now();

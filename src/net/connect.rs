@@ -186,7 +186,7 @@ impl Classify for ConnectError {
     fn exit_code(&self) -> ExitCode {
         match self {
             ConnectError::Refused { .. } | ConnectError::NoLocalServer { .. } => ExitCode::Refused,
-            ConnectError::Denied { .. } => ExitCode::Failures,
+            ConnectError::Denied { .. } => ExitCode::PermissionDenied,
             ConnectError::WrongType { .. } => ExitCode::Usage,
             ConnectError::TimedOut { .. } => ExitCode::TimedOut,
             ConnectError::Unreachable { .. } | ConnectError::Resolve(_) => ExitCode::Unreachable,

@@ -369,3 +369,32 @@ fn a_symbolic_link_swapped_in_and_out_for_10s_delivers_nothing_to_a_root_only_so
     );
     drop(setup.server);
 }
+
+#[test]
+#[ignore = "needs root: cargo test --release -- --ignored root::"]
+fn a_connect_the_socket_files_mode_denies_exits_8_and_says_why() {
+    // Root passes any file's permissions, so the client runs as `nobody`,
+    // from a copy of the binary that `nobody` may run, against a root
+    // server's socket of mode 0600 in a directory anyone may enter.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "{NEEDS_ROOT}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("echo.sock");
+    let _server = Server::start(&[&util::unix(&path), "--mode", "0600"], 1);
+    let bin = dir.path().join("echokit");
+    std::fs::copy(env!("CARGO_BIN_EXE_echokit"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(&bin);
+    cmd.args(["echo-client", &util::unix(&path)])
+        .uid(NOBODY)
+        .gid(NOBODY);
+    let out = util::run(cmd, b"");
+    let err = util::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(
+        err.contains("--mode"),
+        "says how the server opens it: {err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+}
