@@ -8,6 +8,7 @@ use serde::ser::{SerializeMap, Serializer};
 
 use super::stats::{self, Datagrams, ErrorClass, Errors, Percentiles, ThreadResult};
 use super::{BenchConfig, Interval, Stop, html};
+use crate::exit::ExitCode;
 
 /// Bytes per second each way.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -247,6 +248,27 @@ impl Report {
         &self.errors.0
     }
 
+    /// The exit code: success when it passed; when no connection was ever
+    /// established and every error was one failure to connect (all refused,
+    /// or all timed out), that failure's code, as a client's; otherwise
+    /// "ran, but found failures".
+    pub fn exit_code(&self) -> ExitCode {
+        if self.passed {
+            return ExitCode::Success;
+        }
+        let errors = self.errors();
+        let only = |class| errors.total() > 0 && errors.count(class) == errors.total();
+        if self.connections_established > 0 {
+            ExitCode::Failures
+        } else if only(ErrorClass::Refused) {
+            ExitCode::Refused
+        } else if only(ErrorClass::TimedOut) {
+            ExitCode::TimedOut
+        } else {
+            ExitCode::Failures
+        }
+    }
+
     /// The report for a person: one figure per line.
     pub fn text(&self, cfg: &BenchConfig) -> String {
         let mut out = String::new();
@@ -381,11 +403,24 @@ impl Report {
         if self.interrupted {
             push("note", "interrupted: the window ended early".into());
         }
-        if self.messages == 0 {
-            push(
+        match (self.connections_established, self.exit_code()) {
+            (0, ExitCode::Refused) => push(
+                "note",
+                "no connection was made: every connect was refused, so nothing listens \
+                 there (is the server running, on this address and port?)"
+                    .into(),
+            ),
+            (0, ExitCode::TimedOut) => push(
+                "note",
+                "no connection was made: every connect timed out (is the host up? a \
+                 firewall that drops packets looks like this)"
+                    .into(),
+            ),
+            _ if self.messages == 0 => push(
                 "note",
                 "no message was echoed in the measured window".into(),
-            );
+            ),
+            _ => {}
         }
         f
     }

@@ -104,18 +104,21 @@ pub(crate) fn bench(args: BenchArgs) -> Outcome<ExitCode> {
         });
     }
 
-    let mut passed = true;
+    // Every cell that failed the same way exits with that failure's code.
+    let mut failed = Vec::new();
     for cell in &cells {
         let report = run_one(&cell.apply(&base), &args, &shutdown)?;
-        passed &= report.passed;
+        if !report.passed {
+            failed.push(report.exit_code());
+        }
         if shutdown.is_requested() {
             break;
         }
     }
-    Ok(if passed {
-        ExitCode::Success
-    } else {
-        ExitCode::Failures
+    Ok(match failed.split_first() {
+        None => ExitCode::Success,
+        Some((&first, rest)) if rest.iter().all(|&c| c == first) => first,
+        Some(_) => ExitCode::Failures,
     })
 }
 

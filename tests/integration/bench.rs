@@ -195,7 +195,9 @@ fn a_count_that_nothing_spends_still_ends() {
         "--timeout",
         "300ms",
     ]);
-    assert_eq!(code, 1, "{r:#}");
+    // Every connect refused: the code of a refused connection, as the
+    // clients exit with (issue 17).
+    assert_eq!(code, 3, "{r:#}");
     assert_eq!(r["stalled"], true, "{r:#}");
     assert!(f(&r, &["errors", "refused"]) >= 1.0, "{r:#}");
 }
@@ -205,9 +207,17 @@ fn refused_connections_are_counted_not_retried() {
     let (_holder, addr) = refusing();
     let addr = addr.to_string();
     let (code, r) = bench_json(&[&addr, "-c", "3", "--duration", "200ms"]);
-    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(code, 3, "{r:#}");
     assert_eq!(f(&r, &["errors", "refused"]), 3.0, "{r:#}");
     assert_eq!(r["connections_established"], 0);
+    // The text report says why there is nothing to show, and what to check.
+    let out = bench(&[&addr, "-c", "3", "--duration", "200ms"]);
+    assert_eq!(out.status.code(), Some(3));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("every connect was refused, so nothing listens there"),
+        "{report}"
+    );
 }
 
 #[test]
