@@ -131,6 +131,21 @@ pub enum State {
     Error,
 }
 
+/// What a probe found, as the clients' exit codes say it.
+impl Classify for State {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            State::Open => ExitCode::Success,
+            State::Refused | State::Missing => ExitCode::Refused,
+            State::TimedOut | State::NoReply => ExitCode::TimedOut,
+            State::Unreachable | State::Unresolved => ExitCode::Unreachable,
+            State::Denied => ExitCode::PermissionDenied,
+            State::WrongType => ExitCode::Usage,
+            State::Error => ExitCode::Failures,
+        }
+    }
+}
+
 impl State {
     /// Every state, in the order summaries list them.
     pub const ALL: [State; 10] = [
@@ -377,12 +392,29 @@ pub struct Report {
 }
 
 impl Report {
-    /// Exit 0 when every try of every probe found it open, 1 otherwise.
+    /// With one target, the code of what it found (open 0, refused 3,
+    /// timed out 4, unreachable or unresolved 5, denied 8; under `--count`
+    /// its last failed try's). With several, 0 when every try of every probe
+    /// found it open, 1 otherwise.
     pub fn exit_code(&self) -> ExitCode {
-        if !self.outcomes.is_empty() && self.outcomes.iter().all(Outcome::all_open) {
-            ExitCode::Success
-        } else {
-            ExitCode::Failures
+        match self.outcomes.as_slice() {
+            // One target: what it found, as a client would exit (its last
+            // failed try, under --count).
+            [one] => one
+                .tries
+                .iter()
+                .rev()
+                .find(|t| t.state != State::Open)
+                .map_or(
+                    if one.tries.is_empty() {
+                        ExitCode::Failures
+                    } else {
+                        ExitCode::Success
+                    },
+                    |t| t.state.exit_code(),
+                ),
+            many if !many.is_empty() && many.iter().all(Outcome::all_open) => ExitCode::Success,
+            _ => ExitCode::Failures,
         }
     }
 
@@ -427,6 +459,57 @@ mod tests {
             State::WrongType
         );
         assert_eq!(State::of_errno(Proto::Udp, libc::EMFILE), State::Error);
+    }
+
+    /// A report of one outcome per list of tries' states.
+    fn report(targets: &[&[State]]) -> Report {
+        let outcomes = targets
+            .iter()
+            .map(|states| Outcome {
+                probe: Probe {
+                    spec: "127.0.0.1:9".into(),
+                    endpoint: "127.0.0.1:9".parse().unwrap(),
+                    address: Address::Ip("127.0.0.1:9".parse().unwrap()),
+                },
+                tries: (1..)
+                    .zip(states.iter())
+                    .map(|(seq, &state)| Try::of(seq, state))
+                    .collect(),
+            })
+            .collect();
+        Report {
+            outcomes,
+            elapsed: Duration::ZERO,
+            interrupted: false,
+            repeated: false,
+        }
+    }
+
+    #[test]
+    fn one_target_exits_with_what_it_found_and_several_with_0_or_1() {
+        use State::*;
+        let code = |targets: &[&[State]]| report(targets).exit_code().code();
+        let single = [
+            (Open, 0),
+            (Refused, 3),
+            (Missing, 3),
+            (TimedOut, 4),
+            (NoReply, 4),
+            (Unreachable, 5),
+            (Unresolved, 5),
+            (Denied, 8),
+            (WrongType, 2),
+            (Error, 1),
+        ];
+        for (state, want) in single {
+            assert_eq!(code(&[&[state]]), want, "{state:?}");
+        }
+        // Under --count, the last failed try's.
+        assert_eq!(code(&[&[TimedOut, Refused, Open]]), 3);
+        assert_eq!(code(&[&[Open, Open]]), 0);
+        assert_eq!(code(&[&[Open], &[Open]]), 0);
+        assert_eq!(code(&[&[Open], &[Refused]]), 1);
+        assert_eq!(code(&[&[Refused], &[Refused]]), 1);
     }
 
     #[test]

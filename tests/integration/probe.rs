@@ -323,7 +323,11 @@ fn probe_count_prints_tries_and_statistics() {
 
     let (_holder, closed) = refusing();
     let out = probe(&[&closed.to_string(), "-c", "3", "-i", "10ms"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "one target refused exits 3, as a client does"
+    );
     let stdout = text(&out.stdout);
     for seq in 1..=3 {
         let want = format!("connect to tcp://{closed}: seq={seq} refused ECONNREFUSED (111) time=");
@@ -409,7 +413,7 @@ fn probe_bad_usage_exits_2() {
 fn probe_a_silent_port_times_out() {
     let (_held, addr) = crate::util::silent();
     let out = probe(&[&addr.to_string(), "--timeout", "300ms"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4), "one target timed out exits 4");
     let line = line_of(&out, &format!("tcp://{addr}"));
     assert!(
         line.contains("timed out") && line.contains("firewall"),
