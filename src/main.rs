@@ -20,7 +20,13 @@ use commands::{clients, inspect, load, servers};
 const LOG_LINES_BUFFERED: usize = 10_000;
 
 fn main() -> ProcessExit {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // Parsing failed, so the flag is read from the raw arguments.
+        if asks_for_json_logs(std::env::args_os()) {
+            let _ = LOG_FORMAT.set(LogFormat::Json);
+        }
+        usage_exit(e)
+    });
     let _ = LOG_FORMAT.set(cli.log_format);
     // First, while no other thread runs: taking them unsets LISTEN_*.
     let activated = servers::take_activated(&cli.command);
@@ -95,6 +101,31 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
             .init(),
     }
     guard
+}
+
+/// Whether the raw arguments ask for `--log-format json`, in either spelling.
+fn asks_for_json_logs(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<_> = args.collect();
+    args.iter().enumerate().any(|(i, a)| {
+        a == "--log-format=json"
+            || (a == "--log-format" && args.get(i + 1).is_some_and(|v| v == "json"))
+    })
+}
+
+/// Exits on a usage error (2) as clap words it, through `--log-format`: an
+/// object under `json`, clap's own text otherwise. `--help` and `--version`
+/// print as usual.
+fn usage_exit(e: clap::Error) -> ! {
+    if e.use_stderr() && LOG_FORMAT.get() == Some(&LogFormat::Json) {
+        let text = e.render().to_string();
+        let message = text
+            .trim_end()
+            .strip_prefix("error: ")
+            .unwrap_or(text.trim_end());
+        last_word("ERROR", message);
+        std::process::exit(e.exit_code());
+    }
+    e.exit()
 }
 
 /// `--log-format`, for the lines written past the logger.

@@ -60,9 +60,19 @@ fn watch_signals(shutdown: Shutdown) -> Outcome<()> {
     Ok(())
 }
 
-/// Exits with clap's usage error (exit 2) and this message.
+/// Exits with clap's usage error (exit 2) and this message, under the
+/// usage of the subcommand that was run, through `--log-format`.
 fn usage_error(msg: String) -> ! {
-    Cli::command()
-        .error(clap::error::ErrorKind::ArgumentConflict, msg)
-        .exit()
+    let kind = clap::error::ErrorKind::ArgumentConflict;
+    let mut cli = Cli::command();
+    // Built, a subcommand knows its full name (`echokit probe`) for its usage.
+    cli.build();
+    let ran = std::env::args()
+        .skip(1)
+        .find(|a| cli.find_subcommand(a).is_some());
+    let error = match ran.and_then(|name| cli.find_subcommand_mut(&name)) {
+        Some(sub) => sub.error(kind, msg),
+        None => cli.error(kind, msg),
+    };
+    crate::usage_exit(error)
 }

@@ -80,3 +80,51 @@ fn usage_errors_exit_2_from_every_client() {
     // A bad endpoint is a usage error too.
     assert_each_exits("127.0.0.1:99999", 2, "a port out of range");
 }
+
+#[test]
+fn a_usage_error_found_by_a_command_shows_that_commands_usage() {
+    for (args, usage) in [
+        (
+            &["probe", "127.0.0.1:9000-8000"][..],
+            "Usage: echokit probe [OPTIONS] TARGET...",
+        ),
+        (
+            &["bench", "127.0.0.1:1", "127.0.0.1:2"][..],
+            "Usage: echokit bench [OPTIONS] [ENDPOINT]",
+        ),
+        (
+            &["app-client", "127.0.0.1:1", "search"][..],
+            "Usage: echokit app-client",
+        ),
+    ] {
+        let out = echokit_run(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(usage), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn log_format_json_writes_usage_errors_as_objects_too() {
+    // One found by clap, in both spellings of the flag, and one found by
+    // the command itself.
+    for args in [
+        &["--log-format", "json", "bench", "--no-such-flag"][..],
+        &["probe", "--log-format=json", "127.0.0.1:9000-8000"][..],
+    ] {
+        let out = echokit_run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one object: {err}");
+        let object: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON object");
+        assert_eq!(object["level"], "ERROR", "{err}");
+        assert!(
+            object["message"]
+                .as_str()
+                .unwrap()
+                .contains("Usage: echokit "),
+            "{err}"
+        );
+    }
+}
