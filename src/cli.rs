@@ -811,8 +811,9 @@ pub struct EchoClientArgs {
     /// Send this file's content as one message
     #[arg(long, value_name = "PATH", conflicts_with = "messages")]
     pub file: Option<PathBuf>,
-    /// Exit 1 if the echo differs from what was sent
-    #[arg(long)]
+    /// The echo is always checked now (exit 1 if it differs); kept so that
+    /// scripts written for it still run
+    #[arg(long, hide = true)]
     pub expect: bool,
     /// Concurrent connections, each sending the messages (default: the guide's
     /// `Message 1 from client.` and `Message 2 from client.`) and checking its echo

@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use super::failure::{Context, Outcome};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
+use super::failure::{Context, Outcome};
 use super::{say, usage_error};
 use crate::cli::{AppClientArgs, ClientTarget, EchoClientArgs};
 use echokit::app::client::{AppClientOptions, AppError};
 use echokit::app::{self, Response};
-use echokit::echo::client::{self, ClientOptions, Plan};
+use echokit::echo::client::{self, ClientError, ClientOptions, Plan};
 use echokit::echo::datagram_client::{self, DatagramClient, DatagramOptions};
 use echokit::echo::stream;
 use echokit::endpoint::SocketType;
@@ -91,7 +91,9 @@ pub(crate) fn echo_client(args: EchoClientArgs) -> Outcome<ExitCode> {
     let messages = messages(&args)?;
     let plan = Plan {
         keep_echo: args.connections.is_none() && args.file.is_none(),
-        verify: args.expect || args.connections.is_some(),
+        // Always: an echo client that prints a changed echo and exits 0
+        // hides the one thing it is for.
+        verify: true,
         messages,
         connections,
     };
@@ -108,14 +110,25 @@ pub(crate) fn echo_client(args: EchoClientArgs) -> Outcome<ExitCode> {
         return Ok(report.exit_code());
     }
     let conn = report.connections.remove(0);
-    conn.outcome?;
+    // A changed echo is printed all the same, then failed.
+    let differs = match conn.outcome {
+        Err(e @ ClientError::Mismatch { .. }) => Some(e),
+        other => {
+            other?;
+            None
+        }
+    };
     print_echo(
         &args,
         &plan.messages,
         conn.received,
         conn.first_difference,
         &conn.echo,
-    )
+    )?;
+    match differs {
+        Some(e) => Err(e.into()),
+        None => Ok(ExitCode::Success),
+    }
 }
 
 /// Prints a one-connection echo: `Received b'...'` per message, or how a
@@ -126,7 +139,7 @@ fn print_echo(
     received: u64,
     first_difference: Option<u64>,
     echo: &[u8],
-) -> Outcome<ExitCode> {
+) -> Outcome<()> {
     if let Some(path) = &args.file {
         match first_difference {
             None => say(format_args!(
@@ -138,7 +151,7 @@ fn print_echo(
                 path.display()
             ))?,
         }
-        return Ok(ExitCode::Success);
+        return Ok(());
     }
     let mut echo = echo;
     for message in messages {
@@ -146,7 +159,7 @@ fn print_echo(
         say(format_args!("Received {}", text::py_bytes_repr(this)))?;
         echo = rest;
     }
-    Ok(ExitCode::Success)
+    Ok(())
 }
 
 /// The client over UDP or a Unix datagram socket.
@@ -235,7 +248,8 @@ fn datagram_echo_client(
             client.stale
         );
     }
-    print_echo(args, &messages, echo.len() as u64, None, &echo)
+    print_echo(args, &messages, echo.len() as u64, None, &echo)?;
+    Ok(ExitCode::Success)
 }
 
 /// The guide's application client.

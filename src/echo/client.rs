@@ -129,7 +129,10 @@ pub enum ClientError {
         extra: u64,
     },
     /// The echo is not what was sent.
-    #[error("the echo differs from what was sent, first at byte {offset}")]
+    #[error(
+        "the echo differs from what was sent, first at byte {offset} \
+         (is it an echo server? it changed what it sent back)"
+    )]
     Mismatch {
         /// Offset of the first differing byte.
         offset: u64,

@@ -202,7 +202,10 @@ fn surplus_bytes_exit_7() {
 }
 
 #[test]
-fn a_different_echo_exits_1_with_expect_and_is_printed_without() {
+fn a_different_echo_is_printed_and_exits_1_with_or_without_expect() {
+    // Issue 17: the single-message client printed an upper-cased echo and
+    // exited 0 unless told --expect; the echo is always checked now, and
+    // what came back still printed. --expect stays for old scripts.
     for expect in [true, false] {
         let (addr, peer) = peer(|mut s| {
             let mut got = take(&mut s, 12);
@@ -217,13 +220,10 @@ fn a_different_echo_exits_1_with_expect_and_is_printed_without() {
         }
         let out = client(&args);
         peer.join().unwrap();
-        if expect {
-            assert_eq!(out.status.code(), Some(1));
-            assert_stderr_has(&out, "the echo differs from what was sent, first at byte 1");
-        } else {
-            assert_eq!(out.status.code(), Some(0));
-            assert_eq!(text(&out.stdout), "Received b'HELLO, WORLD'\n");
-        }
+        assert_eq!(out.status.code(), Some(1), "--expect {expect}");
+        assert_eq!(text(&out.stdout), "Received b'HELLO, WORLD'\n");
+        assert_stderr_has(&out, "the echo differs from what was sent, first at byte 1");
+        assert_stderr_has(&out, "is it an echo server?");
     }
 }
 
