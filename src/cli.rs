@@ -86,8 +86,9 @@ pub enum Command {
     /// `search VALUE` sends `{"action": "search", "value": VALUE}` as text/json
     /// and prints `Got result: ...`; any other ACTION sends ACTION and VALUE as
     /// binary content and prints `Got response: b'...'`, as the guide's
-    /// app-client.py does, byte for byte on the wire.
-    #[command(after_help = ExitCode::help_table())]
+    /// app-client.py does, byte for byte on the wire. The endpoint may be
+    /// left out: the guide's 127.0.0.1:65432.
+    #[command(after_help = ExitCode::help_table(), override_usage = "echokit app-client [OPTIONS] [ENDPOINT] ACTION VALUE")]
     AppClient(AppClientArgs),
     /// The guide's application server: answers framed requests, many clients at once.
     ///
@@ -608,15 +609,12 @@ pub struct AppServerArgs {
 /// `echokit app-client`.
 #[derive(Debug, Args)]
 pub struct AppClientArgs {
-    /// Where the app-server listens (tcp://HOST:PORT, HOST:PORT or unix:PATH)
-    #[arg(value_name = "ENDPOINT")]
-    pub endpoint: Endpoint,
-    /// `search`, or any other word for a binary request
-    #[arg(value_name = "ACTION")]
-    pub action: String,
-    /// What to search for, or the binary request's text after ACTION
-    #[arg(value_name = "VALUE")]
-    pub value: String,
+    /// `[ENDPOINT] ACTION VALUE`: where the app-server listens
+    /// (tcp://HOST:PORT, HOST:PORT or unix:PATH) [default:
+    /// tcp://127.0.0.1:65432]; `search`, or any other word for a binary
+    /// request; what to search for, or the binary request's text
+    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
+    pub args: Vec<String>,
     /// The longest the whole exchange may take, the connect included
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub timeout: Duration,
@@ -860,6 +858,26 @@ pub struct ClientTarget {
     pub stream: bool,
 }
 
+impl AppClientArgs {
+    /// Interprets `[ENDPOINT] ACTION VALUE`: the endpoint, the action, the value.
+    pub fn request(&self) -> Result<(Endpoint, &str, &str), String> {
+        match self.args.as_slice() {
+            // An endpoint with one word after it is a request cut short,
+            // not an action named like an address.
+            [first, _] if first.contains(':') && first.parse::<Endpoint>().is_ok() => Err(format!(
+                "`{first}` is an endpoint: ACTION and VALUE follow it \
+                 (app-client [ENDPOINT] ACTION VALUE, as `app-client {first} search morpheus`)"
+            )),
+            [action, value] => Ok((Endpoint::default_tcp(), action, value)),
+            [endpoint, action, value] => {
+                let endpoint = endpoint.parse::<Endpoint>().map_err(|e| e.to_string())?;
+                Ok((endpoint, action, value))
+            }
+            _ => Err("app-client takes [ENDPOINT] ACTION VALUE".into()),
+        }
+    }
+}
+
 impl EchoClientArgs {
     /// Interprets `[ENDPOINT] [-]`.
     pub fn target(&self) -> Result<ClientTarget, String> {
@@ -1042,6 +1060,45 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn app_client_without_an_endpoint_goes_to_the_guides_address() {
+        let request = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from([&["echokit", "app-client"], args].concat()).expect("parses");
+            let Command::AppClient(a) = cli.command else {
+                panic!("not app-client")
+            };
+            a.request()
+                .map(|(e, action, value)| (e.to_string(), action.to_string(), value.to_string()))
+        };
+        let guide = (
+            "tcp://127.0.0.1:65432".to_string(),
+            "search".into(),
+            "morpheus".into(),
+        );
+        assert_eq!(request(&["search", "morpheus"]), Ok(guide.clone()));
+        assert_eq!(
+            request(&["127.0.0.1:65432", "search", "morpheus"]),
+            Ok(guide)
+        );
+        assert_eq!(
+            request(&["unix:/tmp/app.sock", "search", "x"]).map(|r| r.0),
+            Ok("unix:/tmp/app.sock".to_string())
+        );
+        assert!(request(&["127.0.0.1:99999", "search", "x"]).is_err());
+        // An endpoint and one word: the value is missing, not the endpoint.
+        let cut = request(&["127.0.0.1:1", "search"]).unwrap_err();
+        assert!(
+            cut.contains("is an endpoint: ACTION and VALUE follow it"),
+            "{cut}"
+        );
+        // One argument, or four, is clap's usage error.
+        let parse =
+            |args: &[&str]| Cli::try_parse_from([&["echokit", "app-client"], args].concat());
+        assert!(parse(&["search"]).is_err());
+        assert!(parse(&["a", "b", "c", "d"]).is_err());
     }
 
     #[test]

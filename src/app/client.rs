@@ -75,6 +75,15 @@ pub enum AppError {
     /// The server reset the connection.
     #[error("the server {0} reset the connection before its response was whole")]
     Reset(Endpoint),
+    /// The server sent the request back, byte for byte.
+    #[error(
+        "{server} sent the request back unchanged: it looks like an echo server, not an \
+         app-server (start one with `echokit app-server`, which listens on 127.0.0.1:65432)"
+    )]
+    EchoedBack {
+        /// Where it came from.
+        server: Endpoint,
+    },
     /// Any other socket error.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -85,9 +94,10 @@ impl Classify for AppError {
         match self {
             AppError::Connect(e) => e.exit_code(),
             AppError::TimedOut { .. } => ExitCode::TimedOut,
-            AppError::Malformed { .. } | AppError::BadContent { .. } | AppError::Reset(_) => {
-                ExitCode::Protocol
-            }
+            AppError::Malformed { .. }
+            | AppError::BadContent { .. }
+            | AppError::Reset(_)
+            | AppError::EchoedBack { .. } => ExitCode::Protocol,
             AppError::Io(_) => ExitCode::Failures,
         }
     }
@@ -142,14 +152,17 @@ pub fn exchange(
             Err(e) => return Err(e.into()),
         }
     }
-    let response = read_response(&socket, &server, opts, &left, &timed_out)?;
+    let response = read_response(&socket, &server, &bytes, opts, &left, &timed_out)?;
     crate::calls::close(&socket);
     Ok((response, server))
 }
 
+/// Reads one response; one that is the request itself, byte for byte, is
+/// an echo server's answer, not an app-server's.
 fn read_response(
     socket: &Socket,
     server: &Endpoint,
+    request: &[u8],
     opts: &AppClientOptions,
     left: &dyn Fn(&'static str) -> Result<Duration, AppError>,
     timed_out: &dyn Fn(&io::Error) -> bool,
@@ -161,6 +174,8 @@ fn read_response(
     };
     let mut decoder = Decoder::new(opts.limits);
     let mut buf = vec![0; 64 * 1024];
+    // How much of what came so far is the request's own bytes, while it is.
+    let mut echoed = Some(0);
     loop {
         socket.set_read_timeout(Some(left(STAGE)?.max(Duration::from_micros(1))))?;
         let n = match crate::calls::recv(socket, &mut buf) {
@@ -187,7 +202,16 @@ fn read_response(
             }));
         }
         let decoded = decoder.decode(&buf[..n]).map_err(malformed)?;
+        echoed = echoed.and_then(|k| {
+            let got = &buf[..decoded.consumed];
+            request[k..].starts_with(got).then_some(k + got.len())
+        });
         if let Some(message) = decoded.message {
+            if echoed == Some(request.len()) {
+                return Err(AppError::EchoedBack {
+                    server: server.clone(),
+                });
+            }
             if decoded.consumed < n {
                 tracing::debug!("{} bytes after the response, ignored", n - decoded.consumed);
             }

@@ -254,10 +254,10 @@ fn datagram_echo_client(
 
 /// The guide's application client.
 pub(crate) fn app_client(args: AppClientArgs) -> Outcome<ExitCode> {
-    if args.endpoint.socket_type() != SocketType::Stream {
+    let (endpoint, action, value) = args.request().unwrap_or_else(|msg| usage_error(msg));
+    if endpoint.socket_type() != SocketType::Stream {
         usage_error(format!(
-            "app-client speaks over a stream: tcp://HOST:PORT or unix:PATH, not {}",
-            args.endpoint
+            "app-client speaks over a stream: tcp://HOST:PORT or unix:PATH, not {endpoint}"
         ));
     }
     let opts = AppClientOptions {
@@ -271,8 +271,8 @@ pub(crate) fn app_client(args: AppClientArgs) -> Outcome<ExitCode> {
             max_header: args.max_header,
         },
     };
-    let request = app::request(&args.action, &args.value);
-    let (response, server) = app::client::exchange(&args.endpoint, &request, &opts)?;
+    let request = app::request(action, value);
+    let (response, server) = app::client::exchange(&endpoint, &request, &opts)?;
     let decoded = Response::of(&response).map_err(|source| AppError::BadContent {
         server: server.clone(),
         source,

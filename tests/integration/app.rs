@@ -20,6 +20,21 @@ fn guides_app_server() -> Server {
 }
 
 #[test]
+fn app_client_against_an_echo_server_says_so_and_exits_7() {
+    // Issue 17: it decoded its own request, echoed back, printed
+    // `Got result: None` and exited 0.
+    let server = Server::start(&["127.0.0.1:0"], 1);
+    let out = app_client(&[&server.addr().to_string(), "search", "morpheus"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_stderr_has(
+        &out,
+        "sent the request back unchanged: it looks like an echo server",
+    );
+    assert_stderr_has(&out, "echokit app-server");
+}
+
+#[test]
 fn echokit_app_client_gets_the_guides_answers_from_the_guides_server() {
     let server = guides_app_server();
     let endpoint = server.addr().to_string();
