@@ -96,7 +96,15 @@ pub enum ClientError {
         expected: u64,
     },
     /// The server closed the connection before the whole echo came back.
-    #[error("the server closed the connection after echoing {received} of {expected} bytes")]
+    #[error(
+        "the server closed the connection after echoing {received} of {expected} bytes{}",
+        if *received == 0 {
+            " (nothing came back: is it an echo server? an app-server, for one, reads its \
+             protocol's header and closes on anything else)"
+        } else {
+            ""
+        }
+    )]
     Truncated {
         /// Bytes echoed.
         received: u64,

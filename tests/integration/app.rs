@@ -35,6 +35,16 @@ fn app_client_against_an_echo_server_says_so_and_exits_7() {
 }
 
 #[test]
+fn echo_client_against_an_app_server_asks_whether_it_is_an_echo_server() {
+    // Issue 17: it only said "closed after echoing 0 of 12 bytes".
+    let server = app_server(&["127.0.0.1:0"]);
+    let out = util::client(&[&server.addr().to_string()]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_stderr_has(&out, "after echoing 0 of 12 bytes");
+    assert_stderr_has(&out, "is it an echo server? an app-server, for one");
+}
+
+#[test]
 fn echokit_app_client_gets_the_guides_answers_from_the_guides_server() {
     let server = guides_app_server();
     let endpoint = server.addr().to_string();
