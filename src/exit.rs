@@ -84,6 +84,21 @@ impl ExitCode {
         }
     }
 
+    /// The code of a run made of parts (connections, cells): theirs when
+    /// they all agree (all succeeded, or all failed the same way),
+    /// otherwise "ran, but found failures". No parts is success.
+    pub fn agreed(codes: impl IntoIterator<Item = ExitCode>) -> ExitCode {
+        let mut codes = codes.into_iter();
+        let Some(first) = codes.next() else {
+            return ExitCode::Success;
+        };
+        if codes.all(|c| c == first) {
+            first
+        } else {
+            ExitCode::Failures
+        }
+    }
+
     /// The table as `--help` prints it: `  N  meaning`, one row per code.
     pub fn help_table() -> String {
         let mut out = String::from("Exit codes (the same in every subcommand):\n");
@@ -121,6 +136,16 @@ impl Classify for std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_that_agree_give_their_code_and_others_failures() {
+        use ExitCode::*;
+        assert_eq!(ExitCode::agreed([]), Success);
+        assert_eq!(ExitCode::agreed([Success, Success]), Success);
+        assert_eq!(ExitCode::agreed([Refused, Refused]), Refused);
+        assert_eq!(ExitCode::agreed([Refused, Success]), Failures);
+        assert_eq!(ExitCode::agreed([Refused, TimedOut]), Failures);
+    }
 
     #[test]
     fn a_system_error_has_the_code_of_its_failure() {

@@ -8,7 +8,7 @@ mod commands;
 use std::io::IsTerminal;
 use std::process::ExitCode as ProcessExit;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +20,10 @@ use commands::{clients, inspect, load, servers};
 const LOG_LINES_BUFFERED: usize = 10_000;
 
 fn main() -> ProcessExit {
-    let cli = Cli::try_parse().unwrap_or_else(|e| {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = parsed.unwrap_or_else(|e| {
         // Parsing failed, so the flag is read from the raw arguments.
         if asks_for_json_logs(std::env::args_os()) {
             let _ = LOG_FORMAT.set(LogFormat::Json);
@@ -28,6 +31,7 @@ fn main() -> ProcessExit {
         usage_exit(e)
     });
     let _ = LOG_FORMAT.set(cli.log_format);
+    let _ = SUBCOMMAND.set(matches.subcommand_name().map(str::to_owned));
     // First, while no other thread runs: taking them unsets LISTEN_*.
     let activated = servers::take_activated(&cli.command);
     let log_guard = init_logging(&cli);
@@ -127,6 +131,9 @@ fn usage_exit(e: clap::Error) -> ! {
     }
     e.exit()
 }
+
+/// The subcommand run, for the usage a usage error found later shows.
+static SUBCOMMAND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 /// `--log-format`, for the lines written past the logger.
 static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();

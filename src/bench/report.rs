@@ -403,14 +403,15 @@ impl Report {
         if self.interrupted {
             push("note", "interrupted: the window ended early".into());
         }
-        match (self.connections_established, self.exit_code()) {
-            (0, ExitCode::Refused) => push(
+        // Refused or timed out as a whole: no connection was made.
+        match self.exit_code() {
+            ExitCode::Refused => push(
                 "note",
                 "no connection was made: every connect was refused, so nothing listens \
                  there (is the server running, on this address and port?)"
                     .into(),
             ),
-            (0, ExitCode::TimedOut) => push(
+            ExitCode::TimedOut => push(
                 "note",
                 "no connection was made: every connect timed out (is the host up? a \
                  firewall that drops packets looks like this)"

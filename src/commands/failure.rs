@@ -51,13 +51,7 @@ pub(crate) trait Context<T> {
 
 impl<T, E: Into<Failure>> Context<T> for Result<T, E> {
     fn context(self, what: impl Display + Send + Sync + 'static) -> Outcome<T> {
-        self.map_err(|e| {
-            let Failure { code, error } = e.into();
-            Failure {
-                code,
-                error: error.context(what),
-            }
-        })
+        self.with_context(|| what)
     }
 
     fn with_context<D: Display + Send + Sync + 'static>(

@@ -104,22 +104,14 @@ pub(crate) fn bench(args: BenchArgs) -> Outcome<ExitCode> {
         });
     }
 
-    // Every cell that failed the same way exits with that failure's code.
-    let mut failed = Vec::new();
+    let mut codes = Vec::with_capacity(cells.len());
     for cell in &cells {
-        let report = run_one(&cell.apply(&base), &args, &shutdown)?;
-        if !report.passed {
-            failed.push(report.exit_code());
-        }
+        codes.push(run_one(&cell.apply(&base), &args, &shutdown)?.exit_code());
         if shutdown.is_requested() {
             break;
         }
     }
-    Ok(match failed.split_first() {
-        None => ExitCode::Success,
-        Some((&first, rest)) if rest.iter().all(|&c| c == first) => first,
-        Some(_) => ExitCode::Failures,
-    })
+    Ok(ExitCode::agreed(codes))
 }
 
 /// One run: progress on a terminal, the report on stdout, the HTML page.

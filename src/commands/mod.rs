@@ -67,10 +67,8 @@ fn usage_error(msg: String) -> ! {
     let mut cli = Cli::command();
     // Built, a subcommand knows its full name (`echokit probe`) for its usage.
     cli.build();
-    let ran = std::env::args()
-        .skip(1)
-        .find(|a| cli.find_subcommand(a).is_some());
-    let error = match ran.and_then(|name| cli.find_subcommand_mut(&name)) {
+    let ran = crate::SUBCOMMAND.get().and_then(Option::as_deref);
+    let error = match ran.and_then(|name| cli.find_subcommand_mut(name)) {
         Some(sub) => sub.error(kind, msg),
         None => cli.error(kind, msg),
     };

@@ -269,19 +269,10 @@ impl Report {
     /// The exit code: success, the failure's own code when every connection
     /// failed the same way, otherwise "ran, but found failures".
     pub fn exit_code(&self) -> ExitCode {
-        let mut codes = self
-            .connections
-            .iter()
-            .filter_map(|c| c.outcome.as_ref().err().map(Classify::exit_code));
-        let Some(first) = codes.next() else {
-            return ExitCode::Success;
-        };
-        let failed = 1 + codes.clone().count();
-        if failed == self.connections.len() && codes.all(|c| c == first) {
-            first
-        } else {
-            ExitCode::Failures
-        }
+        ExitCode::agreed(self.connections.iter().map(|c| match &c.outcome {
+            Ok(()) => ExitCode::Success,
+            Err(e) => e.exit_code(),
+        }))
     }
 
     /// One line for the whole run.

@@ -400,19 +400,11 @@ impl Report {
         match self.outcomes.as_slice() {
             // One target: what it found, as a client would exit (its last
             // failed try, under --count).
-            [one] => one
-                .tries
-                .iter()
-                .rev()
-                .find(|t| t.state != State::Open)
-                .map_or(
-                    if one.tries.is_empty() {
-                        ExitCode::Failures
-                    } else {
-                        ExitCode::Success
-                    },
-                    |t| t.state.exit_code(),
-                ),
+            [one] => match one.tries.iter().rev().find(|t| t.state != State::Open) {
+                Some(failed) => failed.state.exit_code(),
+                None if one.tries.is_empty() => ExitCode::Failures,
+                None => ExitCode::Success,
+            },
             many if !many.is_empty() && many.iter().all(Outcome::all_open) => ExitCode::Success,
             _ => ExitCode::Failures,
         }
