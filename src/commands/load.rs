@@ -41,6 +41,15 @@ pub(crate) fn bench(args: BenchArgs) -> Outcome<ExitCode> {
     if let Err(msg) = args.check(&targets, &workload) {
         usage_error(msg);
     }
+    if let Some(usable) = echokit::os::usable_cpus()
+        && let Some(bad) = args.cpu.iter().find(|c| !usable.contains(c))
+    {
+        let list: Vec<String> = usable.iter().map(usize::to_string).collect();
+        usage_error(format!(
+            "--cpu {bad}: this process may run on CPUs {} only",
+            list.join(",")
+        ));
+    }
     let cells = compare::Cell::grid(&args.connections, &args.size, &args.depth);
     let base = BenchConfig {
         target: targets[0].clone(),
@@ -63,7 +72,7 @@ pub(crate) fn bench(args: BenchArgs) -> Outcome<ExitCode> {
         threads: args.threads,
         cpus: args.cpu.clone(),
         max_loss: args.max_loss,
-        interval: args.interval,
+        interval: args.progress_interval,
     };
     for cell in &cells {
         for warning in bench::preflight::check(&cell.apply(&base))? {

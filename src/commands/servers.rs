@@ -54,11 +54,11 @@ pub(crate) fn echo_server(
     // so inetd's stderr is not touched yet).
     let fd_limit = os::raise_fd_limit();
     let options = ListenOptions {
-        backlog: args.backlog,
-        keepalive: args.keepalive,
+        backlog: args.server.backlog,
+        keepalive: args.tcp_keepalive,
         sndbuf: args.sndbuf,
         rcvbuf: args.rcvbuf,
-        mode: args.mode,
+        mode: args.server.mode,
     };
     let udp_limits = match args.udp_rate_per_source {
         // Asked for: it applies to every source, loopback included.
@@ -73,27 +73,27 @@ pub(crate) fn echo_server(
         },
     };
     let config = server::ServerConfig {
-        threads: args.threads.map(usize::from),
-        grace: args.grace,
+        threads: args.server.threads.map(usize::from),
+        grace: args.server.grace,
         once: args.once,
-        keepalive: args.keepalive,
+        keepalive: args.tcp_keepalive,
         udp_limits,
         loop_guard: !args.no_loop_guard,
-        limits: args.limits.limits(fd_limit),
+        limits: args.server.limits.limits(fd_limit),
         ..server::ServerConfig::default()
     };
-    if args.service.inetd {
+    if args.server.service.inetd {
         // Before any log line: stderr may be the connection.
         return echo_inetd(&args, &options, &config, activated?);
     }
     if let Some(limit) = fd_limit {
         tracing::debug!("descriptor limit: {limit}");
     }
-    let metrics_listener = bind_metrics(args.service.metrics.as_ref())?;
+    let metrics_listener = bind_metrics(args.server.service.metrics.as_ref())?;
     let listeners = listeners(&args.endpoints, &options, activated?, |endpoints| {
         args.check(endpoints)
     })?;
-    let shutdown = announce(&listeners, args.service.user.as_deref())?;
+    let shutdown = announce(&listeners, args.server.service.user.as_deref())?;
     // Served through the grace period, so a drain can be watched.
     let metrics_endpoint = serve_metrics(metrics_listener, &config.metrics)?;
     let has_datagrams = listeners
@@ -140,7 +140,7 @@ fn echo_inetd(
 ) -> Outcome<ExitCode> {
     let stdin = activation::take_stdin(options)?;
     close_activated_for_inetd(activated, &stdin)?;
-    become_user(args.service.user.as_deref())?;
+    become_user(args.server.service.user.as_deref())?;
     let started = Instant::now();
     let stats = match stdin {
         // A pipe or a terminal: SIGINT and SIGTERM keep their default
@@ -293,13 +293,13 @@ pub(crate) fn app_server(
         None => app::SearchTable::default(),
     };
     let options = ListenOptions {
-        backlog: args.backlog,
-        mode: args.mode,
+        backlog: args.server.backlog,
+        mode: args.server.mode,
         ..ListenOptions::default()
     };
     let config = app::server::AppServerConfig {
-        threads: args.threads.map(usize::from),
-        grace: args.grace,
+        threads: args.server.threads.map(usize::from),
+        grace: args.server.grace,
         app: app::conn::AppConfig {
             table,
             limits: echokit::proto::Limits {
@@ -311,15 +311,15 @@ pub(crate) fn app_server(
             keep_alive: args.keep_alive,
             max_buffered: args.max_buffered as u64,
         },
-        limits: args.limits.limits(fd_limit),
+        limits: args.server.limits.limits(fd_limit),
         ..app::server::AppServerConfig::default()
     };
-    if args.service.inetd {
+    if args.server.service.inetd {
         return app_inetd(&args, &options, config, activated?);
     }
-    let metrics_listener = bind_metrics(args.service.metrics.as_ref())?;
+    let metrics_listener = bind_metrics(args.server.service.metrics.as_ref())?;
     let listeners = listeners(&args.endpoints, &options, activated?, streams_only)?;
-    let shutdown = announce(&listeners, args.service.user.as_deref())?;
+    let shutdown = announce(&listeners, args.server.service.user.as_deref())?;
     let metrics_endpoint = serve_metrics(metrics_listener, &config.metrics)?;
     let started = Instant::now();
     let stats = app::server::run(listeners, config, &shutdown)?;
@@ -372,7 +372,7 @@ fn app_inetd(
                 .into(),
         ),
         Stdin::Socket(Inherited::Connection(stream, peer)) => {
-            become_user(args.service.user.as_deref())?;
+            become_user(args.server.service.user.as_deref())?;
             let shutdown = Shutdown::new();
             watch_signals(shutdown.clone())?;
             app::inetd::serve_connection(stream, peer, config, &shutdown)?
@@ -381,7 +381,7 @@ fn app_inetd(
             if let Err(msg) = streams_only(std::slice::from_ref(listener.endpoint())) {
                 usage_error(msg);
             }
-            become_user(args.service.user.as_deref())?;
+            become_user(args.server.service.user.as_deref())?;
             let shutdown = Shutdown::new();
             watch_signals(shutdown.clone())?;
             tracing::info!("listening on {} (from stdin)", listener.endpoint());

@@ -101,6 +101,15 @@ pub(super) fn ephemeral_ports() -> Option<(u16, u16)> {
     }
 }
 
+pub(super) fn usable_cpus() -> Option<Vec<usize>> {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    Some(
+        (0..nix::sched::CpuSet::count())
+            .filter(|&c| allowed.is_set(c).unwrap_or(false))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,6 +140,14 @@ pub fn host_addresses() -> Vec<std::net::IpAddr> {
         .collect()
 }
 
+/// The CPUs this process may run on (its affinity mask), if known.
+pub fn usable_cpus() -> Option<Vec<usize>> {
+    #[cfg(target_os = "linux")]
+    return linux::usable_cpus();
+    #[cfg(not(target_os = "linux"))]
+    return None;
+}
+
 /// The open-descriptor limits of this process: (soft, hard).
 pub fn fd_limits() -> Option<(u64, u64)> {
     rlimit::getrlimit(rlimit::Resource::NOFILE).ok()

@@ -299,7 +299,7 @@ fn ndjson_prints_intervals_then_the_summary() {
         "600ms",
         "--warmup",
         "200ms",
-        "--interval",
+        "--progress-interval",
         "100ms",
         "--ndjson",
     ]);
@@ -372,7 +372,7 @@ fn html_report() -> (tempfile::TempDir, std::path::PathBuf) {
         "2s",
         "--warmup",
         "500ms",
-        "--interval",
+        "--progress-interval",
         "250ms",
         "--report",
         &page_arg,
@@ -391,7 +391,10 @@ fn the_html_report_is_a_page_of_charts() {
 #[test]
 fn bad_usage_exits_2_with_a_reason() {
     let cases: [(&[&str], &str); 7] = [
-        (&["127.0.0.1:1", "--interval", "0s"], "at least 10ms"),
+        (
+            &["127.0.0.1:1", "--progress-interval", "0s"],
+            "at least 10ms",
+        ),
         (&["127.0.0.1:1", "-s", "0..10"], "at least one byte"),
         (&["--compare", "127.0.0.1:1"], "two endpoints"),
         (

@@ -322,7 +322,7 @@ fn probe_count_prints_tries_and_statistics() {
     assert!(stdout.contains("connect min/avg/max/p99 = "), "{stdout}");
 
     let (_holder, closed) = refusing();
-    let out = probe(&[&closed.to_string(), "-c", "3", "-i", "10ms"]);
+    let out = probe(&[&closed.to_string(), "-n", "3", "-i", "10ms"]);
     assert_eq!(
         out.status.code(),
         Some(3),

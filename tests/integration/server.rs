@@ -366,7 +366,7 @@ fn server_side_timer(server: SocketAddr, client: SocketAddr) -> u8 {
 #[test]
 fn keepalive_is_armed_on_accepted_connections_only_when_asked() {
     for (args, timer) in [
-        (vec!["127.0.0.1:0", "--keepalive", "30s"], 2),
+        (vec!["127.0.0.1:0", "--tcp-keepalive", "30s"], 2),
         (vec!["127.0.0.1:0"], 0),
     ] {
         let server = Server::start(&args, 1);

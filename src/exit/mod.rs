@@ -134,6 +134,9 @@ impl Classify for std::io::Error {
 }
 
 #[cfg(test)]
+mod every_error;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
