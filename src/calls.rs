@@ -334,16 +334,14 @@ pub fn connect_ended(socket: &Socket, result: &io::Result<bool>) {
                 format_args!("getsockopt({}, SO_ERROR) = 0", fd(socket)),
                 Gloss::Connected,
             ),
-            Err(e) => {
-                let name = e
-                    .raw_os_error()
-                    .map(|n| format!("{:?}", nix::errno::Errno::from_raw(n)))
-                    .unwrap_or_else(|| e.to_string());
-                emit(
-                    format_args!("getsockopt({}, SO_ERROR) = {name} ({e})", fd(socket)),
-                    Gloss::Connected,
-                );
-            }
+            Err(e) => emit(
+                format_args!(
+                    "getsockopt({}, SO_ERROR) = {}",
+                    fd(socket),
+                    crate::text::os_error(e)
+                ),
+                Gloss::Connected,
+            ),
         }
     }
 }

@@ -137,6 +137,17 @@ pub enum ParseError {
     /// A scheme echokit does not know.
     #[error("unknown scheme `{0}`: {EXPECTED}")]
     UnknownScheme(String),
+    /// A known scheme written with the other kind's separator: `udp:` for
+    /// `udp://`, `unix://` for `unix:`.
+    #[error("`{input}` is not how {form} is written: did you mean {suggestion}?")]
+    Misspelled {
+        /// What was written.
+        input: String,
+        /// The form its scheme takes, e.g. `udp://HOST:PORT`.
+        form: &'static str,
+        /// The endpoint it most likely means.
+        suggestion: String,
+    },
     /// `unix:` or `unixgram:` with nothing after it.
     #[error("`{0}` needs a path or an abstract name, as in {0}/tmp/echo.sock or {0}@echo")]
     EmptyLocal(String),
@@ -320,8 +331,33 @@ impl FromStr for Endpoint {
             return match scheme.to_ascii_lowercase().as_str() {
                 "tcp" => parse_host_port(rest).map(Endpoint::Tcp),
                 "udp" => parse_host_port(rest).map(Endpoint::Udp),
+                // `unix://tmp/x.sock`: a URL's slashes on a path scheme.
+                local @ ("unix" | "unixgram") => Err(ParseError::Misspelled {
+                    input: s.into(),
+                    form: if local == "unix" {
+                        "a Unix stream socket (unix:PATH)"
+                    } else {
+                        "a Unix datagram socket (unixgram:PATH)"
+                    },
+                    suggestion: format!("{local}:/{}", rest.trim_start_matches('/')),
+                }),
                 _ => Err(ParseError::UnknownScheme(format!("{scheme}://"))),
             };
+        }
+        // `udp:127.0.0.1:7`, `tcp:/127.0.0.1:1`: a path scheme's colon on
+        // an IP scheme, which would otherwise read as an IPv6 address.
+        if let Some((scheme, rest)) = s.split_once(':')
+            && let ip @ ("tcp" | "udp") = scheme.to_ascii_lowercase().as_str()
+        {
+            return Err(ParseError::Misspelled {
+                input: s.into(),
+                form: if ip == "tcp" {
+                    "a TCP endpoint (tcp://HOST:PORT)"
+                } else {
+                    "a UDP endpoint (udp://HOST:PORT)"
+                },
+                suggestion: format!("{ip}://{}", rest.trim_start_matches('/')),
+            });
         }
         if let Some(rest) = s.strip_prefix("unix:") {
             return parse_local("unix:", rest).map(Endpoint::Unix);
@@ -558,6 +594,21 @@ mod tests {
                 "needs brackets: expected [IPv6]:PORT, as in [::1]:80",
             ),
             ("::1", "`[::1]` has no port"),
+            (
+                "udp:127.0.0.1:5",
+                "`udp:127.0.0.1:5` is not how a UDP endpoint (udp://HOST:PORT) is written: \
+                 did you mean udp://127.0.0.1:5?",
+            ),
+            ("tcp:/127.0.0.1:1", "did you mean tcp://127.0.0.1:1?"),
+            ("TCP:[::1]:7", "did you mean tcp://[::1]:7?"),
+            (
+                "unix://tmp/x.sock",
+                "is not how a Unix stream socket (unix:PATH) is written: did you mean unix:/tmp/x.sock?",
+            ),
+            (
+                "unixgram:///run/e.sock",
+                "did you mean unixgram:/run/e.sock?",
+            ),
             ("[::1]", "`[::1]` has no port"),
             ("[::1", "is not an IPv6 address"),
             ("[1.2.3.4]:80", "`1.2.3.4` is not an IPv6 address"),

@@ -54,8 +54,7 @@ fn main() -> ProcessExit {
         Ok(code) => code,
         Err(failure) => {
             let err = commands::hint::add(failure.error);
-            // Each error states its own part; `{:#}` adds the causes, once.
-            last_word("ERROR", &format!("{err:#}"));
+            last_word("ERROR", &in_words(&err));
             failure.code
         }
     };
@@ -105,6 +104,21 @@ fn init_logging(cli: &Cli) -> WorkerGuard {
             .init(),
     }
     guard
+}
+
+/// An error and its causes, `: ` between them, as anyhow's `{:#}` writes
+/// them (each error states its own part, the causes added once), but a
+/// system error in words alone: `No such file or directory`, not std's
+/// `No such file or directory (os error 2)`.
+fn in_words(err: &anyhow::Error) -> String {
+    let parts: Vec<String> = err
+        .chain()
+        .map(|e| match e.downcast_ref::<std::io::Error>() {
+            Some(io) => echokit::text::os_words(io),
+            None => e.to_string(),
+        })
+        .collect();
+    parts.join(": ")
 }
 
 /// Whether the raw arguments ask for `--log-format json`, in either spelling.

@@ -36,7 +36,10 @@ impl Shutdown {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for waker in wakers.iter() {
             if let Err(e) = waker.wake() {
-                tracing::warn!("cannot wake an event loop for shutdown: {e}");
+                tracing::warn!(
+                    "cannot wake an event loop for shutdown: {}",
+                    crate::text::os_error(&e)
+                );
             }
         }
     }

@@ -158,12 +158,18 @@ fn trim_zeros(number: String) -> String {
 /// refused)`, without std's `(os error 111)`; other errors as they are.
 pub fn os_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(n) => {
-            let text = e.to_string();
-            let words = text.split(" (os error").next().unwrap_or(&text);
-            format!("{:?} ({words})", nix::errno::Errno::from_raw(n))
-        }
+        Some(n) => format!("{:?} ({})", nix::errno::Errno::from_raw(n), os_words(e)),
         None => e.to_string(),
+    }
+}
+
+/// An I/O error in words alone, as a person reads it: `No such file or
+/// directory`, without std's `(os error 2)`.
+pub fn os_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(_) => text.split(" (os error").next().unwrap_or(&text).to_string(),
+        None => text,
     }
 }
 
@@ -221,6 +227,8 @@ mod tests {
         assert_eq!(os_error(&refused), "ECONNREFUSED (Connection refused)");
         let other = std::io::Error::other("no address");
         assert_eq!(os_error(&other), "no address");
+        let missing = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(os_words(&missing), "No such file or directory");
     }
 
     #[test]

@@ -612,7 +612,7 @@ fn advance(
             ReadEnd::Failed(e) if closing => {
                 // The echo was complete; how the server ends the connection
                 // after our FIN is its business.
-                tracing::debug!("after the echo: {e}");
+                tracing::debug!("after the echo: {}", crate::text::os_error(&e));
                 return Ok(true);
             }
             ReadEnd::Failed(e) => {

@@ -373,13 +373,21 @@ impl DatagramLoop {
                 // An ICMP error for an earlier answer, reported on this socket:
                 // it concerns that peer, not the service.
                 Err(e) if is_peer_error(&e) => {
-                    tracing::debug!("{}: {e}", self.listener.endpoint());
+                    tracing::debug!(
+                        "{}: {}",
+                        self.listener.endpoint(),
+                        crate::text::os_error(&e)
+                    );
                     self.shard.error(ErrorClass::of_connection(&e));
                     continue;
                 }
                 // Short of kernel memory: this batch waits for the next wake-up.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM)) => {
-                    tracing::warn!("{}: receive: {e}", self.listener.endpoint());
+                    tracing::warn!(
+                        "{}: receive: {}",
+                        self.listener.endpoint(),
+                        crate::text::os_error(&e)
+                    );
                     return Ok(false);
                 }
                 Err(e) => return Err(e),
@@ -476,7 +484,12 @@ impl DatagramLoop {
                         return false;
                     };
                     send_to(fd, payload(i), got[i].to, to)
-                        .inspect_err(|e| tracing::trace!("{to}: send: {e}"))
+                        .inspect_err(|e| {
+                            tracing::trace!(
+                                "{to}: send: {}",
+                                crate::text::os_error(&std::io::Error::from(*e))
+                            )
+                        })
                         .is_err()
                 })
                 .collect()

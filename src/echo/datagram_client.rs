@@ -397,7 +397,7 @@ pub fn stream<R: Read, W: Write>(
             Err(e) => {
                 return Err(ClientError::Io(io::Error::new(
                     e.kind(),
-                    format!("reading the input: {e}"),
+                    format!("reading the input: {}", crate::text::os_error(&e)),
                 )));
             }
         };

@@ -73,7 +73,7 @@ where
             };
             let _ = done_tx.send(result);
             if let Err(e) = writer.shutdown(how) {
-                tracing::debug!("shutdown: {e}");
+                tracing::debug!("shutdown: {}", crate::text::os_error(&e));
             }
         })?;
     let mut report = StreamReport::default();
@@ -135,7 +135,7 @@ where
         Ok(Sent::All) => Ok(report),
         Ok(Sent::InputFailed(e)) => Err(ClientError::Io(io::Error::new(
             e.kind(),
-            format!("reading the input: {e}"),
+            format!("reading the input: {}", crate::text::os_error(&e)),
         ))),
         // The server closed while input was still being read or sent.
         Ok(Sent::SocketFailed) | Err(_) => Err(ClientError::ClosedEarly {
@@ -155,7 +155,7 @@ fn send_all<R: Read>(mut input: R, mut socket: &Socket, sent: &AtomicU64) -> Sen
             Err(e) => return Sent::InputFailed(e),
         };
         if let Err(e) = socket.write_all(&buf[..n]) {
-            tracing::debug!("sending: {e}");
+            tracing::debug!("sending: {}", crate::text::os_error(&e));
             return Sent::SocketFailed;
         }
         sent.fetch_add(n as u64, Ordering::Release);

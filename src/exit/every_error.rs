@@ -177,7 +177,8 @@ fn every_error_variant_exits_with_its_row_of_the_readme_table() {
     );
     check(
         "BindError",
-        variants!(BindError: InUse, Permission, NotAvailable, NotASocket, Resolve, Other),
+        variants!(BindError: InUse, Permission, NotAvailable, NotASocket, NoDirectory,
+            DirectoryDenied, Resolve, Other),
         vec![
             (
                 BindError::InUse {
@@ -198,6 +199,20 @@ fn every_error_variant_exits_with_its_row_of_the_readme_table() {
             (
                 BindError::NotASocket {
                     path: "/tmp/x".into(),
+                },
+                CannotBind,
+            ),
+            (
+                BindError::NoDirectory {
+                    at: endpoint(),
+                    dir: "/nowhere".into(),
+                },
+                CannotBind,
+            ),
+            (
+                BindError::DirectoryDenied {
+                    at: endpoint(),
+                    dir: "/root".into(),
                 },
                 CannotBind,
             ),
@@ -385,7 +400,7 @@ fn every_error_variant_exits_with_its_row_of_the_readme_table() {
     check(
         "ParseError",
         variants!(ParseError: Empty, MissingPort, BadPort, UnbracketedIpv6, BadIpv6, BadHost,
-            UnknownScheme, EmptyLocal, LocalTooLong, LocalNul),
+            UnknownScheme, Misspelled, EmptyLocal, LocalTooLong, LocalNul),
         vec![
             (ParseError::Empty, Usage),
             (ParseError::MissingPort("localhost".into()), Usage),
@@ -401,6 +416,14 @@ fn every_error_variant_exits_with_its_row_of_the_readme_table() {
             (ParseError::BadIpv6("[::g]:1".into()), Usage),
             (ParseError::BadHost("a b:1".into()), Usage),
             (ParseError::UnknownScheme("sctp".into()), Usage),
+            (
+                ParseError::Misspelled {
+                    input: "udp:127.0.0.1:7".into(),
+                    form: "udp://HOST:PORT",
+                    suggestion: "udp://127.0.0.1:7".into(),
+                },
+                Usage,
+            ),
             (ParseError::EmptyLocal("unix:".into()), Usage),
             (
                 ParseError::LocalTooLong {

@@ -114,7 +114,7 @@ pub fn bind(at: &HostPort) -> Result<MetricsListener, BindError> {
         if let Err(e) = listen::defer_accept(l.socket(), DEFER_ACCEPT) {
             // Silent connections are then accepted at once, and evicted
             // when a place is needed.
-            tracing::debug!("metrics: TCP_DEFER_ACCEPT: {e}");
+            tracing::debug!("metrics: TCP_DEFER_ACCEPT: {}", crate::text::os_error(&e));
         }
     }
     Ok(MetricsListener { listeners })
@@ -161,7 +161,7 @@ impl MetricsListener {
                 .name("metrics".into())
                 .spawn(move || {
                     if let Err(e) = serve::run(listeners, &config, service, &shutdown) {
-                        tracing::warn!("metrics endpoint stopped: {e}");
+                        tracing::warn!("metrics endpoint stopped: {}", crate::text::os_error(&e));
                     }
                 })?
         };

@@ -549,7 +549,7 @@ pub fn connect(
                     return Ok((socket, ordered[i]));
                 }
                 Err(e) => {
-                    tracing::debug!("{}: {e}", ordered[i]);
+                    tracing::debug!("{}: {}", ordered[i], crate::text::os_error(&e));
                     errors.push(ConnectError::from_io(ordered[i].to_string(), e));
                     attempts[i] = None;
                     // A failure starts the next attempt at once (RFC 8305 section 5).

@@ -136,8 +136,12 @@ pub enum BindError {
     },
     /// The port is privileged (`EACCES`).
     #[error(
-        "permission denied binding {addr}: ports below {first_free} need root or the \
-         CAP_NET_BIND_SERVICE capability; use a port of {first_free} or above"
+        "permission denied binding {addr}: ports below {first_free} need privileges. Start \
+         as root with --user NAME (the server binds, then runs as NAME), give the binary the \
+         capability (sudo setcap cap_net_bind_service=+ep \"$(command -v echokit)\"), or \
+         lower the limit (sudo sysctl net.ipv4.ip_unprivileged_port_start={}); or use a port \
+         of {first_free} or above",
+        .addr.port()
     )]
     Permission {
         /// The address asked for.
@@ -163,6 +167,32 @@ pub enum BindError {
     NotASocket {
         /// The path asked for.
         path: PathBuf,
+    },
+    /// A Unix socket path in a directory that does not exist (`ENOENT`).
+    #[error(
+        "cannot bind {at}: the directory {} does not exist; create it (mkdir -p {}) or put \
+         the socket in one that does, such as /tmp",
+        .dir.display(),
+        .dir.display()
+    )]
+    NoDirectory {
+        /// The endpoint asked for.
+        at: Endpoint,
+        /// The directory the path names.
+        dir: PathBuf,
+    },
+    /// A Unix socket path in a directory this user may not create files
+    /// in (`EACCES`).
+    #[error(
+        "cannot bind {at}: permission denied: this user may not create files in {}; put the \
+         socket in a directory it may write to, such as /tmp or $XDG_RUNTIME_DIR",
+        .dir.display()
+    )]
+    DirectoryDenied {
+        /// The endpoint asked for.
+        at: Endpoint,
+        /// The directory the path names.
+        dir: PathBuf,
     },
     /// The host name did not resolve.
     #[error(transparent)]

@@ -96,7 +96,11 @@ impl Drop for SocketFile {
             Ok(meta) if self.is(&meta) => match std::fs::remove_file(&self.path) {
                 Ok(()) => tracing::debug!("removed socket file {}", self.path.display()),
                 Err(e) => {
-                    tracing::warn!("cannot remove socket file {}: {e}", self.path.display())
+                    tracing::warn!(
+                        "cannot remove socket file {}: {}",
+                        self.path.display(),
+                        crate::text::os_error(&e)
+                    )
                 }
             },
             Ok(_) => tracing::debug!(
@@ -171,8 +175,25 @@ fn bind_path(
     // Linux creates the file with the socket inode's mode (less the umask).
     set_socket_mode(socket, mode).map_err(other)?;
     if let Err(e) = calls::bind(socket, addr) {
-        if e.raw_os_error() != Some(libc::EADDRINUSE) {
-            return Err(other(e));
+        let dir = || match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match e.raw_os_error() {
+            Some(libc::EADDRINUSE) => {}
+            Some(libc::ENOENT) => {
+                return Err(BindError::NoDirectory {
+                    at: endpoint.clone(),
+                    dir: dir(),
+                });
+            }
+            Some(libc::EACCES) => {
+                return Err(BindError::DirectoryDenied {
+                    at: endpoint.clone(),
+                    dir: dir(),
+                });
+            }
+            _ => return Err(other(e)),
         }
         replace_if_stale(path, addr, endpoint)?;
         calls::bind(socket, addr)

@@ -172,7 +172,7 @@ impl ResolverConfig {
         let mut read = |path: &str| match std::fs::read_to_string(path) {
             Ok(text) => Some(text),
             Err(e) => {
-                unreadable.push(format!("{path}: {e}"));
+                unreadable.push(format!("{path}: {}", crate::text::os_error(&e)));
                 None
             }
         };

@@ -142,7 +142,7 @@ impl Shared {
         self.accepting.store(false, Ordering::Release);
         for waker in &self.wakers {
             if let Err(e) = waker.wake() {
-                tracing::warn!("cannot wake an event loop: {e}");
+                tracing::warn!("cannot wake an event loop: {}", crate::text::os_error(&e));
             }
         }
     }
@@ -607,7 +607,10 @@ impl<S: Service, T: Transport> Worker<S, T> {
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if let Err(e) = self.driver.watch(stream.as_raw_fd(), token, READ_INTEREST) {
-            tracing::warn!("{peer}: cannot register with epoll: {e}");
+            tracing::warn!(
+                "{peer}: cannot register with epoll: {}",
+                crate::text::os_error(&e)
+            );
             self.forget(peer);
             return;
         }
@@ -789,7 +792,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
         match tx.send((stream, peer)) {
             Ok(()) => {
                 if let Err(e) = self.shared.wakers[target].wake() {
-                    tracing::warn!("cannot wake loop {target}: {e}");
+                    tracing::warn!("cannot wake loop {target}: {}", crate::text::os_error(&e));
                 }
             }
             Err(returned) => {

@@ -133,7 +133,7 @@ pub fn describe(wanted: &[SocketAddr], listeners: &[&Entry]) -> String {
         return format!("{nothing}, nor on any other port of that address");
     }
     let found: Vec<String> = near.iter().take(NAMED).map(|e| who(e)).collect();
-    format!("{nothing}; {}", found.join(", and "))
+    format!("{nothing}; on another port, {}", found.join(", and "))
 }
 
 /// Whether a listener on `local` takes connections to one of `wanted`'s addresses.
@@ -217,8 +217,8 @@ mod tests {
         let hint = describe(&addr("127.0.0.1:65432"), &[&far, &other_ip, &a]);
         assert_eq!(
             hint,
-            "nothing listens on 127.0.0.1:65432 on this host; echokit echo-server (pid 12) \
-             listens on 127.0.0.1:65433, and python3 (pid 13) listens on 127.0.0.1:8000"
+            "nothing listens on 127.0.0.1:65432 on this host; on another port, echokit \
+             echo-server (pid 12) listens on 127.0.0.1:65433, and python3 (pid 13) listens on 127.0.0.1:8000"
         );
     }
 

@@ -8,6 +8,7 @@ mod bench;
 mod client;
 mod datagram;
 mod docs;
+mod errors;
 mod exit_codes;
 mod interop;
 mod limits;
