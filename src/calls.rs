@@ -4,10 +4,12 @@
 //! sockets, the way `strace` would, and says what each call means the first
 //! time it appears.
 //!
-//! The functions here make the call and then, if tracing is on, print it.
-//! Tracing is one process-wide switch, like the log level: when it is off
-//! (the default) each call costs one predictable branch on a relaxed atomic
-//! load, next to a system call that costs microseconds.
+//! The functions here make the call and then, if a [`Sink`] is installed,
+//! hand it the call. The library never prints: the binary installs the sink
+//! (`--trace-calls` writes each call on stderr, as text or as JSON under
+//! `--log-format json`). It is installed once for the whole process, like
+//! the logger: when none is (the default) each call costs one predictable
+//! branch on an atomic load, next to a system call that costs microseconds.
 //!
 //! The names are those of the system calls made: a socket2 `Socket` reads
 //! with `recv(2)` and writes with `send(2)` (`MSG_NOSIGNAL`), and the
@@ -17,24 +19,61 @@ use std::fmt::{self, Write as _};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-static ON: AtomicBool = AtomicBool::new(false);
-
-/// Which explanations were printed already: one bit per [`Gloss`].
-static EXPLAINED: AtomicU32 = AtomicU32::new(0);
-
-/// Turns tracing on for the whole process.
-pub fn enable() {
-    ON.store(true, Ordering::Relaxed);
+/// One socket call as it happened.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The call, its arguments and its result, as strace writes them:
+    /// `accept(3) = 9 from 127.0.0.1:46212`.
+    pub line: &'a str,
+    /// What it means, the first time a call (or one of its outcomes) appears.
+    pub meaning: Option<&'static str>,
+    /// The lines under a batch call (`recvmmsg`, `sendmmsg`): one per
+    /// datagram, its size and its peer.
+    pub each: &'a [String],
 }
 
-/// Whether tracing is on.
+impl Call<'_> {
+    /// The call as a terminal shows it: the line, its meaning after a `#`
+    /// in a column of its own, then each batch line indented.
+    pub fn text(&self) -> String {
+        let mut text = self.line.to_string();
+        if let Some(meaning) = self.meaning {
+            let pad = 44usize.saturating_sub(text.chars().count());
+            let _ = write!(text, "{:pad$}  # {meaning}", "");
+        }
+        for line in self.each {
+            let _ = write!(text, "\n    {line}");
+        }
+        text
+    }
+}
+
+/// Where traced calls go; the binary installs one ([`install`]).
+pub trait Sink: Send + Sync {
+    /// Takes one call, as it happens, on the thread that made it.
+    fn call(&self, call: &Call<'_>);
+}
+
+static SINK: OnceLock<Box<dyn Sink>> = OnceLock::new();
+
+/// Which explanations were given already: one bit per [`Gloss`].
+static EXPLAINED: AtomicU32 = AtomicU32::new(0);
+
+/// Installs the sink every socket call of the process goes to from now
+/// on. Returns false (and drops `sink`) if one was installed already.
+pub fn install(sink: Box<dyn Sink>) -> bool {
+    SINK.set(sink).is_ok()
+}
+
+/// Whether calls are traced (a sink is installed).
 #[inline]
 pub fn on() -> bool {
-    ON.load(Ordering::Relaxed)
+    SINK.get().is_some()
 }
 
 /// What a first occurrence of a call (or of one of its outcomes) means.
@@ -107,19 +146,26 @@ impl Gloss {
     }
 }
 
-/// Prints one call, with its gloss the first time.
+/// Hands one call to the sink, with its gloss the first time.
 #[cold]
 fn emit(line: fmt::Arguments<'_>, gloss: Gloss) {
-    let mut text = line.to_string();
-    if gloss.first() {
-        let pad = 44usize.saturating_sub(text.chars().count());
-        let _ = write!(text, "{:pad$}  # {}", "", gloss.text());
-    }
-    let mut err = io::stderr().lock();
-    let _ = writeln!(err, "{text}");
+    emit_with(line, gloss, &[]);
 }
 
-/// Prints a call whose success returns 0: as the guide writes it, without
+/// The same, with the lines under a batch call.
+#[cold]
+fn emit_with(line: fmt::Arguments<'_>, gloss: Gloss, each: &[String]) {
+    if let Some(sink) = SINK.get() {
+        let line = line.to_string();
+        sink.call(&Call {
+            line: &line,
+            meaning: gloss.first().then(|| gloss.text()),
+            each,
+        });
+    }
+}
+
+/// Hands over a call whose success returns 0: as the guide writes it, without
 /// strace's `= 0`; a failure shows its errno.
 #[cold]
 fn emit_done<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, gloss: Gloss) {
@@ -129,16 +175,27 @@ fn emit_done<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, gloss: Gloss) 
     }
 }
 
-/// Prints a call that returns a count (bytes, datagrams), or its failure;
-/// `EAGAIN` has its own explanation.
+/// Hands over a call that returns a count (bytes, datagrams), or its
+/// failure; `EAGAIN` has its own explanation.
 #[cold]
 fn emit_counted(call: fmt::Arguments<'_>, result: &io::Result<usize>, done: Gloss, waiting: Gloss) {
+    emit_counted_with(call, result, (done, waiting), &[]);
+}
+
+/// The same, with the lines under a batch call.
+#[cold]
+fn emit_counted_with(
+    call: fmt::Arguments<'_>,
+    result: &io::Result<usize>,
+    (done, waiting): (Gloss, Gloss),
+    each: &[String],
+) {
     match result {
-        Ok(n) => emit(format_args!("{call} = {n}"), done),
+        Ok(n) => emit_with(format_args!("{call} = {n}"), done, each),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            emit(format_args!("{call} = {}", failure(e)), waiting)
+            emit_with(format_args!("{call} = {}", failure(e)), waiting, each);
         }
-        Err(e) => emit(format_args!("{call} = {}", failure(e)), done),
+        Err(e) => emit_with(format_args!("{call} = {}", failure(e)), done, each),
     }
 }
 
@@ -384,16 +441,12 @@ pub fn batch(call: &str, fd: i32, args: &str, result: &io::Result<usize>, each: 
     } else {
         Gloss::SendBatch
     };
-    emit_counted(
+    emit_counted_with(
         format_args!("{call}({fd}, {args})"),
         result,
-        gloss,
-        Gloss::RecvEmpty,
+        (gloss, Gloss::RecvEmpty),
+        each,
     );
-    let mut err = io::stderr().lock();
-    for line in each {
-        let _ = writeln!(err, "    {line}");
-    }
 }
 
 /// `send(2)` (with `MSG_NOSIGNAL`: a closed peer is an error, not a SIGPIPE).

@@ -115,7 +115,7 @@ mod tests {
         assert!(events.is_empty());
         std::io::Write::write_all(&mut &b, b"x").unwrap();
         driver.wait(&mut events, None).unwrap();
-        let tokens: Vec<Token> = events.iter().map(|e| e.token()).collect();
+        let tokens: Vec<Token> = events.iter().map(mio::event::Event::token).collect();
         assert_eq!(tokens, [Token(7)]);
         // Another thread's wake ends a wait with no end. (The waker must
         // outlive the wait: closing its eventfd takes its event away.)
@@ -127,7 +127,7 @@ mod tests {
         };
         driver.wait(&mut events, None).unwrap();
         thread.join().unwrap();
-        let tokens: Vec<Token> = events.iter().map(|e| e.token()).collect();
+        let tokens: Vec<Token> = events.iter().map(mio::event::Event::token).collect();
         assert_eq!(tokens, [WAKE]);
     }
 }

@@ -106,6 +106,7 @@ pub enum Host {
 
 /// Why a string is not an endpoint. Every message says what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseError {
     /// Nothing was given.
     #[error("empty endpoint: {EXPECTED}")]

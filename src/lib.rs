@@ -14,7 +14,7 @@
 //! | [`bench`](mod@bench) | the load generator: closed and open loop, churn, reports          |
 //! | [`probe`]    | `connect_ex` as a tool: open, refused, timed out, and why         |
 //! | [`resolve`]  | name resolution as Python sees it, and why answers differ         |
-//! | [`calls`]    | `--trace-calls`: each socket call printed as it happens           |
+//! | [`calls`]    | `--trace-calls`: each socket call handed to the binary's sink     |
 //! | [`shutdown`] | a shutdown request that wakes event loops                         |
 //! | [`deadline`] | deadlines that survive absurd durations                           |
 //! | `driver`     | how an event loop learns what is ready: poll, waker, EINTR, deadlines (crate-private) |

@@ -36,7 +36,7 @@ fn main() -> ProcessExit {
     let activated = servers::take_activated(&cli.command);
     let log_guard = init_logging(&cli);
     if cli.command.traces_calls() {
-        echokit::calls::enable();
+        commands::trace::to_stderr(cli.log_format);
     }
     let outcome = match cli.command {
         Command::EchoServer(args) => servers::echo_server(args, activated),

@@ -33,7 +33,7 @@ impl Shutdown {
             .inner
             .wakers
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for waker in wakers.iter() {
             if let Err(e) = waker.wake() {
                 tracing::warn!(
@@ -56,7 +56,7 @@ impl Shutdown {
             .inner
             .wakers
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.is_requested() {
             let _ = waker.wake();
         }

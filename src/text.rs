@@ -130,16 +130,46 @@ pub fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A duration rounded for people: `850 us`, `12.3 ms`, `300 ms`, `4.25 s`.
-pub fn duration(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 {
-        format!("{us:.0} us")
-    } else if us < 1e6 {
-        format!("{} ms", trim_zeros(format!("{:.1}", us / 1e3)))
-    } else {
-        format!("{} s", trim_zeros(format!("{:.2}", us / 1e6)))
+/// An exact byte count, and its size in a binary unit once that says
+/// more: `12 bytes`, `104,857,600 bytes (100.0 MiB)`.
+pub fn byte_count(n: u64) -> String {
+    match n {
+        1 => "1 byte".into(),
+        0..1024 => format!("{n} bytes"),
+        _ => format!("{} bytes ({})", count(n), bytes(n)),
     }
+}
+
+/// A duration for people, in the unit that suits it, to three significant
+/// digits with trailing zeros dropped: `850 µs`, `46.5 µs`, `12.3 ms`,
+/// `300 ms`, `4.25 s`, `10 s`. Every duration echokit prints goes through
+/// here or [`micros`].
+pub fn duration(d: Duration) -> String {
+    micros(d.as_secs_f64() * 1e6)
+}
+
+/// Microseconds, as [`duration`] writes them (histograms count in µs).
+pub fn micros(us: f64) -> String {
+    if us == 0.0 {
+        return "0 s".into();
+    }
+    // Past 999.5 a unit would round up to 1000: the next one reads better.
+    let (value, unit) = if us < 999.5 {
+        (us, "µs")
+    } else if us < 999_500.0 {
+        (us / 1e3, "ms")
+    } else {
+        (us / 1e6, "s")
+    };
+    // Three significant digits, but never fewer than the whole number.
+    let decimals = if value < 10.0 {
+        2
+    } else if value < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{} {unit}", trim_zeros(format!("{value:.decimals$}")))
 }
 
 /// `300.0` -> `300`, `4.20` -> `4.2`.
@@ -152,6 +182,39 @@ fn trim_zeros(number: String) -> String {
     } else {
         number
     }
+}
+
+/// A number with thousands separators and `decimals` places: `28,786.64`.
+pub fn number(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let text = format!("{:.decimals$}", v.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let sign = if v < 0.0 && text.bytes().any(|b| b != b'0' && b != b'.') {
+        "-"
+    } else {
+        ""
+    };
+    let whole = count(whole.parse().unwrap_or(0));
+    if fraction.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    }
+}
+
+/// A count with thousands separators: `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// An I/O error as C names it, then in words: `ECONNREFUSED (Connection
@@ -236,10 +299,27 @@ mod tests {
         assert_eq!(bytes(12), "12 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 << 20), "3.0 MiB");
-        assert_eq!(duration(Duration::from_micros(850)), "850 us");
+        assert_eq!(byte_count(112), "112 bytes");
+        assert_eq!(byte_count(1), "1 byte");
+        assert_eq!(byte_count(100 << 20), "104,857,600 bytes (100.0 MiB)");
+        assert_eq!(duration(Duration::from_micros(850)), "850 µs");
         assert_eq!(duration(Duration::from_micros(12_340)), "12.3 ms");
         assert_eq!(duration(Duration::from_millis(300)), "300 ms");
         assert_eq!(duration(Duration::from_millis(4200)), "4.2 s");
         assert_eq!(duration(Duration::from_secs(10)), "10 s");
+        assert_eq!(duration(Duration::ZERO), "0 s");
+        assert_eq!(duration(Duration::from_nanos(4_604_501)), "4.6 ms");
+        assert_eq!(micros(46.54), "46.5 µs");
+        assert_eq!(micros(149.9), "150 µs");
+        assert_eq!(micros(999.7), "1 ms");
+        assert_eq!(micros(2_764.0), "2.76 ms");
+        assert_eq!(micros(0.412), "0.41 µs");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(count(5948), "5,948");
+        assert_eq!(number(28_786.644, 2), "28,786.64");
+        assert_eq!(number(0.5, 2), "0.50");
+        assert_eq!(number(-1234.0, 0), "-1,234");
+        assert_eq!(number(999_999.999, 2), "1,000,000.00");
     }
 }

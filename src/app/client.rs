@@ -41,6 +41,7 @@ impl Default for AppClientOptions {
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AppError {
     /// The connection could not be made.
     #[error(transparent)]

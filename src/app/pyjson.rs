@@ -349,7 +349,7 @@ impl<'a> Parser<'a> {
     /// One value at `at` (no whitespace before it), written if asked.
     fn value(&mut self, depth: usize, out: Option<(&mut String, Show)>) -> Result<(), JsonError> {
         match self.bytes.get(self.at) {
-            Some(b'{') | Some(b'[') if depth >= MAX_DEPTH => Err(JsonError::TooDeep {
+            Some(b'{' | b'[') if depth >= MAX_DEPTH => Err(JsonError::TooDeep {
                 max: MAX_DEPTH,
                 at: self.chars(self.at),
             }),

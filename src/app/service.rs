@@ -51,6 +51,7 @@ pub fn request(action: &str, value: &str) -> Message {
 /// request the server answers, or a response the client prints. Each names
 /// its cause.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ContentError {
     /// `text/json` in the `binary` encoding: not text (Python has no such
     /// codec: the guide's server fails on it).

@@ -21,6 +21,7 @@ pub struct SearchTable {
 
 /// Why a table file cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TableError {
     /// The file cannot be read.
     #[error("cannot read {path}")]

@@ -115,6 +115,32 @@ impl CellResult {
     pub fn passed(&self) -> bool {
         self.a.iter().chain(&self.b).all(|r| r.passed)
     }
+
+    /// A/B for each figure, or `None` where a side failed (a run with
+    /// errors, or no message at all): its figures are not of the load asked
+    /// for, so a ratio of them would mislead (`0.000` for a dead A).
+    pub fn ratios(&self) -> [Option<f64>; 6] {
+        let (ma, mb) = self.medians();
+        let sound = |runs: &[Report]| !runs.is_empty() && runs.iter().all(|r| r.passed);
+        let both = sound(&self.a) && sound(&self.b);
+        std::array::from_fn(|k| ratio(ma[k], mb[k], both))
+    }
+
+    /// The sides that failed, for the table's note: `A`, `B` or `A and B`.
+    fn failed_sides(&self) -> Option<&'static str> {
+        let failed = |runs: &[Report]| runs.is_empty() || runs.iter().any(|r| !r.passed);
+        match (failed(&self.a), failed(&self.b)) {
+            (true, true) => Some("A and B"),
+            (true, false) => Some("A"),
+            (false, true) => Some("B"),
+            (false, false) => None,
+        }
+    }
+}
+
+/// `a / b` when both sides are sound and `b` is not 0.
+fn ratio(a: f64, b: f64, sound: bool) -> Option<f64> {
+    (sound && b != 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
 }
 
 /// The median (the mean of the middle two for an even count); 0 when empty.
@@ -190,16 +216,22 @@ pub fn table(results: &[CellResult], a: &str, b: &str) -> String {
             }
         );
         let _ = writeln!(out, "  {:<20} {:>14} {:>14} {:>8}", "", "A", "B", "A/B");
+        let ratios = r.ratios();
         for (k, (name, _)) in FIGURES.iter().enumerate() {
-            let ratio = if mb[k] == 0.0 {
-                f64::NAN
-            } else {
-                ma[k] / mb[k]
-            };
+            let ratio = ratios[k].map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
             let _ = writeln!(
                 out,
-                "  {name:<20} {:>14.2} {:>14.2} {:>8.3}",
-                ma[k], mb[k], ratio
+                "  {name:<20} {:>14} {:>14} {:>8}",
+                crate::text::number(ma[k], 2),
+                crate::text::number(mb[k], 2),
+                ratio
+            );
+        }
+        if let Some(sides) = r.failed_sides() {
+            let _ = writeln!(
+                out,
+                "  no A/B: {sides} had runs with errors or no message, so the figures are not \
+                 of the load asked for"
             );
         }
     }
@@ -222,14 +254,22 @@ pub fn json(results: &[CellResult], a: &str, b: &str) -> serde_json::Value {
                     "client_cpu_us_per_message": m[5],
                 })
             };
-            let ratio: [f64; 6] =
-                std::array::from_fn(|k| if mb[k] == 0.0 { 0.0 } else { ma[k] / mb[k] });
+            let ratios = r.ratios();
+            // A figure with no ratio is null, as a failed side has none.
+            let ratio = serde_json::json!({
+                "messages_per_second": ratios[0],
+                "megabytes_per_second_received": ratios[1],
+                "latency_p50_us": ratios[2],
+                "latency_p99_us": ratios[3],
+                "latency_p999_us": ratios[4],
+                "client_cpu_us_per_message": ratios[5],
+            });
             serde_json::json!({
                 "cell": r.cell,
                 "passed": r.passed(),
                 "median_a": pick(ma),
                 "median_b": pick(mb),
-                "ratio_a_b": pick(ratio),
+                "ratio_a_b": ratio,
                 "runs_a": r.a,
                 "runs_b": r.b,
             })
@@ -241,6 +281,15 @@ pub fn json(results: &[CellResult], a: &str, b: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_side_has_no_ratio() {
+        assert_eq!(ratio(2.0, 4.0, true), Some(0.5));
+        // A dead A reads 0 msg/s: no ratio, not 0.000.
+        assert_eq!(ratio(0.0, 40_000.0, false), None);
+        assert_eq!(ratio(40_000.0, 0.0, true), None);
+        assert_eq!(ratio(f64::NAN, 1.0, true), None);
+    }
 
     #[test]
     fn medians() {

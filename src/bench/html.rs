@@ -26,10 +26,29 @@ pub struct Curve<'a> {
     pub points: &'a [(f64, f64)],
 }
 
+/// Where a run comes from, so that a page mailed or archived still says
+/// what made it.
+#[derive(Clone, Debug, Default)]
+pub struct Provenance {
+    /// When it ran, e.g. `2026-12-03T16:10:00Z`.
+    pub date: String,
+    /// The host it ran on.
+    pub host: String,
+    /// The echokit version.
+    pub version: String,
+    /// The command line, as typed (quoted where a word needs it).
+    pub command: String,
+}
+
 /// Everything the report shows.
 pub struct Page<'a> {
     /// Page heading, e.g. "echokit bench tcp://127.0.0.1:65432".
     pub title: &'a str,
+    /// When, where, by which version and with which command the run was made.
+    pub provenance: &'a Provenance,
+    /// Seconds from the start to the measured window's opening, marked on
+    /// the throughput chart (the warm-up is before it).
+    pub window_opens: Option<f64>,
     /// Summary table rows (label, value), already formatted text.
     pub facts: &'a [(String, String)],
     /// Throughput per interval, in time order.
@@ -75,7 +94,8 @@ max-width:960px;margin:2em auto;padding:0 1em;color:#222;background:#fff}\
 h1{font-size:1.5em;overflow-wrap:anywhere}h2{font-size:1.2em;margin-top:1.5em}\
 table{border-collapse:collapse}th,td{text-align:left;padding:.3em 1.5em .3em 0;\
 border-bottom:1px solid #ddd}th{font-weight:600;color:#555}\
-svg{width:100%;height:auto;display:block}svg text{font-size:13px;fill:#333}";
+svg{width:100%;height:auto;display:block}svg text{font-size:13px;fill:#333}\
+.provenance{color:#555}code{overflow-wrap:anywhere}";
 
 /// Renders the report as one complete, self-contained HTML5 document.
 pub fn render(page: &Page) -> String {
@@ -90,6 +110,15 @@ fn write_page(out: &mut String, page: &Page) -> fmt::Result {
     out.push_str(HEAD);
     writeln!(out, "<title>{title}</title>\n<style>{STYLE}</style>")?;
     writeln!(out, "</head>\n<body>\n<h1>{title}</h1>")?;
+    let p = page.provenance;
+    writeln!(
+        out,
+        "<p class=\"provenance\">Run {} on {} by echokit {}:<br><code>{}</code></p>",
+        escape(&p.date),
+        escape(&p.host),
+        escape(&p.version),
+        escape(&p.command)
+    )?;
     if !page.facts.is_empty() {
         writeln!(out, "<table>")?;
         for (label, value) in page.facts {
@@ -99,18 +128,20 @@ fn write_page(out: &mut String, page: &Page) -> fmt::Result {
         writeln!(out, "</table>")?;
     }
     writeln!(out, "<h2>Throughput over time</h2>")?;
-    throughput_chart(out, page.throughput)?;
+    throughput_chart(out, page.throughput, page.window_opens)?;
     writeln!(out, "<h2>Latency by percentile</h2>")?;
     latency_chart(out, page.curves)?;
     writeln!(out, "</body>\n</html>")
 }
 
 /// Draws messages/s against seconds, the warm-up shaded, grey and dashed.
-fn throughput_chart(out: &mut String, samples: &[Sample]) -> fmt::Result {
+fn throughput_chart(out: &mut String, samples: &[Sample], opens: Option<f64>) -> fmt::Result {
     let finite = |s: &&Sample| s.t.is_finite() && s.messages_per_second.is_finite();
     let split = |s: &Sample| ((s.t, s.messages_per_second), s.measured);
     let (xy, measured): (Vec<_>, Vec<_>) = samples.iter().filter(finite).map(split).unzip();
-    let (x_ticks, x_max) = linear_ticks(xy.iter().map(|p| p.0).fold(0.0, f64::max));
+    let opens = opens.filter(|t| t.is_finite() && *t > 0.0);
+    let last = xy.iter().map(|p| p.0).chain(opens).fold(0.0, f64::max);
+    let (x_ticks, x_max) = linear_ticks(last);
     let (y_ticks, y_max) = linear_ticks(xy.iter().map(|p| p.1).fold(0.0, f64::max));
     let mut chart = Chart { out, x_max, y_max };
     chart.axes(("time (s)", &x_ticks), ("messages/s", &y_ticks))?;
@@ -132,6 +163,15 @@ fn throughput_chart(out: &mut String, samples: &[Sample]) -> fmt::Result {
             chart.polyline(line, WARMUP_COLOR, r#" stroke-dasharray="6 4""#)?;
         }
         start = end;
+    }
+    if let Some(t) = opens {
+        // The window's opening: what is left of it is warm-up, not measured.
+        let x = chart.x(t);
+        writeln!(
+            chart.out,
+            r#"<line class="window-opens" x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{BOTTOM}" stroke="{WARMUP_COLOR}" stroke-dasharray="2 3"/>"#
+        )?;
+        chart.text((x + 4.0, TOP + 12.0), "", "window opens")?;
     }
     chart.close(xy.is_empty())
 }
@@ -371,8 +411,17 @@ mod tests {
     }
 
     fn page<'a>(throughput: &'a [Sample], curves: &'a [Curve<'a>]) -> Page<'a> {
+        static PROVENANCE: std::sync::LazyLock<Provenance> =
+            std::sync::LazyLock::new(|| Provenance {
+                date: "2026-12-03T16:10:00Z".into(),
+                host: "bench-host".into(),
+                version: "0.1.0".into(),
+                command: "echokit bench 127.0.0.1:7 --report '<r>.html'".into(),
+            });
         Page {
             title: "bench",
+            provenance: &PROVENANCE,
+            window_opens: None,
             facts: &[],
             throughput,
             curves,
@@ -395,6 +444,18 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script") && !html.contains("<b>"), "{html}");
+    }
+
+    #[test]
+    fn the_page_says_when_where_by_what_and_how_it_was_made() {
+        let html = render(&page(&[], &[]));
+        assert!(
+            html.contains(
+                "Run 2026-12-03T16:10:00Z on bench-host by echokit 0.1.0:<br>\
+                 <code>echokit bench 127.0.0.1:7 --report &#39;&lt;r&gt;.html&#39;</code>"
+            ),
+            "{html}"
+        );
     }
 
     #[test]
@@ -436,6 +497,23 @@ mod tests {
         }
         let html = render(&page(&[], &[curve("c", &[])]));
         assert_eq!(html.matches(">no data</text>").count(), 2, "{html}");
+    }
+
+    #[test]
+    fn the_windows_opening_is_marked_even_with_no_sample_in_the_warm_up() {
+        // A progress sample each second and a 300 ms warm-up: no sample
+        // falls in it, so only the mark shows where the window opened.
+        let samples = [sample(1.0, 10.0, true), sample(2.0, 12.0, true)];
+        let marked = render(&Page {
+            window_opens: Some(0.3),
+            ..page(&samples, &[])
+        });
+        let x = LEFT + (RIGHT - LEFT) * 0.3 / 2.0;
+        let mark = format!(r#"<line class="window-opens" x1="{x:.1}" y1="{TOP}""#);
+        assert!(marked.contains(&mark), "{marked}");
+        assert!(marked.contains(">window opens</text>"), "{marked}");
+        let unmarked = render(&page(&samples, &[]));
+        assert!(!unmarked.contains("window-opens"), "{unmarked}");
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub struct Target {
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BenchError {
     /// The options do not make a run.
     #[error("{0}")]
@@ -371,7 +372,7 @@ pub fn run(
     loop {
         std::thread::sleep(Duration::from_millis(5).min(cfg.interval));
         let now = Instant::now();
-        if handles.iter().all(|h| h.is_finished()) {
+        if handles.iter().all(std::thread::JoinHandle::is_finished) {
             break;
         }
         // A thread that ended without saying so failed: stop the others.
@@ -470,6 +471,7 @@ pub fn run(
         not_all_ready: not_ready,
         stalled,
         coordinator_cpu,
+        window_opened_s: measure_start.map(|at| (at - control.base).as_secs_f64()),
     };
     Ok(Report::new(&cfg, results, intervals, notes))
 }

@@ -74,7 +74,7 @@ impl Reactor {
         self.ready.clear();
         let timeout = Duration::from_nanos(until.saturating_sub(now));
         self.driver.wait(&mut self.events, Some(timeout))?;
-        for event in self.events.iter() {
+        for event in &self.events {
             match event.token() {
                 WAKE => {}
                 ALARM => self.alarm.fired(),

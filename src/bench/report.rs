@@ -30,6 +30,9 @@ pub struct Notes {
     pub stalled: bool,
     /// The coordinator thread's CPU time in the window.
     pub coordinator_cpu: std::time::Duration,
+    /// Seconds from the start to the window's opening (the warm-up's end),
+    /// if it opened.
+    pub window_opened_s: Option<f64>,
 }
 
 /// A run's figures. Serialized, this is the `--json` object.
@@ -55,6 +58,10 @@ pub struct Report {
     pub threads: u32,
     /// The warm-up asked for, seconds.
     pub warmup_s: f64,
+    /// Seconds from the start to the measured window's opening: the warm-up
+    /// and the wait for every connection to echo once (none if it never
+    /// opened).
+    pub window_opened_s: Option<f64>,
     /// The measured window, seconds.
     pub duration_s: f64,
     /// Echoes completed in the window.
@@ -210,6 +217,7 @@ impl Report {
             rate: cfg.rate,
             threads: results.len() as u32,
             warmup_s: cfg.warmup.as_secs_f64(),
+            window_opened_s: notes.window_opened_s,
             duration_s: longest,
             messages,
             messages_per_second: rate,
@@ -298,12 +306,12 @@ impl Report {
         };
         let stop = match cfg.stop {
             Stop::After(d) => crate::text::duration(d),
-            Stop::Count(n) => format!("{n} messages"),
+            Stop::Count(n) => format!("{} messages", crate::text::count(n)),
         };
         format!(
             "echokit bench {}: {} connection{}, {what}, {load}, {stop} after {} warm-up, {} thread{}",
             self.endpoint,
-            self.connections,
+            count(f64::from(self.connections)),
             if self.connections == 1 { "" } else { "s" },
             crate::text::duration(cfg.warmup),
             self.threads,
@@ -318,9 +326,9 @@ impl Report {
         push(
             "messages",
             format!(
-                "{} in {:.2} s: {} msg/s",
+                "{} in {}: {} msg/s",
                 count(self.messages as f64),
-                self.duration_s,
+                us(self.duration_s * 1e6),
                 count(self.messages_per_second)
             ),
         );
@@ -332,9 +340,6 @@ impl Report {
                 mb(self.bytes_per_second.received)
             ),
         );
-        if let Some(c) = self.connections_per_second {
-            push("connections", format!("{} conn/s", count(c)));
-        }
         push("latency", percentiles(&self.latency_us));
         if let Some(u) = &self.latency_uncorrected_us {
             push(
@@ -359,21 +364,28 @@ impl Report {
                 "datagrams",
                 format!(
                     "{} sent, {} lost ({:.3}%, at most {}% allowed), {} late, {} duplicated",
-                    d.counts.sent,
-                    d.counts.lost,
+                    count(d.counts.sent as f64),
+                    count(d.counts.lost as f64),
                     d.loss_percent,
                     d.max_loss_percent,
-                    d.counts.late,
-                    d.counts.duplicated
+                    count(d.counts.late as f64),
+                    count(d.counts.duplicated as f64)
                 ),
             );
         }
+        // One row: under churn the rate of new connections, else how many
+        // of those asked for were made.
+        let established = count(self.connections_established as f64);
+        let asked = count(f64::from(self.connections));
         push(
             "connections",
-            format!(
-                "{} asked, {} established",
-                self.connections, self.connections_established
-            ),
+            match self.connections_per_second {
+                Some(rate) => format!(
+                    "{} conn/s: {established} established, {asked} at a time",
+                    count(rate)
+                ),
+                None => format!("{asked} asked, {established} established"),
+            },
         );
         push("errors", self.error_line());
         for (class, text) in self.errors().first() {
@@ -382,8 +394,9 @@ impl Report {
         push(
             "client CPU",
             format!(
-                "{:.1}% of one core, {:.2} µs per message",
-                self.client_cpu_percent, self.client_cpu_us_per_message
+                "{:.1}% of one core, {} per message",
+                self.client_cpu_percent,
+                us(self.client_cpu_us_per_message)
             ),
         );
         if self.not_all_ready {
@@ -451,7 +464,7 @@ impl Report {
     }
 
     /// The report as one self-contained HTML page.
-    pub fn html(&self, cfg: &BenchConfig) -> String {
+    pub fn html(&self, cfg: &BenchConfig, provenance: &html::Provenance) -> String {
         let samples: Vec<html::Sample> = self
             .intervals
             .iter()
@@ -470,6 +483,8 @@ impl Report {
         facts.extend(self.facts());
         html::render(&html::Page {
             title: &format!("echokit bench {}", self.endpoint),
+            provenance,
+            window_opens: self.window_opened_s,
             facts: &facts,
             throughput: &samples,
             curves: &curves,
@@ -488,15 +503,9 @@ fn percentiles(p: &Percentiles) -> String {
     )
 }
 
-/// Microseconds with a unit that suits them.
+/// Microseconds, as every echokit duration is written ([`crate::text::micros`]).
 pub fn us(v: f64) -> String {
-    if v < 1_000.0 {
-        format!("{v:.1} µs")
-    } else if v < 1_000_000.0 {
-        format!("{:.2} ms", v / 1_000.0)
-    } else {
-        format!("{:.2} s", v / 1_000_000.0)
-    }
+    crate::text::micros(v)
 }
 
 /// Bytes per second as MB/s (10^6).
@@ -504,18 +513,9 @@ pub fn mb(v: f64) -> String {
     format!("{:.2} MB/s", v / 1e6)
 }
 
-/// A count with thousands separators.
+/// A count with thousands separators ([`crate::text::count`]).
 pub fn count(v: f64) -> String {
-    let n = v.round() as u64;
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    crate::text::count(v.round() as u64)
 }
 
 #[cfg(test)]
@@ -526,9 +526,9 @@ mod tests {
     fn numbers_read_well() {
         assert_eq!(count(1_234_567.4), "1,234,567");
         assert_eq!(count(12.0), "12");
-        assert_eq!(us(431.12), "431.1 µs");
+        assert_eq!(us(431.12), "431 µs");
         assert_eq!(us(4968.4), "4.97 ms");
-        assert_eq!(us(2_500_000.0), "2.50 s");
+        assert_eq!(us(2_500_000.0), "2.5 s");
         assert_eq!(mb(4_648_000.0), "4.65 MB/s");
     }
 }

@@ -243,7 +243,12 @@ impl Control {
     /// Moves to `phase` and wakes every thread.
     pub fn set(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::Release);
-        for waker in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for waker in self
+            .wakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
             let _ = waker.wake();
         }
     }
@@ -252,7 +257,7 @@ impl Control {
     pub fn register(&self, waker: Arc<mio::Waker>) {
         self.wakers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(waker);
     }
 

@@ -171,11 +171,33 @@ fn run_one(cfg: &BenchConfig, args: &BenchArgs, shutdown: &Shutdown) -> Outcome<
         print!("{}", report.text(cfg));
     }
     if let Some(path) = &args.report {
-        std::fs::write(path, report.html(cfg))
+        std::fs::write(path, report.html(cfg, &provenance()))
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
         if !(args.json || args.ndjson) {
             println!("  report       {}", path.display());
         }
     }
     Ok(report)
+}
+
+/// What made this run, for the HTML report: now, this host, this version,
+/// the command line as typed.
+fn provenance() -> echokit::bench::html::Provenance {
+    let quote = |word: String| {
+        let plain = !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:,=@%+[]".contains(c));
+        if plain {
+            word
+        } else {
+            format!("'{}'", word.replace('\'', r"'\''"))
+        }
+    };
+    echokit::bench::html::Provenance {
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        host: echokit::resolve::hostname().unwrap_or_else(|_| "an unknown host".into()),
+        version: env!("CARGO_PKG_VERSION").into(),
+        command: std::env::args().map(quote).collect::<Vec<_>>().join(" "),
+    }
 }

@@ -9,6 +9,7 @@ pub(crate) mod hint;
 pub(crate) mod inspect;
 pub(crate) mod load;
 pub(crate) mod servers;
+pub(crate) mod trace;
 
 use std::io::Write;
 

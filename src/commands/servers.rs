@@ -112,19 +112,18 @@ fn echo_summary(stats: &server::ServerStats, has_datagrams: bool, started: Insta
     let datagrams = if has_datagrams {
         format!(
             " and {} datagram{} ({} dropped)",
-            stats.datagrams,
+            text::count(stats.datagrams),
             if stats.datagrams == 1 { "" } else { "s" },
-            stats.dropped
+            text::count(stats.dropped)
         )
     } else {
         String::new()
     };
     format!(
-        "served {} connection{}{datagrams}, echoed {} bytes ({}) in {}{cut}",
-        stats.connections,
+        "served {} connection{}{datagrams}, echoed {} in {}{cut}",
+        text::count(stats.connections),
         if stats.connections == 1 { "" } else { "s" },
-        stats.bytes_echoed,
-        text::bytes(stats.bytes_echoed),
+        text::byte_count(stats.bytes_echoed),
         text::duration(started.elapsed()),
     )
 }

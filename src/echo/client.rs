@@ -78,6 +78,7 @@ impl Default for ClientOptions {
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The connection could not be made.
     #[error(transparent)]
@@ -467,7 +468,7 @@ impl Engine {
                 })
                 .fold(self.deadline, Instant::min);
             self.driver.wait_until(&mut events, Some(wake_at))?;
-            for event in events.iter() {
+            for event in &events {
                 let closed = event.is_read_closed() || event.is_error();
                 if self.step(event.token().0, closed) {
                     open -= 1;

@@ -488,7 +488,7 @@ impl DatagramLoop {
                             tracing::trace!(
                                 "{to}: send: {}",
                                 crate::text::os_error(&std::io::Error::from(*e))
-                            )
+                            );
                         })
                         .is_err()
                 })

@@ -77,7 +77,7 @@ pub struct DatagramClient {
     /// Answers that match nothing sent.
     pub mismatched: u64,
     /// The client's own socket file (unixgram), removed when the client is dropped.
-    _file: Option<SocketFile>,
+    file: Option<SocketFile>,
 }
 
 /// One datagram's echo.
@@ -135,7 +135,7 @@ impl DatagramClient {
             previous: Vec::new(),
             stale: 0,
             mismatched: 0,
-            _file: file,
+            file,
         })
     }
 
@@ -319,7 +319,7 @@ impl DatagramClient {
     /// The client's own socket file (Unix datagrams), removed when the
     /// client is dropped; a signal handler may remove it sooner.
     pub fn own_path(&self) -> Option<&std::path::Path> {
-        self._file.as_ref().map(SocketFile::path)
+        self.file.as_ref().map(SocketFile::path)
     }
 
     /// Waits until `until` for a datagram; its length (which may exceed the
@@ -558,10 +558,10 @@ impl SeriesReport {
         let mut out = format!(
             "--- {server} echo statistics ---\n\
              {} sent, {} received, {loss:.1}% lost, {} duplicated, {} mismatched, time {}",
-            self.sent,
-            self.received,
-            self.duplicated,
-            self.mismatched,
+            text::count(self.sent),
+            text::count(self.received),
+            text::count(self.duplicated),
+            text::count(self.mismatched),
             text::duration(self.elapsed)
         );
         if let (Some(min), Some(max)) = (self.rtts.iter().min(), self.rtts.iter().max()) {

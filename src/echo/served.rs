@@ -41,7 +41,9 @@ pub(crate) enum Served {
 fn registered() -> std::sync::MutexGuard<'static, Registered> {
     // The lists stay whole whatever panicked while holding the lock: each
     // change is one push or one remove.
-    REGISTERED.lock().unwrap_or_else(|e| e.into_inner())
+    REGISTERED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn bit(port: u16) -> (&'static AtomicU64, u64) {

@@ -132,7 +132,7 @@ pub fn run(
                             shard,
                             shutdown.clone(),
                         )
-                        .and_then(|l| l.run());
+                        .and_then(super::datagram::DatagramLoop::run);
                         if result.is_err() {
                             // The server does not go on without one of its sockets.
                             shutdown.request();

@@ -324,7 +324,7 @@ impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Shard>>> {
         self.shards
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -337,19 +337,34 @@ fn add_all<const N: usize>(into: &mut [u64; N], from: &[Counter; N]) {
 /// Every shard's counts summed (the fields of [`Shard`], as numbers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Connections accepted.
     pub accepted: u64,
+    /// Connections closed.
     pub closed: u64,
+    /// Connections turned away, by [`Rejected`] reason.
     pub rejected: [u64; Rejected::ALL.len()],
+    /// Connections closed by a timeout, by [`TimedOut`] kind.
     pub timed_out: [u64; TimedOut::ALL.len()],
+    /// Connection errors, by [`ErrorClass`].
     pub errors: [u64; ErrorClass::ALL.len()],
+    /// Times `accept` failed and the loop waited before trying again.
     pub accept_backoffs: u64,
+    /// Bytes received.
     pub bytes_in: u64,
+    /// Bytes sent.
     pub bytes_out: u64,
+    /// Datagrams received.
     pub datagrams_in: u64,
+    /// Datagrams sent.
     pub datagrams_out: u64,
+    /// Datagrams not answered (over a rate, refused, not sendable).
     pub datagrams_dropped: u64,
+    /// Requests answered (app-server).
     pub requests: u64,
+    /// Request durations, one count per bucket of [`LATENCY_BOUNDS`] and
+    /// one over the last.
     pub latency_buckets: [u64; LATENCY_BOUNDS.len() + 1],
+    /// The sum of request durations, in nanoseconds.
     pub latency_sum_ns: u64,
 }
 

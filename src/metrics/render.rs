@@ -465,7 +465,7 @@ mod tests {
             assert!(
                 text.lines().any(|l| l == line),
                 "no line {line:?} in\n{text}"
-            )
+            );
         };
         has("echokit_connections_accepted_total 7");
         has("echokit_connections_active 4");

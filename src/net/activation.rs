@@ -107,6 +107,7 @@ pub enum Stdin {
 
 /// Why an inherited descriptor cannot be served.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ActivationError {
     /// `LISTEN_PID`, `LISTEN_FDS` or `LISTEN_FDNAMES` is malformed, or a
     /// descriptor they name is not open.

@@ -65,6 +65,7 @@ impl Default for ConnectOptions {
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// A RST answered the SYN (`ECONNREFUSED`).
     #[error("connection refused by {target}: {}", refused_why(.here))]
@@ -215,7 +216,7 @@ impl ConnectError {
     /// Classifies the error of a connect attempt to `target`.
     pub fn from_io(target: String, source: io::Error) -> ConnectError {
         match source.raw_os_error() {
-            Some(libc::ECONNREFUSED) | Some(libc::ECONNRESET) => ConnectError::Refused {
+            Some(libc::ECONNREFUSED | libc::ECONNRESET) => ConnectError::Refused {
                 target,
                 tried: Vec::new(),
                 over: SocketType::Stream,
@@ -545,7 +546,11 @@ pub fn connect(
                 Ok(false) => {}
                 Ok(true) => {
                     let socket = attempts[i].take().expect("checked to be Some just above");
-                    tracing::debug!("connected to {} in {:?}", ordered[i], started.elapsed());
+                    tracing::debug!(
+                        "connected to {} in {}",
+                        ordered[i],
+                        crate::text::duration(started.elapsed())
+                    );
                     return Ok((socket, ordered[i]));
                 }
                 Err(e) => {

@@ -122,6 +122,7 @@ impl Listener {
 
 /// Why an endpoint could not be listened on.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BindError {
     /// Another socket already listens there (`EADDRINUSE`).
     #[error("address in use: {at} is already served{}", held_by(.holders))]
@@ -245,7 +246,7 @@ impl BindError {
                 at,
                 holders: None,
             },
-            Some(libc::EACCES) | Some(libc::EPERM) => BindError::Permission {
+            Some(libc::EACCES | libc::EPERM) => BindError::Permission {
                 addr,
                 first_free: os::unprivileged_port_start(),
             },

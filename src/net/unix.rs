@@ -100,7 +100,7 @@ impl Drop for SocketFile {
                         "cannot remove socket file {}: {}",
                         self.path.display(),
                         crate::text::os_error(&e)
-                    )
+                    );
                 }
             },
             Ok(_) => tracing::debug!(
@@ -209,7 +209,8 @@ fn bind_path(
 /// caps the request at `net.core.wmem_max` and doubles it, which is enough
 /// with the default cap.
 pub fn room_for_largest_datagram(socket: &Socket) -> io::Result<()> {
-    socket.set_send_buffer_size(UNIX_DATAGRAM_MAX + 64)
+    let size = UNIX_DATAGRAM_MAX + 64;
+    calls::option(socket, "SO_SNDBUF", size, socket.set_send_buffer_size(size))
 }
 
 /// Each datagram a server's Unix datagram socket receives comes with its
@@ -309,7 +310,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// directory (`$TMPDIR`, else `/tmp`), so that a server can answer it. The
 /// file is removed when the returned guard is dropped.
 pub fn bind_temp_datagram() -> io::Result<(Socket, SocketFile)> {
-    let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+    let socket = calls::socket(Domain::UNIX, Type::DGRAM, None)?;
     room_for_largest_datagram(&socket)?;
     set_socket_mode(&socket, CLIENT_MODE)?;
     let mut dirs = vec![std::env::temp_dir()];
@@ -333,7 +334,7 @@ pub fn bind_temp_datagram() -> io::Result<(Socket, SocketFile)> {
                     break;
                 }
             };
-            match socket.bind(&addr) {
+            match calls::bind(&socket, &addr) {
                 Ok(()) => return Ok((socket, SocketFile::at(path)?)),
                 Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => last = e,
                 Err(e) => {

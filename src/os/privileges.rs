@@ -31,6 +31,7 @@ pub struct Dropped {
 
 /// Why the process could not become the user asked for.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PrivilegeError {
     /// No such user in the user database.
     #[error("no user named {name}: `getent passwd {name}` lists none")]

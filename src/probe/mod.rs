@@ -48,6 +48,7 @@ pub const UDP_PAYLOAD: &[u8] = b"echokit probe\n";
 
 /// Why probing could not run at all (a probe's own failure is its outcome).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProbeError {
     /// A TARGET is not one.
     #[error(transparent)]

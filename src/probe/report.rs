@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Outcome, Probe, Report, State, Try};
+use super::{Outcome, Probe, Proto, Report, State, Try};
 
 /// More probes than this, and text output shows the open ones and counts
 /// the rest (as nmap's "Not shown: 1021 closed ports"), unless `--all`: a
@@ -29,7 +29,12 @@ fn errno_text(t: &Try) -> Option<String> {
 /// `connect to tcp://127.0.0.1:8080: seq=1 open time=0.081 ms`.
 pub fn try_line(probe: &Probe, t: &Try) -> String {
     let mut line = format!(
-        "connect to {}: seq={} {}",
+        "{} to {}: seq={} {}",
+        if is_datagram(probe) {
+            "datagram"
+        } else {
+            "connect"
+        },
         probe.shown(),
         t.seq,
         t.state.as_str()
@@ -130,13 +135,24 @@ fn open_times(o: &Outcome) -> (Vec<Duration>, usize) {
     (times, open)
 }
 
+/// Whether a probe's tries are datagrams and their answers, not connects.
+fn is_datagram(probe: &Probe) -> bool {
+    matches!(probe.proto(), Proto::Udp | Proto::UnixGram)
+}
+
 /// ping's closing lines for one probe's tries.
 fn statistics(o: &Outcome) -> Vec<String> {
+    // A datagram's time is its round trip: no connect was made.
+    let timed = if is_datagram(&o.probe) {
+        "round-trip"
+    } else {
+        "connect"
+    };
     let tries = o.tries.len();
     let (times, open) = open_times(o);
     let failed = failed_percent(tries, open);
     let mut lines = vec![
-        format!("--- {} connect statistics ---", o.probe.shown()),
+        format!("--- {} {timed} statistics ---", o.probe.shown()),
         format!(
             "{tries} tr{}, {open} open, {failed:.1}% failed",
             if tries == 1 { "y" } else { "ies" }
@@ -144,7 +160,7 @@ fn statistics(o: &Outcome) -> Vec<String> {
     ];
     if let Some(stats) = Stats::of(&times) {
         lines.push(format!(
-            "connect min/avg/max/p99 = {}/{}/{}/{} ms",
+            "{timed} min/avg/max/p99 = {}/{}/{}/{} ms",
             ms(stats.min),
             ms(stats.avg),
             ms(stats.max),
@@ -326,7 +342,11 @@ fn probe_json(o: &Outcome, repeated: bool) -> Value {
     let p = &o.probe;
     let address = match &p.address {
         super::Address::Ip(addr) => Value::from(addr.to_string()),
-        super::Address::Local => Value::from(p.endpoint.local_name().map(|n| n.to_string())),
+        super::Address::Local => Value::from(
+            p.endpoint
+                .local_name()
+                .map(std::string::ToString::to_string),
+        ),
         super::Address::Unresolved(_) => Value::Null,
     };
     let last = o.tries.last();

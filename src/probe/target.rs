@@ -23,6 +23,7 @@ pub const MAX_TARGETS: usize = 65_536;
 
 /// Why a TARGET cannot be probed. Every message says what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TargetError {
     /// Not an endpoint at all.
     #[error(transparent)]

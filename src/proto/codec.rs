@@ -48,6 +48,7 @@ pub(crate) fn shown(peer_text: &str) -> String {
 /// the peer wrote (a key, a byte order, an encoding) is in it with control
 /// characters escaped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The declared header length is over the limit.
     #[error("a header of {len} bytes is over the limit of {max}")]

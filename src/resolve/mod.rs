@@ -173,6 +173,7 @@ pub enum ReverseFailure {
 
 /// Why a NAME did not resolve. Each message says the cause and what to try.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LookupError {
     /// No source knows the name (`EAI_NONAME`).
     #[error(

@@ -37,6 +37,7 @@ pub struct Name {
 
 /// Why a string is not a NAME. Every message says what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NameError {
     /// Nothing was given.
     #[error("empty name: {EXPECTED}")]

@@ -361,7 +361,7 @@ localhost:http
   service         http = port 80 (tcp)       /etc/services, as Python's socket.getservbyname
   gethostbyname   127.0.0.1                  the first IPv4 address, as Python's socket.gethostbyname
   canonical name  localhost                  AI_CANONNAME: the name after DNS aliases
-  getaddrinfo     2 entries in 250 us        in the resolver's order, as Python's socket.getaddrinfo
+  getaddrinfo     2 entries in 250 µs        in the resolver's order, as Python's socket.getaddrinfo
     family    type          proto  address
     AF_INET   SOCK_STREAM   6      127.0.0.1:80
     AF_INET   SOCK_DGRAM    17     127.0.0.1:80

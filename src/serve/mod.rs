@@ -69,7 +69,7 @@ impl Classify for ServerError {
 /// The number of event loops by default: the CPUs this process may run on
 /// (its affinity mask and cgroup quota), so `taskset -c 0` gives one loop.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// How long a connection the server ends reads and drops what its peer

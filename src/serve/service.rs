@@ -190,7 +190,7 @@ pub(crate) mod testing {
 
         /// The peer ends its stream.
         pub(crate) fn end(&mut self) {
-            self.run(|c, cx| c.end_of_stream(cx));
+            self.run(super::ServiceConnection::end_of_stream);
             self.flush();
         }
 
@@ -223,7 +223,7 @@ pub(crate) mod testing {
             self.now += by;
             let due = self.conn.poll_timeout().is_some_and(|at| at <= self.now);
             if due {
-                self.run(|c, cx| c.handle_timeout(cx));
+                self.run(super::ServiceConnection::handle_timeout);
                 self.flush();
             }
             due

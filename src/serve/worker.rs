@@ -298,7 +298,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
             // What was listed before this turn's events is driven after them,
             // once: a connection gets one read budget per turn.
             self.ready.start_turn(&mut self.running);
-            for event in events.iter() {
+            for event in &events {
                 match event.token() {
                     WAKER => self.take_handoffs(),
                     Token(t) if t > LISTENER_BASE - self.listener_count() => {

@@ -276,10 +276,20 @@ impl Entry {
     /// Waiting for peers: a TCP or Unix stream listener, or a bound
     /// datagram socket that is not connected (what `netstat -l` lists).
     pub fn is_listening(&self) -> bool {
+        // A datagram socket is judged by its peer, not its state: the
+        // kernel marks a Unix datagram server ESTABLISHED once a client has
+        // connected to it, though it still takes datagrams from anyone.
         self.state == State::Listen
-            || (self.kind.is_datagram()
-                && self.state == State::Close
-                && self.local != Address::Unix(None))
+            || (self.kind.is_datagram() && self.local != Address::Unix(None) && !self.has_peer())
+    }
+
+    /// Whether the socket is connected to one peer: a UDP socket with a
+    /// foreign port, a Unix socket with a peer inode.
+    fn has_peer(&self) -> bool {
+        match self.peer {
+            Address::Ip(a) => a.port() != 0,
+            Address::Unix(_) => self.peer_inode.is_some_and(|i| i != 0),
+        }
     }
 }
 
@@ -299,6 +309,7 @@ pub struct Snapshot {
 
 /// Why the socket table could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SocketsError {
     /// The netlink socket or its dump failed.
     #[error("cannot read the socket table from the kernel (sock_diag netlink)")]
@@ -439,6 +450,31 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_datagram_socket_with_no_peer_is_listening_whatever_its_state() {
+        let unixgram = |local: Option<&str>, state, peer_inode| Entry {
+            kind: Kind::UnixDgram,
+            local: Address::Unix(local.map(str::to_string)),
+            peer: Address::Unix(None),
+            state,
+            peer_inode,
+            ..tcp("127.0.0.1:1", "0.0.0.0:0", State::Close)
+        };
+        // The regression: a server a client has connected to reads ESTABLISHED.
+        let talked_to = unixgram(Some("/tmp/echo.sock"), State::Established, None);
+        assert!(talked_to.is_listening());
+        assert!(unixgram(Some("/tmp/echo.sock"), State::Close, None).is_listening());
+        // The client: bound for the echo to come back, connected to the server.
+        assert!(!unixgram(Some("/tmp/client.sock"), State::Established, Some(7)).is_listening());
+        assert!(!unixgram(None, State::Close, None).is_listening());
+        let udp = |peer: &str, state| Entry {
+            kind: Kind::Udp,
+            ..tcp("127.0.0.1:7", peer, state)
+        };
+        assert!(udp("0.0.0.0:0", State::Close).is_listening());
+        assert!(!udp("127.0.0.1:5000", State::Established).is_listening());
+    }
+
+    #[test]
     fn state_names_read_as_people_write_them() {
         assert_eq!(State::parse("time-wait"), Some(State::TimeWait));
         assert_eq!(State::parse("ESTAB"), Some(State::Established));
@@ -474,7 +510,9 @@ mod tests {
         let mut udp = tcp("0.0.0.0:53", "0.0.0.0:0", State::Close);
         udp.kind = Kind::Udp;
         assert!(f.matches(&udp));
+        // Connected: it takes datagrams from its peer only.
         udp.state = State::Established;
+        udp.peer = Address::Ip("10.0.0.1:53".parse().unwrap());
         assert!(!f.matches(&udp));
     }
 

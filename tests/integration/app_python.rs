@@ -639,7 +639,7 @@ for line in sys.stdin:
     for (name, want) in names.iter().zip(python.lines()) {
         let ours = Encoding::lookup(name)
             .filter(|e| e.is_text())
-            .map(|e| e.name());
+            .map(echokit::proto::Encoding::name);
         // Python knows codecs echokit does not read (cp1252, koi8-r, utf-7).
         let known_to_us = [
             "utf-8",

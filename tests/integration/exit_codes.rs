@@ -8,7 +8,9 @@ use crate::util::{echokit_run, refusing, silent, text};
 /// The commands, each as it is run against `endpoint`, its connect timeout
 /// 300 ms where one applies.
 fn commands(endpoint: &str) -> Vec<Vec<String>> {
-    let short = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
+    let short = |args: &[&str]| -> Vec<String> {
+        args.iter().map(std::string::ToString::to_string).collect()
+    };
     vec![
         short(&["echo-client", endpoint, "--connect-timeout", "300ms"]),
         short(&[

@@ -241,7 +241,7 @@ fn out_of_descriptors_the_server_closes_the_queue_and_serves_again_once_they_fre
     }
     let counts = scrape(metrics);
     let no_fds = r#"echokit_connections_rejected_total{reason="no_descriptors"}"#;
-    assert_eq!(value(&counts, no_fds), closed as f64);
+    assert_eq!(value(&counts, no_fds), f64::from(closed));
     assert!(value(&counts, "echokit_accept_backoffs_total") >= 1.0);
     let emfile = r#"echokit_errors_total{class="accept_descriptors"}"#;
     assert!(value(&counts, emfile) >= 1.0);

@@ -59,12 +59,9 @@ fn promtool(exposition: &str) -> (std::process::ExitStatus, String) {
         .write_all(exposition.as_bytes())
         .expect("write to promtool");
     drop(stdin);
-    let status = match child.wait_timeout(LIMIT).expect("wait for promtool") {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            panic!("promtool did not finish within {LIMIT:?}");
-        }
+    let Some(status) = child.wait_timeout(LIMIT).expect("wait for promtool") else {
+        let _ = child.kill();
+        panic!("promtool did not finish within {LIMIT:?}");
     };
     let mut said = String::new();
     child

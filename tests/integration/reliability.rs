@@ -60,7 +60,7 @@ pub fn report(scenario: &str, figures: &[(&str, &dyn Display)]) {
 
 /// Bytes as MiB with one decimal, for figures.
 fn mib(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / (1 << 20) as f64)
+    format!("{:.1}", bytes as f64 / f64::from(1 << 20))
 }
 
 /// A duration in milliseconds with one decimal, for figures.
@@ -282,7 +282,10 @@ fn half_close_byte_exact(sizes: &[u64]) {
                 }
             };
             let rate = if len >= 1 << 20 {
-                format!("{:.0}", len as f64 / (1 << 20) as f64 / took.as_secs_f64())
+                format!(
+                    "{:.0}",
+                    len as f64 / f64::from(1 << 20) / took.as_secs_f64()
+                )
             } else {
                 "-".to_string()
             };
@@ -584,7 +587,7 @@ fn stopped_message(i: usize) -> Vec<u8> {
 fn step(i: usize, s: &mut mio::net::TcpStream, at: &mut Step) -> Option<Step> {
     match at {
         Step::Connecting => match (s.take_error(), s.peer_addr()) {
-            (Ok(Some(e)), _) | (Err(e), _) => Some(Step::Failed(e.to_string())),
+            (Ok(Some(e)) | Err(e), _) => Some(Step::Failed(e.to_string())),
             (Ok(None), Ok(_)) => match s.write(&stopped_message(i)) {
                 Ok(n) if n == stopped_message(i).len() => {
                     *at = Step::Reading { got: 0 };
@@ -685,7 +688,7 @@ fn connects_while_stopped(run: Stopped) {
     while ended < clients && resumed.elapsed() < run.window {
         poll.poll(&mut events, Some(Duration::from_millis(100)))
             .expect("poll");
-        for event in events.iter() {
+        for event in &events {
             let i = event.token().0;
             if let Some(end) = step(i, &mut socks[i], &mut steps[i]) {
                 if let Step::Echoed = end {
@@ -871,7 +874,7 @@ fn udp_flood_then_service(sockets: usize, flood: Duration) {
     // Senders take the sockets in turn, one thread per core: more busy
     // threads would only take the server's share of the CPU, and measure
     // the scheduler rather than the server.
-    let threads = thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let mut shares: Vec<Vec<UdpSocket>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, s) in flooding.into_iter().enumerate() {
         shares[i % threads].push(s);

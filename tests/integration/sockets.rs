@@ -282,6 +282,18 @@ fn unix_and_udp_sockets_are_listed_with_their_holders() {
     assert_eq!(gram["type"], "dgram");
     assert_eq!(gram["state"], "UNCONN");
 
+    // A client's datagram connect marks the server ESTABLISHED in the
+    // kernel; with no peer of its own it still waits for anyone: listening.
+    let echoed = echokit_run(&["echo-client", &unixgram(&gram_path)]);
+    assert_eq!(echoed.status.code(), Some(0), "{}", text(&echoed.stderr));
+    let after = sockets_json(&["--unix", "--pid", &pid, "--listening"]);
+    assert!(
+        rows(&after)
+            .iter()
+            .any(|s| s["local"] == gram_path.to_str().unwrap()),
+        "dropped once a client talked to it: {after:#}"
+    );
+
     let port = server.addr().port().to_string();
     let udp = sockets_json(&["--udp", "--port", &port]);
     assert_eq!(rows(&udp).len(), 1, "{udp:#}");

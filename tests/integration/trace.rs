@@ -207,3 +207,109 @@ fn the_udp_echo_server_traces_its_batches() {
         ],
     );
 }
+
+/// The README's `$ COMMAND` console blocks of the `--trace-calls` section,
+/// each as its command and its lines.
+fn readme_trace_examples() -> Vec<(String, Vec<String>)> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("### Watching the socket calls")
+        .nth(1)
+        .expect("the README has a --trace-calls section");
+    let section = section.split("\n#").next().unwrap_or(section);
+    section
+        .split("```console\n")
+        .skip(1)
+        .map(|block| {
+            let block = block.split("```").next().unwrap_or(block);
+            let mut lines = block.lines().map(str::to_string);
+            let command = lines.next().expect("a command line first");
+            (command, lines.collect())
+        })
+        .collect()
+}
+
+/// A line as the README and a run may differ in it: ports, times and the
+/// spaces that align the explanations.
+fn normalised(line: &str) -> String {
+    let mut out = String::new();
+    let mut words = line.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        let word = match word.rsplit_once("127.0.0.1:") {
+            Some((before, port)) if port.starts_with(|c: char| c.is_ascii_digit()) => {
+                let rest = port.trim_start_matches(|c: char| c.is_ascii_digit());
+                format!("{before}127.0.0.1:PORT{rest}")
+            }
+            _ => word.to_string(),
+        };
+        let is_time = words
+            .peek()
+            .is_some_and(|unit| ["µs", "ms", "s", "s:", "ms:", "µs:"].contains(unit));
+        if is_time && word.parse::<f64>().is_ok() {
+            out.push_str("TIME ");
+            let unit = words.next().unwrap();
+            out.push_str(if unit.ends_with(':') {
+                "UNIT: "
+            } else {
+                "UNIT "
+            });
+        } else {
+            out.push_str(&word);
+            out.push(' ');
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Splits a README block as a terminal interleaves it: the socket calls
+/// (stderr, with the explanations' `#` and a batch's indented lines) and the
+/// rest (stdout: `listening on`, the summary, the echo).
+fn calls_and_rest(lines: &[String]) -> (Vec<String>, Vec<String>) {
+    let is_call = |l: &&String| {
+        l.starts_with("    ")
+            || l.split_once('(').is_some_and(|(name, _)| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
+    };
+    let (calls, rest): (Vec<&String>, Vec<&String>) = lines.iter().partition(is_call);
+    let norm = |v: Vec<&String>| v.into_iter().map(|l| normalised(l)).collect();
+    (norm(calls), norm(rest))
+}
+
+#[test]
+fn the_readme_trace_examples_are_a_real_run() {
+    let examples = readme_trace_examples();
+    let [(server_cmd, server_lines), (client_cmd, client_lines)] = &examples[..] else {
+        panic!("expected the server's and the client's example, got {examples:#?}");
+    };
+    assert_eq!(server_cmd, "$ echokit echo-server --trace-calls --once -q");
+    assert_eq!(client_cmd, "$ echokit echo-client --trace-calls");
+    // The README's commands on the guide's port; here on a free one.
+    let mut server = Server::start(&["--trace-calls", "--once", "-q", "127.0.0.1:0"], 1);
+    let port = server.addr().to_string();
+    let client = echokit_run(&["echo-client", "--trace-calls", &port]);
+    assert_eq!(client.status.code(), Some(0), "{}", text(&client.stderr));
+    assert_eq!(server.wait().code(), Some(0));
+
+    let listening = format!("listening on tcp://{}", server.addr());
+    let mut server_out = vec![listening];
+    server_out.extend(server.rest_of_stdout());
+    let server_run: Vec<String> = server_out.iter().map(|l| normalised(l)).collect();
+    let server_calls: Vec<String> = server
+        .rest_of_stderr()
+        .iter()
+        .map(|l| normalised(l))
+        .collect();
+    let (readme_calls, readme_rest) = calls_and_rest(server_lines);
+    assert_eq!(readme_calls, server_calls, "the server's calls");
+    assert_eq!(readme_rest, server_run, "the server's stdout");
+
+    let stdout: Vec<String> = text(&client.stdout).lines().map(normalised).collect();
+    let stderr: Vec<String> = text(&client.stderr).lines().map(normalised).collect();
+    let (readme_calls, readme_rest) = calls_and_rest(client_lines);
+    assert_eq!(readme_calls, stderr, "the client's calls");
+    assert_eq!(readme_rest, stdout, "the client's stdout");
+}
