@@ -14,6 +14,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="${BENCH:-$ROOT/../shared/bench}"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+need_bench "$@"
 REPS="${1:-5}"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 (cd "$BENCH" && ./build.sh >/dev/null)

@@ -94,3 +94,26 @@ children_ticks() {
     read -r -a f <<<"${s##*) }"
     echo $((f[13] + f[14]))
 }
+
+# need_bench: stops with what to do when $BENCH, the reference kit, is not
+# there. The kit (the hand-written C epoll server and the other reference
+# servers, the reference load generator, compare.sh and memory.sh) is not
+# part of a clone of echokit: the scripts that measure against it take its
+# path in BENCH, by default ../shared/bench beside the clone.
+need_bench() {
+    if [[ -x "$BENCH/build.sh" && -x "$BENCH/compare.sh" ]]; then
+        return 0
+    fi
+    cat >&2 <<MSG
+$(basename "$0"): the reference kit is not at $BENCH.
+  This script measures echokit against reference servers (a hand-written
+  C epoll echo server, tokio, monoio, Python) and a reference load
+  generator, which a clone of echokit does not include. Point BENCH at a
+  copy of the kit (a directory with build.sh, compare.sh, memory.sh,
+  anchors/ and the load generator), e.g.
+      BENCH=/path/to/bench $0 $*
+  The scripts that need no kit: benches/udp.sh, benches/app.sh,
+  benches/probe.sh and benches/reliability.sh.
+MSG
+    exit 2
+}

@@ -15,6 +15,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="${BENCH:-$ROOT/../shared/bench}"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+need_bench "$@"
 REPS="${1:-5}"
 CONNS="${2:-50}"
 SIZE="${3:-64}"

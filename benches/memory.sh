@@ -8,6 +8,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="${BENCH:-$ROOT/../shared/bench}"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+need_bench "$@"
 N="${1:-10000}"
 REPS="${2:-3}"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"

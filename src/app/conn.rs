@@ -172,8 +172,8 @@ impl AppConn {
     fn reject(&mut self, why: &dyn std::fmt::Display, cx: &mut Cx<'_>) {
         cx.metrics.error(ErrorClass::BadRequest);
         tracing::warn!(
-            "{}: rejected request: {}",
-            cx.peer,
+            peer = %cx.peer,
+            "rejected request: {}",
             text::clip(&why.to_string(), LOGGED_CHARS)
         );
         self.close_cleanly();
@@ -185,8 +185,8 @@ impl AppConn {
         // What a client wrote is escaped and cut short in the log.
         if request.header.content_type == TEXT_JSON {
             tracing::info!(
-                "{}: request {} -> {}",
-                cx.peer,
+                peer = %cx.peer,
+                "request {} -> {}",
                 text::clip(
                     &request
                         .text()
@@ -197,10 +197,10 @@ impl AppConn {
             );
         } else {
             tracing::info!(
-                "{}: {} request of {} bytes",
-                cx.peer,
+                peer = %cx.peer,
+                "{} request of {}",
                 text::clip(&request.header.content_type, LOGGED_CHARS),
-                request.content.len()
+                text::byte_count(request.content.len() as u64)
             );
         }
         encode_into(&response, &mut self.out)
@@ -260,9 +260,9 @@ impl ServiceConnection for AppConn {
             // that reads it and tries again finds the room it says.
             self.close_cleanly();
             tracing::warn!(
-                "{}: rejected request: the server holds {} of unfinished requests, \
+                peer = %cx.peer,
+                "rejected request: the server holds {} of unfinished requests, \
                  over its budget (--max-buffered); try again later",
-                cx.peer,
                 text::bytes(held)
             );
         } else if self.closing || !self.out.is_empty() {
@@ -279,8 +279,8 @@ impl ServiceConnection for AppConn {
         if let Err(e) = self.decoder.finish() {
             cx.metrics.error(ErrorClass::BadRequest);
             tracing::warn!(
-                "{}: rejected request: {}",
-                cx.peer,
+                peer = %cx.peer,
+                "rejected request: {}",
                 text::clip(&e.to_string(), LOGGED_CHARS)
             );
         }
@@ -330,8 +330,8 @@ impl ServiceConnection for AppConn {
             ("the header was not whole", header_limit)
         };
         tracing::warn!(
-            "{}: rejected request: {what} within {}; closing",
-            cx.peer,
+            peer = %cx.peer,
+            "rejected request: {what} within {}; closing",
             crate::text::duration(limit)
         );
         self.close_cleanly();

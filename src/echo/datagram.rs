@@ -169,7 +169,8 @@ impl DropLog {
             .map(|(why, n)| format!("{n} {}", why.describe()))
             .collect();
         tracing::warn!(
-            "{endpoint}: dropped {total} datagram{} in {}: {} (one from {})",
+            %endpoint,
+            "dropped {total} datagram{} in {}: {} (one from {})",
             if total == 1 { "" } else { "s" },
             text::duration(now - self.since),
             parts.join("; "),
@@ -354,11 +355,11 @@ impl DatagramLoop {
         }
         self.drops.report(self.listener.endpoint(), Instant::now());
         tracing::debug!(
-            "{}: echoed {} datagrams ({} bytes), dropped {}",
-            self.listener.endpoint(),
-            self.stats.datagrams,
-            self.stats.bytes,
-            self.stats.dropped
+            endpoint = %self.listener.endpoint(),
+            "echoed {} datagrams ({}), dropped {}",
+            text::count(self.stats.datagrams),
+            text::byte_count(self.stats.bytes),
+            text::count(self.stats.dropped)
         );
         Ok(self.stats)
     }
@@ -374,8 +375,8 @@ impl DatagramLoop {
                 // it concerns that peer, not the service.
                 Err(e) if is_peer_error(&e) => {
                     tracing::debug!(
-                        "{}: {}",
-                        self.listener.endpoint(),
+                        endpoint = %self.listener.endpoint(),
+                        "{}",
                         crate::text::os_error(&e)
                     );
                     self.shard.error(ErrorClass::of_connection(&e));
@@ -384,8 +385,8 @@ impl DatagramLoop {
                 // Short of kernel memory: this batch waits for the next wake-up.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM)) => {
                     tracing::warn!(
-                        "{}: receive: {}",
-                        self.listener.endpoint(),
+                        endpoint = %self.listener.endpoint(),
+                        "receive: {}",
                         crate::text::os_error(&e)
                     );
                     return Ok(false);
@@ -486,7 +487,8 @@ impl DatagramLoop {
                     send_to(fd, payload(i), got[i].to, to)
                         .inspect_err(|e| {
                             tracing::trace!(
-                                "{to}: send: {}",
+                                peer = %to,
+                                "send: {}",
                                 crate::text::os_error(&std::io::Error::from(*e))
                             );
                         })
@@ -597,11 +599,11 @@ impl DatagramLoop {
             Verdict::NowMuted(mute) => {
                 if let Some(more) = self.mute_log.allow(now) {
                     tracing::warn!(
-                        "{}: {} sent back {} echoes in a row as they arrived, as an echo \
+                        endpoint = %self.listener.endpoint(),
+                        peer = %describe(&self.got[i].from),
+                        "sent back {} echoes in a row as they arrived, as an echo \
                          server would: the two would loop for ever (CERT CA-1996-01); no \
                          answers to it for {}{}",
-                        self.listener.endpoint(),
-                        describe(&self.got[i].from),
                         super::loop_guard::MUTE_AFTER,
                         text::duration(mute),
                         match more {

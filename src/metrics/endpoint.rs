@@ -86,7 +86,7 @@ impl Scrape {
                 let method = request.method.unwrap_or_default();
                 let path = request.path.unwrap_or_default();
                 let reply = respond(method, path, &self.metrics);
-                tracing::debug!("metrics: {method} {path} from {peer}: {reply}");
+                tracing::debug!(%peer, "metrics: {method} {path}: {reply}");
                 Some(reply)
             }
             Ok(httparse::Status::Partial) if self.head.len() < MAX_REQUEST_HEAD => None,
@@ -155,7 +155,11 @@ impl ServiceConnection for Scrape {
         } else {
             ("was not done", DEADLINE)
         };
-        tracing::debug!("metrics: {} {what} within {limit:?}: closed", cx.peer);
+        tracing::debug!(
+            peer = %cx.peer,
+            "metrics: {what} within {}: closed",
+            crate::text::duration(limit)
+        );
         self.done = true;
     }
 

@@ -220,7 +220,7 @@ impl Acceptor {
                 ),
                 _ => format!("over --max-conns ({} open)", self.limits.max_conns),
             };
-            tracing::warn!("{peer}: {limit}; closed at once{}", more_note(more));
+            tracing::warn!(%peer, "{limit}; closed at once{}", more_note(more));
         }
     }
 

@@ -534,8 +534,9 @@ impl<S: Service, T: Transport> Worker<S, T> {
         self.stats.bytes += link.sent;
         let peer = link.peer;
         tracing::debug!(
-            "{peer}: done after sending {} bytes in {}; closing",
-            link.sent,
+            %peer,
+            "done after sending {} in {}; closing",
+            text::byte_count(link.sent),
             text::duration(self.now.saturating_duration_since(link.since))
         );
         let socket = link.socket;
@@ -568,12 +569,17 @@ impl<S: Service, T: Transport> Worker<S, T> {
                 let took = text::duration(self.now.saturating_duration_since(link.since));
                 match &ended {
                     Ended::Finished => {
-                        tracing::debug!("closed {peer}: sent {} bytes in {took}", link.sent);
+                        tracing::debug!(
+                            %peer,
+                            "closed: sent {} in {took}",
+                            text::byte_count(link.sent)
+                        );
                     }
                     Ended::Failed(e) => {
                         tracing::debug!(
-                            "{peer}: {e}; closed after sending {} bytes in {took}",
-                            link.sent
+                            %peer,
+                            "{e}; closed after sending {} in {took}",
+                            text::byte_count(link.sent)
                         );
                     }
                 }
@@ -600,7 +606,11 @@ impl<S: Service, T: Transport> Worker<S, T> {
     /// Starts serving a connection on this loop (its load is already counted).
     fn adopt(&mut self, stream: Socket, peer: Peer) {
         if let Err(e) = self.configure(&stream, peer) {
-            tracing::warn!("{peer}: cannot set socket options: {e}; dropped before serving");
+            tracing::warn!(
+                %peer,
+                "cannot set socket options: {}; dropped before serving",
+                crate::text::os_error(&e)
+            );
             self.forget(peer);
             return;
         }
@@ -608,7 +618,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
         let token = Token(entry.key());
         if let Err(e) = self.driver.watch(stream.as_raw_fd(), token, READ_INTEREST) {
             tracing::warn!(
-                "{peer}: cannot register with epoll: {}",
+                %peer,
+                "cannot register with epoll: {}",
                 crate::text::os_error(&e)
             );
             self.forget(peer);
@@ -645,9 +656,9 @@ impl<S: Service, T: Transport> Worker<S, T> {
         self.stats.connections += 1;
         self.metrics.accepted.inc();
         if self.options.quiet {
-            tracing::debug!("connected by {peer}");
+            tracing::debug!(%peer, "connected");
         } else {
-            tracing::info!("connected by {peer}");
+            tracing::info!(%peer, "connected");
         }
         self.after(key, Progress::Wait);
     }
@@ -758,8 +769,9 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     match self.conns.get(key).map(|entry| &entry.state) {
                         Some(State::Open { link, .. }) if link.received == 0 => {
                             tracing::debug!(
-                                "{}: closed, having sent nothing, to make room for {peer}",
-                                link.peer
+                                peer = %link.peer,
+                                newcomer = %peer,
+                                "closed, having sent nothing, to make room for the newcomer"
                             );
                             self.close(key, Ended::Finished);
                             acceptor.crowded(true, peer, full, self.now);
@@ -834,8 +846,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
         self.deadline = Some(crate::deadline::from_now(self.options.grace));
         if !self.conns.is_empty() {
             tracing::debug!(
-                "loop {}: draining {} connections",
-                self.id,
+                event_loop = self.id,
+                "draining {} connections",
                 self.conns.len()
             );
         }
@@ -869,9 +881,9 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     mut conn, mut link, ..
                 } => {
                     if self.options.quiet {
-                        tracing::debug!("{}: cut off at the end of the grace period", link.peer);
+                        tracing::debug!(peer = %link.peer, "cut off at the end of the grace period");
                     } else {
-                        tracing::info!("{}: cut off at the end of the grace period", link.peer);
+                        tracing::info!(peer = %link.peer, "cut off at the end of the grace period");
                     }
                     self.stats.bytes += cut_off(&mut conn, &mut link, &mut self.pool);
                     self.stats.cut_off += 1;
@@ -1066,14 +1078,16 @@ fn expired<C: ServiceConnection>(
         Expired::Idle => {
             metrics.time_out(TimedOut::Idle);
             tracing::info!(
-                "{peer}: nothing sent or received for {} (--idle-timeout); closing",
+                %peer,
+                "nothing sent or received for {} (--idle-timeout); closing",
                 text::duration(limits.idle_timeout.unwrap_or_default())
             );
         }
         Expired::Stall => {
             metrics.time_out(TimedOut::Stall);
             tracing::warn!(
-                "{peer}: has not read what it was sent for {} ({} waiting; --stall-timeout); closing",
+                %peer,
+                "has not read what it was sent for {} ({} waiting; --stall-timeout); closing",
                 text::duration(limits.stall_timeout.unwrap_or_default()),
                 text::bytes(conn.transmit().len() as u64)
             );

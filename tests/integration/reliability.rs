@@ -807,6 +807,8 @@ const FLOOD_SIZES: [usize; 4] = [16, 512, 1400, 65_507];
 
 /// The summary's `... and N datagrams (D dropped) ...`: (N, D).
 fn datagrams_in_summary(summary: &str) -> (u64, u64) {
+    // Counts are written with thousands separators: 12,345.
+    let summary = &summary.replace(',', "");
     let number_before = |marker: &str| -> u64 {
         let at = summary
             .find(marker)

@@ -79,7 +79,12 @@ fn datagrams_of(server: &mut Server) -> (u64, u64) {
         .unwrap_or_else(|| panic!("no datagram count in {summary:?}"))
         .1;
     let number = |s: &str| -> u64 {
-        let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+        // Counts are written with thousands separators: 12,345.
+        let digits: String = s
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect();
         digits
             .parse()
             .unwrap_or_else(|_| panic!("no number in {summary:?}"))

@@ -20,7 +20,7 @@ fn guide_exchange_and_summary() {
         "a successful client is silent on stderr"
     );
     assert!(out.status.success());
-    let connected = server.stderr_line("connected by 127.0.0.1:");
+    let connected = server.stderr_line("connected peer=127.0.0.1:");
     assert!(connected.contains("INFO"), "{connected}");
     server.signal(libc::SIGTERM);
     let summary = server.summary_after_clean_exit();
@@ -233,7 +233,7 @@ fn the_grace_period_ends_with_an_orderly_close() {
 fn a_second_interrupt_exits_at_once() {
     let mut server = Server::start(&["127.0.0.1:0", "--grace", "1h"], 1);
     let _idle = connect(server.addr());
-    server.stderr_line("connected by");
+    server.stderr_line("connected peer=");
     server.interrupt_twice();
 }
 
@@ -373,7 +373,7 @@ fn keepalive_is_armed_on_accepted_connections_only_when_asked() {
         let s = connect(server.addr());
         let local = s.local_addr().unwrap();
         // Options are set before the server logs the client.
-        server.stderr_line(&format!("connected by {local}"));
+        server.stderr_line(&format!("connected peer={local}"));
         assert_eq!(server_side_timer(server.addr(), local), timer, "{args:?}");
     }
 }
@@ -383,7 +383,7 @@ fn socket_buffer_sizes_reach_the_accepted_connections() {
     let server = Server::start(&["127.0.0.1:0", "--rcvbuf", "64K", "--sndbuf", "96K"], 1);
     let s = connect(server.addr());
     let local = s.local_addr().unwrap();
-    server.stderr_line(&format!("connected by {local}"));
+    server.stderr_line(&format!("connected peer={local}"));
     // `ss -m` shows the buffers the kernel allotted: twice what was asked
     // (socket(7): the kernel doubles SO_RCVBUF and SO_SNDBUF for bookkeeping).
     let filter = format!(

@@ -106,7 +106,7 @@ fn app_server_sigterm_answers_the_request_in_flight_then_exits_zero() {
     let mut s = connect(server.addr());
     // Half a request is in when the signal comes.
     s.write_all(&request[..5]).unwrap();
-    server.stderr_line("connected by");
+    server.stderr_line("connected peer=");
     server.signal(libc::SIGTERM);
     server.stderr_line("stopped accepting");
     let refused = TcpStream::connect(server.addr()).unwrap_err();
@@ -210,7 +210,7 @@ fn inetd_echoes_the_connection_on_stdin_then_half_closes() {
     assert_eq!(read_to_end(&mut client), b"Hello, world");
     assert_eq!(server.wait().code(), Some(0));
     let log = server.rest_of_stderr().join("\n");
-    assert!(log.contains("connected by 127.0.0.1:"), "{log}");
+    assert!(log.contains("connected peer=127.0.0.1:"), "{log}");
     assert!(
         log.contains("served 1 connection, echoed 12 bytes"),
         "{log}"
@@ -289,7 +289,7 @@ fn inetd_logs_never_reach_the_client_when_stderr_is_the_connection_too() {
 #[test]
 fn inetd_sigterm_lets_the_connection_finish_and_a_second_sigint_exits_at_once() {
     let (mut server, mut client) = inetd(&["echo-server"]);
-    server.stderr_line("connected by");
+    server.stderr_line("connected peer=");
     server.signal(libc::SIGTERM);
     server.stderr_line("SIGTERM: shutting down gracefully");
     // Still served after the signal, until the client is done.
@@ -299,7 +299,7 @@ fn inetd_sigterm_lets_the_connection_finish_and_a_second_sigint_exits_at_once() 
     assert_eq!(server.wait().code(), Some(0));
 
     let (mut server, _client) = inetd(&["echo-server", "--grace", "1h"]);
-    server.stderr_line("connected by");
+    server.stderr_line("connected peer=");
     server.interrupt_twice();
 }
 

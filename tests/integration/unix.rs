@@ -71,7 +71,7 @@ fn the_guides_client_over_af_unix_and_the_multi_connection_client() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("50 connections to unix:"), "{stdout}");
     assert!(stdout.contains("50 ok, 0 failed"), "{stdout}");
-    let line = server.stderr_line("connected by pid");
+    let line = server.stderr_line("connected peer=pid");
     assert!(line.contains("(uid "), "{line}");
 }
 
