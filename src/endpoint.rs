@@ -328,37 +328,36 @@ impl FromStr for Endpoint {
         if s.is_empty() {
             return Err(ParseError::Empty);
         }
+        let misspelled = |form, scheme: &str, separator: &str, rest: &str| {
+            Err(ParseError::Misspelled {
+                input: s.into(),
+                form,
+                suggestion: format!("{scheme}{separator}{}", rest.trim_start_matches('/')),
+            })
+        };
         if let Some((scheme, rest)) = s.split_once("://") {
             return match scheme.to_ascii_lowercase().as_str() {
                 "tcp" => parse_host_port(rest).map(Endpoint::Tcp),
                 "udp" => parse_host_port(rest).map(Endpoint::Udp),
                 // `unix://tmp/x.sock`: a URL's slashes on a path scheme.
-                local @ ("unix" | "unixgram") => Err(ParseError::Misspelled {
-                    input: s.into(),
-                    form: if local == "unix" {
-                        "a Unix stream socket (unix:PATH)"
-                    } else {
-                        "a Unix datagram socket (unixgram:PATH)"
-                    },
-                    suggestion: format!("{local}:/{}", rest.trim_start_matches('/')),
-                }),
+                "unix" => misspelled("a Unix stream socket (unix:PATH)", "unix", ":/", rest),
+                "unixgram" => misspelled(
+                    "a Unix datagram socket (unixgram:PATH)",
+                    "unixgram",
+                    ":/",
+                    rest,
+                ),
                 _ => Err(ParseError::UnknownScheme(format!("{scheme}://"))),
             };
         }
         // `udp:127.0.0.1:7`, `tcp:/127.0.0.1:1`: a path scheme's colon on
         // an IP scheme, which would otherwise read as an IPv6 address.
-        if let Some((scheme, rest)) = s.split_once(':')
-            && let ip @ ("tcp" | "udp") = scheme.to_ascii_lowercase().as_str()
-        {
-            return Err(ParseError::Misspelled {
-                input: s.into(),
-                form: if ip == "tcp" {
-                    "a TCP endpoint (tcp://HOST:PORT)"
-                } else {
-                    "a UDP endpoint (udp://HOST:PORT)"
-                },
-                suggestion: format!("{ip}://{}", rest.trim_start_matches('/')),
-            });
+        if let Some((scheme, rest)) = s.split_once(':') {
+            match scheme.to_ascii_lowercase().as_str() {
+                "tcp" => return misspelled("a TCP endpoint (tcp://HOST:PORT)", "tcp", "://", rest),
+                "udp" => return misspelled("a UDP endpoint (udp://HOST:PORT)", "udp", "://", rest),
+                _ => {}
+            }
         }
         if let Some(rest) = s.strip_prefix("unix:") {
             return parse_local("unix:", rest).map(Endpoint::Unix);

@@ -605,27 +605,26 @@ impl<S: Service, T: Transport> Worker<S, T> {
 
     /// Starts serving a connection on this loop (its load is already counted).
     fn adopt(&mut self, stream: Socket, peer: Peer) {
-        if let Err(e) = self.configure(&stream, peer) {
+        let token = Token(self.conns.vacant_key());
+        let ready = self
+            .configure(&stream, peer)
+            .map_err(|e| ("set socket options", e));
+        let ready = ready.and_then(|()| {
+            let watched = self.driver.watch(stream.as_raw_fd(), token, READ_INTEREST);
+            watched.map_err(|e| ("register with epoll", e))
+        });
+        if let Err((what, e)) = ready {
             tracing::warn!(
                 %peer,
-                "cannot set socket options: {}; dropped before serving",
+                "cannot {what}: {}; dropped before serving",
                 crate::text::os_error(&e)
             );
             self.forget(peer);
             return;
         }
         let entry = self.conns.vacant_entry();
-        let token = Token(entry.key());
-        if let Err(e) = self.driver.watch(stream.as_raw_fd(), token, READ_INTEREST) {
-            tracing::warn!(
-                %peer,
-                "cannot register with epoll: {}",
-                crate::text::os_error(&e)
-            );
-            self.forget(peer);
-            return;
-        }
         let key = entry.key();
+        debug_assert_eq!(key, token.0, "the slot watched is the slot taken");
         let since = self.now.max(self.last_arrival + Duration::from_nanos(1));
         self.last_arrival = since;
         let mut cx = Cx {
