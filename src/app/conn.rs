@@ -173,6 +173,7 @@ impl AppConn {
         cx.metrics.error(ErrorClass::BadRequest);
         tracing::warn!(
             peer = %cx.peer,
+            conn = cx.conn.0,
             "rejected request: {}",
             text::clip(&why.to_string(), LOGGED_CHARS)
         );
@@ -186,6 +187,7 @@ impl AppConn {
         if request.header.content_type == TEXT_JSON {
             tracing::info!(
                 peer = %cx.peer,
+                conn = cx.conn.0,
                 "request {} -> {}",
                 text::clip(
                     &request
@@ -198,6 +200,7 @@ impl AppConn {
         } else {
             tracing::info!(
                 peer = %cx.peer,
+                conn = cx.conn.0,
                 "{} request of {}",
                 text::clip(&request.header.content_type, LOGGED_CHARS),
                 text::byte_count(request.content.len() as u64)
@@ -261,6 +264,7 @@ impl ServiceConnection for AppConn {
             self.close_cleanly();
             tracing::warn!(
                 peer = %cx.peer,
+                conn = cx.conn.0,
                 "rejected request: the server holds {} of unfinished requests, \
                  over its budget (--max-buffered); try again later",
                 text::bytes(held)
@@ -280,6 +284,7 @@ impl ServiceConnection for AppConn {
             cx.metrics.error(ErrorClass::BadRequest);
             tracing::warn!(
                 peer = %cx.peer,
+                conn = cx.conn.0,
                 "rejected request: {}",
                 text::clip(&e.to_string(), LOGGED_CHARS)
             );
@@ -331,6 +336,7 @@ impl ServiceConnection for AppConn {
         };
         tracing::warn!(
             peer = %cx.peer,
+            conn = cx.conn.0,
             "rejected request: {what} within {}; closing",
             crate::text::duration(limit)
         );

@@ -36,7 +36,7 @@ pub use limits::{ConnLimits, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, WhenFu
 pub(crate) use service::{Cx, Input, Service, ServiceConnection};
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -273,6 +273,7 @@ impl<S: Service> Loops<S> {
             accepting: AtomicBool::new(true),
             wakers,
             per_ip,
+            next_conn: AtomicU64::new(1),
         });
         let options = ConnOptions {
             keepalive: config.keepalive,

@@ -32,14 +32,22 @@ pub(crate) trait Service: Send + Sync + 'static {
     fn open(&self, cx: &mut Cx<'_>) -> Self::Conn;
 }
 
+/// A connection's number: the server's nth, in the order the loops took
+/// them up, from 1. Logged as the `conn` field, so that one connection's
+/// lines can be told from another's of the same peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnId(pub(crate) u64);
+
 /// What the loop lends a service's connection while it runs: the time of
-/// this turn of the loop, who the peer is (for log lines), where to count,
-/// and the loop's pool of buffers.
+/// this turn of the loop, which connection it is and who the peer is (for
+/// log lines), where to count, and the loop's pool of buffers.
 pub(crate) struct Cx<'a> {
     /// The loop's clock, read once per turn (a test's clock in tests).
     pub(crate) now: Instant,
     /// Who is at the other end.
     pub(crate) peer: Peer,
+    /// Which connection this is.
+    pub(crate) conn: ConnId,
     /// The loop's counters.
     pub(crate) metrics: &'a Shard,
     /// The loop's pool of buffers, for bytes a connection must keep.
@@ -114,7 +122,7 @@ pub(crate) mod testing {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{Cx, Input, Service, ServiceConnection};
+    use super::{ConnId, Cx, Input, Service, ServiceConnection};
     use crate::metrics::{Metrics, ServerKind, Shard};
     use crate::net::Peer;
     use crate::serve::buffer::BufPool;
@@ -143,6 +151,7 @@ pub(crate) mod testing {
             let conn = service.open(&mut Cx {
                 now,
                 peer: Peer::Local(None),
+                conn: ConnId(1),
                 metrics: &metrics,
                 pool: &mut pool,
             });
@@ -160,6 +169,7 @@ pub(crate) mod testing {
             let mut cx = Cx {
                 now: self.now,
                 peer: Peer::Local(None),
+                conn: ConnId(1),
                 metrics: &self.metrics,
                 pool: &mut self.pool,
             };

@@ -28,7 +28,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ use super::accept::{Accepted, Acceptor};
 use super::admission::{self, Admission};
 use super::buffer::{BUF_SIZE, BufPool};
 use super::limits::{ConnLimits, Expired, PerIp, Watch};
-use super::service::{Cx, Input, Service, ServiceConnection};
+use super::service::{ConnId, Cx, Input, Service, ServiceConnection};
 use super::transport::{Plain, Transport};
 use crate::driver::Driver;
 use crate::metrics::{ErrorClass, Shard, TimedOut};
@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) wakers: Vec<Arc<Waker>>,
     /// Open connections per IP address, with a per-IP limit.
     pub(crate) per_ip: Option<PerIp>,
+    /// The number the next connection taken up gets ([`ConnId`]).
+    pub(crate) next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -190,6 +192,8 @@ struct Link<T> {
     socket: Socket,
     transport: T,
     peer: Peer,
+    /// Its number, for log lines.
+    id: ConnId,
     /// When it was accepted.
     since: Instant,
     /// Bytes read from the peer so far.
@@ -380,6 +384,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                 let mut cx = Cx {
                     now: self.now,
                     peer: link.peer,
+                    conn: link.id,
                     metrics: &self.metrics,
                     pool: &mut self.pool,
                 };
@@ -483,11 +488,18 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     if let Some((due, why)) = watch.due(&self.options.limits)
                         && due <= now
                     {
-                        expired(conn, link.peer, why, &self.options.limits, &self.metrics)
+                        expired(
+                            conn,
+                            (link.peer, link.id),
+                            why,
+                            &self.options.limits,
+                            &self.metrics,
+                        )
                     } else if conn.poll_timeout().is_some_and(|d| d <= now) {
                         let mut cx = Cx {
                             now,
                             peer: link.peer,
+                            conn: link.id,
                             metrics: &self.metrics,
                             pool: &mut self.pool,
                         };
@@ -535,6 +547,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
         let peer = link.peer;
         tracing::debug!(
             %peer,
+            conn = link.id.0,
             "done after sending {} in {}; closing",
             text::byte_count(link.sent),
             text::duration(self.now.saturating_duration_since(link.since))
@@ -571,6 +584,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     Ended::Finished => {
                         tracing::debug!(
                             %peer,
+                            conn = link.id.0,
                             "closed: sent {} in {took}",
                             text::byte_count(link.sent)
                         );
@@ -578,6 +592,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     Ended::Failed(e) => {
                         tracing::debug!(
                             %peer,
+                            conn = link.id.0,
                             "{e}; closed after sending {} in {took}",
                             text::byte_count(link.sent)
                         );
@@ -625,11 +640,13 @@ impl<S: Service, T: Transport> Worker<S, T> {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         debug_assert_eq!(key, token.0, "the slot watched is the slot taken");
+        let id = ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed));
         let since = self.now.max(self.last_arrival + Duration::from_nanos(1));
         self.last_arrival = since;
         let mut cx = Cx {
             now: self.now,
             peer,
+            conn: id,
             metrics: &self.metrics,
             pool: &mut self.pool,
         };
@@ -640,6 +657,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     transport: T::open(&stream),
                     socket: stream,
                     peer,
+                    id,
                     since,
                     received: 0,
                     sent: 0,
@@ -655,9 +673,9 @@ impl<S: Service, T: Transport> Worker<S, T> {
         self.stats.connections += 1;
         self.metrics.accepted.inc();
         if self.options.quiet {
-            tracing::debug!(%peer, "connected");
+            tracing::debug!(%peer, conn = id.0, "connected");
         } else {
-            tracing::info!(%peer, "connected");
+            tracing::info!(%peer, conn = id.0, "connected");
         }
         self.after(key, Progress::Wait);
     }
@@ -769,6 +787,7 @@ impl<S: Service, T: Transport> Worker<S, T> {
                         Some(State::Open { link, .. }) if link.received == 0 => {
                             tracing::debug!(
                                 peer = %link.peer,
+                                conn = link.id.0,
                                 newcomer = %peer,
                                 "closed, having sent nothing, to make room for the newcomer"
                             );
@@ -880,9 +899,17 @@ impl<S: Service, T: Transport> Worker<S, T> {
                     mut conn, mut link, ..
                 } => {
                     if self.options.quiet {
-                        tracing::debug!(peer = %link.peer, "cut off at the end of the grace period");
+                        tracing::debug!(
+                            peer = %link.peer,
+                            conn = link.id.0,
+                            "cut off at the end of the grace period"
+                        );
                     } else {
-                        tracing::info!(peer = %link.peer, "cut off at the end of the grace period");
+                        tracing::info!(
+                            peer = %link.peer,
+                            conn = link.id.0,
+                            "cut off at the end of the grace period"
+                        );
                     }
                     self.stats.bytes += cut_off(&mut conn, &mut link, &mut self.pool);
                     self.stats.cut_off += 1;
@@ -1068,7 +1095,7 @@ fn cut_off<C: ServiceConnection, T: Transport>(
 /// without loss of what it was sent before.
 fn expired<C: ServiceConnection>(
     conn: &C,
-    peer: Peer,
+    (peer, id): (Peer, ConnId),
     why: Expired,
     limits: &ConnLimits,
     metrics: &Shard,
@@ -1078,6 +1105,7 @@ fn expired<C: ServiceConnection>(
             metrics.time_out(TimedOut::Idle);
             tracing::info!(
                 %peer,
+                conn = id.0,
                 "nothing sent or received for {} (--idle-timeout); closing",
                 text::duration(limits.idle_timeout.unwrap_or_default())
             );
@@ -1086,6 +1114,7 @@ fn expired<C: ServiceConnection>(
             metrics.time_out(TimedOut::Stall);
             tracing::warn!(
                 %peer,
+                conn = id.0,
                 "has not read what it was sent for {} ({} waiting; --stall-timeout); closing",
                 text::duration(limits.stall_timeout.unwrap_or_default()),
                 text::bytes(conn.transmit().len() as u64)
@@ -1176,6 +1205,7 @@ mod tests {
             accepting: AtomicBool::new(false),
             wakers: vec![waker],
             per_ip: None,
+            next_conn: AtomicU64::new(1),
         });
         let (_tx, inbox) = std::sync::mpsc::channel();
         let options = ConnOptions {
@@ -1255,6 +1285,7 @@ mod tests {
         let mut cx = Cx {
             now: Instant::now(),
             peer: Peer::Local(None),
+            conn: ConnId(1),
             metrics: &metrics,
             pool: &mut pool,
         };
@@ -1268,6 +1299,7 @@ mod tests {
             transport: Plain,
             socket: Socket::from(ours),
             peer: Peer::Local(None),
+            id: ConnId(1),
             since: cx.now,
             received: request.len() as u64,
             sent: 0,

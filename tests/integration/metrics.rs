@@ -316,13 +316,15 @@ fn log_format_json_writes_one_object_a_line() {
             "no {needle:?} in {lines:#?}"
         );
     }
-    // The peer is a field of its own, not words in the message.
+    // The peer and the connection's number are fields of their own, not
+    // words in the message.
     assert!(
         objects.iter().any(|o| o["message"] == "connected"
             && o["peer"]
                 .as_str()
-                .is_some_and(|p| p.starts_with("127.0.0.1:"))),
-        "no connected line with a peer field in {lines:#?}"
+                .is_some_and(|p| p.starts_with("127.0.0.1:"))
+            && o["conn"].as_u64().is_some_and(|n| n >= 1)),
+        "no connected line with peer and conn fields in {lines:#?}"
     );
 }
 
