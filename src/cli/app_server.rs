@@ -8,6 +8,11 @@ use clap::Args;
 use super::shared::ServerArgs;
 use super::values::{parse_duration, parse_header_limit, parse_size};
 use echokit::Endpoint;
+use echokit::app::SearchTable;
+use echokit::app::conn::AppConfig;
+use echokit::app::server::AppServerConfig;
+use echokit::net::ListenOptions;
+use echokit::proto::Limits;
 
 /// `echokit app-server`.
 #[derive(Debug, Args)]
@@ -40,4 +45,33 @@ pub struct AppServerArgs {
     pub max_buffered: usize,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+impl AppServerArgs {
+    /// The listening options and the server's config these flags ask for,
+    /// answering from `table`, `--max-conns` defaulting to `fd_limit`.
+    pub fn config(
+        &self,
+        table: SearchTable,
+        fd_limit: Option<u64>,
+    ) -> (ListenOptions, AppServerConfig) {
+        let config = AppServerConfig {
+            threads: self.server.threads.map(usize::from),
+            grace: self.server.grace,
+            app: AppConfig {
+                table,
+                limits: Limits {
+                    max_content: self.max_content as u64,
+                    max_header: self.max_header,
+                },
+                header_timeout: self.header_timeout,
+                request_timeout: self.request_timeout,
+                keep_alive: self.keep_alive,
+                max_buffered: self.max_buffered as u64,
+            },
+            limits: self.server.limits.limits(fd_limit),
+            ..AppServerConfig::default()
+        };
+        (self.server.listen_options(), config)
+    }
 }

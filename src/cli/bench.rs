@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::values::{parse_duration, parse_size};
 use echokit::Endpoint;
-use echokit::bench::{self, SizeRange, Workload};
+use echokit::bench::compare::Cell;
+use echokit::bench::{self, BenchConfig, SizeRange, Stop, Workload};
 
 /// `echokit bench`.
 #[derive(Debug, Args)]
@@ -98,6 +99,34 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// The run these flags ask for against `target`, its cell `cell` (a
+    /// `--compare` or a comma list runs each cell in its turn).
+    pub fn config(&self, target: &bench::Target, workload: Workload, cell: &Cell) -> BenchConfig {
+        BenchConfig {
+            target: target.clone(),
+            connections: cell.connections,
+            sizes: cell.size,
+            depth: cell.depth,
+            stop: self.count.map_or(Stop::After(self.duration), Stop::Count),
+            warmup: self.warmup,
+            rate: self.rate,
+            churn: self.churn,
+            workload,
+            connect_rate: self.connect_rate,
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout.unwrap_or(if target.is_datagram() {
+                bench::DEFAULT_DATAGRAM_TIMEOUT
+            } else {
+                bench::DEFAULT_STREAM_TIMEOUT
+            }),
+            bind: self.bind.clone().map(|b| b.0).unwrap_or_default(),
+            threads: self.threads,
+            cpus: self.cpu.clone(),
+            max_loss: self.max_loss,
+            interval: self.progress_interval,
+        }
+    }
+
     /// What clap cannot check: combinations that depend on the endpoint.
     pub fn check(&self, targets: &[bench::Target], workload: &Workload) -> Result<(), String> {
         let datagram = targets[0].is_datagram();

@@ -7,7 +7,10 @@ use clap::Args;
 use super::shared::ServerArgs;
 use super::values::{parse_keepalive, parse_size};
 use echokit::Endpoint;
+use echokit::echo::limit::RateLimits;
+use echokit::echo::server::ServerConfig;
 use echokit::endpoint::SocketType;
+use echokit::net::ListenOptions;
 
 /// `echokit echo-server`.
 #[derive(Debug, Args)]
@@ -46,6 +49,40 @@ pub struct EchoServerArgs {
 }
 
 impl EchoServerArgs {
+    /// The listening options and the server's config these flags ask for,
+    /// `--max-conns` defaulting to `fd_limit` (the descriptor limit).
+    pub fn config(&self, fd_limit: Option<u64>) -> (ListenOptions, ServerConfig) {
+        let options = ListenOptions {
+            keepalive: self.tcp_keepalive,
+            sndbuf: self.sndbuf,
+            rcvbuf: self.rcvbuf,
+            ..self.server.listen_options()
+        };
+        let udp_limits = match self.udp_rate_per_source {
+            // Asked for: it applies to every source, loopback included.
+            Some(pps) => RateLimits {
+                per_source: pps,
+                total: self.udp_rate_total,
+                exempt_loopback: false,
+            },
+            None => RateLimits {
+                total: self.udp_rate_total,
+                ..RateLimits::default()
+            },
+        };
+        let config = ServerConfig {
+            threads: self.server.threads.map(usize::from),
+            grace: self.server.grace,
+            once: self.once,
+            keepalive: self.tcp_keepalive,
+            udp_limits,
+            loop_guard: !self.no_loop_guard,
+            limits: self.server.limits.limits(fd_limit),
+            ..ServerConfig::default()
+        };
+        (options, config)
+    }
+
     /// Checks what clap cannot: flags that need a kind of endpoint.
     pub fn check(&self, endpoints: &[Endpoint]) -> Result<(), String> {
         if self.once

@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::values::{parse_duration, parse_timeout};
-use echokit::probe::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT};
+use echokit::net::ConnectOptions;
+use echokit::probe::{self, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT};
 
 /// `echokit probe`.
 #[derive(Debug, Args)]
@@ -43,6 +44,21 @@ pub struct ProbeArgs {
 }
 
 impl ProbeArgs {
+    /// The probe's config these flags ask for.
+    pub fn config(&self) -> probe::Config {
+        probe::Config {
+            timeout: self.timeout,
+            concurrency: self.concurrency as usize,
+            connect: ConnectOptions {
+                bind: self.bind,
+                source_port: self.source_port,
+                ..ConnectOptions::default()
+            },
+            count: self.count,
+            interval: self.interval(),
+        }
+    }
+
     /// The time between rounds of tries.
     pub fn interval(&self) -> Duration {
         self.interval.unwrap_or(Duration::from_secs(1))

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::values::{parse_duration, parse_metrics_addr, parse_mode};
 use echokit::endpoint::HostPort;
+use echokit::net::ListenOptions;
 use echokit::net::listen::DEFAULT_BACKLOG;
 use echokit::serve::{
     ConnLimits, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, WhenFull,
@@ -37,6 +38,18 @@ pub struct ServerArgs {
     /// Under a service manager (inetd, systemd), and watched (`--metrics`).
     #[command(flatten)]
     pub service: ServiceArgs,
+}
+
+impl ServerArgs {
+    /// How every server's sockets listen: the backlog, a Unix socket
+    /// file's mode (the rest as the defaults, for a server to add to).
+    pub fn listen_options(&self) -> ListenOptions {
+        ListenOptions {
+            backlog: self.backlog,
+            mode: self.mode,
+            ..ListenOptions::default()
+        }
+    }
 }
 
 /// `--trace-calls`, the same on every command that makes socket calls.

@@ -7,7 +7,6 @@ use std::io::IsTerminal;
 use super::{say, usage_error, watch_signals};
 use crate::cli::{ProbeArgs, ResolveArgs, SocketsArgs};
 use echokit::exit::ExitCode;
-use echokit::net::ConnectOptions;
 use echokit::probe;
 use echokit::resolve;
 use echokit::shutdown::Shutdown;
@@ -79,21 +78,10 @@ pub(crate) fn probe(args: ProbeArgs) -> Outcome<ExitCode> {
         ));
     }
     os::raise_fd_limit();
-    let connect = ConnectOptions {
-        bind: args.bind,
-        source_port: args.source_port,
-        ..ConnectOptions::default()
-    };
-    let probes = match probe::resolve(&targets, &connect) {
+    let cfg = args.config();
+    let probes = match probe::resolve(&targets, &cfg.connect) {
         Ok(probes) => probes,
         Err(e) => usage_error(e.to_string()),
-    };
-    let cfg = probe::Config {
-        timeout: args.timeout,
-        concurrency: args.concurrency as usize,
-        connect,
-        count: args.count,
-        interval: args.interval(),
     };
     // Ctrl-C during --count ends the tries and prints the statistics, as ping does.
     let shutdown = Shutdown::new();

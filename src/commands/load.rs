@@ -8,7 +8,7 @@ use super::failure::{Context, FailsAs, Outcome};
 use super::{say, usage_error, watch_signals};
 use crate::cli::BenchArgs;
 use echokit::Endpoint;
-use echokit::bench::{self, BenchConfig, Stop, Target, Workload, compare};
+use echokit::bench::{self, BenchConfig, Target, Workload, compare};
 use echokit::exit::ExitCode;
 use echokit::shutdown::Shutdown;
 
@@ -51,29 +51,7 @@ pub(crate) fn bench(args: BenchArgs) -> Outcome<ExitCode> {
         ));
     }
     let cells = compare::Cell::grid(&args.connections, &args.size, &args.depth);
-    let base = BenchConfig {
-        target: targets[0].clone(),
-        connections: cells[0].connections,
-        sizes: cells[0].size,
-        depth: cells[0].depth,
-        stop: args.count.map_or(Stop::After(args.duration), Stop::Count),
-        warmup: args.warmup,
-        rate: args.rate,
-        churn: args.churn,
-        workload,
-        connect_rate: args.connect_rate,
-        connect_timeout: args.connect_timeout,
-        timeout: args.timeout.unwrap_or(if datagram {
-            bench::DEFAULT_DATAGRAM_TIMEOUT
-        } else {
-            bench::DEFAULT_STREAM_TIMEOUT
-        }),
-        bind: args.bind.clone().map(|b| b.0).unwrap_or_default(),
-        threads: args.threads,
-        cpus: args.cpu.clone(),
-        max_loss: args.max_loss,
-        interval: args.progress_interval,
-    };
+    let base = args.config(&targets[0], workload, &cells[0]);
     for cell in &cells {
         for warning in bench::preflight::check(&cell.apply(&base))? {
             eprintln!("warning: {warning}");

@@ -9,7 +9,6 @@ use super::failure::{Context, Outcome};
 use super::{say, usage_error, watch_signals};
 use crate::cli::{AppServerArgs, Command, EchoServerArgs};
 use echokit::app;
-use echokit::echo::limit::RateLimits;
 use echokit::echo::server;
 use echokit::endpoint::{HostPort, SocketType};
 use echokit::exit::ExitCode;
@@ -53,35 +52,7 @@ pub(crate) fn echo_server(
     // Raised first: `--max-conns` defaults to the limit (no log line here,
     // so inetd's stderr is not touched yet).
     let fd_limit = os::raise_fd_limit();
-    let options = ListenOptions {
-        backlog: args.server.backlog,
-        keepalive: args.tcp_keepalive,
-        sndbuf: args.sndbuf,
-        rcvbuf: args.rcvbuf,
-        mode: args.server.mode,
-    };
-    let udp_limits = match args.udp_rate_per_source {
-        // Asked for: it applies to every source, loopback included.
-        Some(pps) => RateLimits {
-            per_source: pps,
-            total: args.udp_rate_total,
-            exempt_loopback: false,
-        },
-        None => RateLimits {
-            total: args.udp_rate_total,
-            ..RateLimits::default()
-        },
-    };
-    let config = server::ServerConfig {
-        threads: args.server.threads.map(usize::from),
-        grace: args.server.grace,
-        once: args.once,
-        keepalive: args.tcp_keepalive,
-        udp_limits,
-        loop_guard: !args.no_loop_guard,
-        limits: args.server.limits.limits(fd_limit),
-        ..server::ServerConfig::default()
-    };
+    let (options, config) = args.config(fd_limit);
     if args.server.service.inetd {
         // Before any log line: stderr may be the connection.
         return echo_inetd(&args, &options, &config, activated?);
@@ -291,28 +262,7 @@ pub(crate) fn app_server(
         Some(path) => app::table::SearchTable::from_file(path)?,
         None => app::SearchTable::default(),
     };
-    let options = ListenOptions {
-        backlog: args.server.backlog,
-        mode: args.server.mode,
-        ..ListenOptions::default()
-    };
-    let config = app::server::AppServerConfig {
-        threads: args.server.threads.map(usize::from),
-        grace: args.server.grace,
-        app: app::conn::AppConfig {
-            table,
-            limits: echokit::proto::Limits {
-                max_content: args.max_content as u64,
-                max_header: args.max_header,
-            },
-            header_timeout: args.header_timeout,
-            request_timeout: args.request_timeout,
-            keep_alive: args.keep_alive,
-            max_buffered: args.max_buffered as u64,
-        },
-        limits: args.server.limits.limits(fd_limit),
-        ..app::server::AppServerConfig::default()
-    };
+    let (options, config) = args.config(table, fd_limit);
     if args.server.service.inetd {
         return app_inetd(&args, &options, config, activated?);
     }
