@@ -123,7 +123,8 @@ pub fn bytes(n: u64) -> String {
     }
     let mut value = n as f64 / 1024.0;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
+    // Past 1023.95 one decimal would round up to 1024.0: the next unit.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
         value /= 1024.0;
         unit += 1;
     }
@@ -150,9 +151,11 @@ pub fn duration(d: Duration) -> String {
 
 /// Microseconds, as [`duration`] writes them (histograms count in µs).
 pub fn micros(us: f64) -> String {
-    if us == 0.0 {
-        return "0 s".into();
+    if !us.is_finite() {
+        return "-".into();
     }
+    let sign = if us < 0.0 { "-" } else { "" };
+    let us = us.abs();
     // Past 999.5 a unit would round up to 1000: the next one reads better.
     let (value, unit) = if us < 999.5 {
         (us, "µs")
@@ -169,7 +172,12 @@ pub fn micros(us: f64) -> String {
     } else {
         0
     };
-    format!("{} {unit}", trim_zeros(format!("{value:.decimals$}")))
+    let digits = trim_zeros(format!("{value:.decimals$}"));
+    if digits == "0" {
+        // Nothing, or less than a hundredth of a microsecond.
+        return "0 s".into();
+    }
+    format!("{sign}{digits} {unit}")
 }
 
 /// `300.0` -> `300`, `4.20` -> `4.2`.
@@ -196,7 +204,7 @@ pub fn number(v: f64, decimals: usize) -> String {
     } else {
         ""
     };
-    let whole = count(whole.parse().unwrap_or(0));
+    let whole = grouped(whole);
     if fraction.is_empty() {
         format!("{sign}{whole}")
     } else {
@@ -206,7 +214,11 @@ pub fn number(v: f64, decimals: usize) -> String {
 
 /// A count with thousands separators: `1,234,567`.
 pub fn count(n: u64) -> String {
-    let digits = n.to_string();
+    grouped(&n.to_string())
+}
+
+/// A string of digits with a comma between each group of three.
+fn grouped(digits: &str) -> String {
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -247,8 +259,12 @@ pub fn clip(text: &str, max: usize) -> String {
             out.push_str(&format!("... ({rest} more bytes)"));
             break;
         }
+        // Control characters, and the format ones that would turn or break
+        // a line on a terminal (U+202E, U+2028): escaped, as Python's repr.
         if c.is_control() {
             out.extend(c.escape_debug());
+        } else if !py_printable(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
@@ -265,6 +281,12 @@ mod tests {
         assert_eq!(clip("a\nINFO forged", 100), "a\\nINFO forged");
         assert_eq!(clip("abcdef", 3), "abc... (3 more bytes)");
         assert_eq!(clip("🐰🐰", 1), "🐰... (4 more bytes)");
+        // A right-to-left override or a line separator would turn or break
+        // the line on a terminal.
+        assert_eq!(
+            clip("a\u{202e}b\u{2028}c d", 100),
+            "a\\u{202e}b\\u{2028}c d"
+        );
     }
 
     #[test]
@@ -321,5 +343,13 @@ mod tests {
         assert_eq!(number(0.5, 2), "0.50");
         assert_eq!(number(-1234.0, 0), "-1,234");
         assert_eq!(number(999_999.999, 2), "1,000,000.00");
+        assert_eq!(number(1e20, 0), "100,000,000,000,000,000,000");
+        assert_eq!(bytes(1_048_575), "1.0 MiB");
+        assert_eq!(bytes(1_048_524), "1023.9 KiB");
+        assert_eq!(micros(f64::NAN), "-");
+        assert_eq!(micros(f64::INFINITY), "-");
+        assert_eq!(micros(-5000.0), "-5 ms");
+        assert_eq!(micros(1e6), "1 s");
+        assert_eq!(micros(0.001), "0 s");
     }
 }

@@ -293,10 +293,10 @@ fn streams_only(endpoints: &[Endpoint]) -> Result<(), String> {
 /// The app-server's last line: what it served.
 fn app_summary(stats: &app::server::AppStats, started: Instant) -> String {
     format!(
-        "served {} connection{}, sent {} bytes in {}{}",
-        stats.connections,
+        "served {} connection{}, sent {} in {}{}",
+        text::count(stats.connections),
         if stats.connections == 1 { "" } else { "s" },
-        stats.bytes_sent,
+        text::byte_count(stats.bytes_sent),
         text::duration(started.elapsed()),
         cut_off_note(stats.cut_off),
     )

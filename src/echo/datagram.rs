@@ -170,11 +170,12 @@ impl DropLog {
             .collect();
         tracing::warn!(
             %endpoint,
-            "dropped {total} datagram{} in {}: {} (one from {})",
+            last_peer = %self.last_from,
+            "dropped {} datagram{} in {}: {}",
+            text::count(total),
             if total == 1 { "" } else { "s" },
             text::duration(now - self.since),
-            parts.join("; "),
-            self.last_from
+            parts.join("; ")
         );
         self.counts.clear();
         self.since = now;

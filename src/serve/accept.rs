@@ -142,7 +142,7 @@ impl Acceptor {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Drained,
             Err(e) if is_transient(&e) => {
-                tracing::debug!("accept: {e}; skipped");
+                tracing::debug!("accept: {}; skipped", crate::text::os_error(&e));
                 Accepted::Skipped
             }
             Err(e)
@@ -152,7 +152,10 @@ impl Acceptor {
             {
                 // The reserve is closed: its descriptor takes the newcomer
                 // (taken again once one is free: `refill_reserve`).
-                tracing::debug!("accept: {e}; the reserve descriptor takes the newcomer");
+                tracing::debug!(
+                    "accept: {}; the reserve descriptor takes the newcomer",
+                    crate::text::os_error(&e)
+                );
                 self.accept(i, shared, shard, now)
             }
             Err(e) => {
@@ -187,8 +190,8 @@ impl Acceptor {
     /// away for want of a silent one to evict: counted, and told at most
     /// once a second.
     pub(crate) fn crowded(&mut self, evicted: bool, peer: Peer, full: Full, now: Instant) {
-        if let Some(report) = self.crowding.note(now, evicted, peer, full) {
-            tracing::warn!("{report}");
+        if let Some((report, last)) = self.crowding.note(now, evicted, peer, full) {
+            tracing::warn!(last_peer = last.map(tracing::field::display), "{report}");
         }
     }
 
@@ -350,7 +353,13 @@ impl Crowding {
     }
 
     /// Counts one at `now`; returns the line to log, if one may be now.
-    fn note(&mut self, now: Instant, evicted: bool, peer: Peer, full: Full) -> Option<String> {
+    fn note(
+        &mut self,
+        now: Instant,
+        evicted: bool,
+        peer: Peer,
+        full: Full,
+    ) -> Option<(String, Option<Peer>)> {
         if evicted {
             self.evicted += 1;
         } else {
@@ -369,32 +378,34 @@ impl Crowding {
     }
 
     /// The line of what was held back, once it is due.
-    pub(crate) fn flush(&mut self, now: Instant) -> Option<String> {
+    pub(crate) fn flush(&mut self, now: Instant) -> Option<(String, Option<Peer>)> {
         self.due().filter(|&at| at <= now)?;
         self.log.allow(now).map(|_| self.report())
     }
 
-    /// The line, with the counts since the last one (which start again).
-    fn report(&mut self) -> String {
+    /// The line, with the counts since the last one (which start again),
+    /// and the last newcomer (`last_peer`, a field of the line).
+    fn report(&mut self) -> (String, Option<Peer>) {
         let evicted = std::mem::take(&mut self.evicted);
         let turned_away = std::mem::take(&mut self.turned_away);
         let last = match self.last {
-            Some((peer, Full::Source)) => format!(
-                "; the last for {peer}, whose address had {} connections open, the most for one",
+            Some((_, Full::Source)) => format!(
+                "; the last newcomer's address had {} connections open, the most for one",
                 self.limits.max_per_ip.unwrap_or(usize::MAX)
             ),
-            Some((peer, Full::Table)) => format!(
-                "; the last for {peer}, with all {} places taken",
+            Some((_, Full::Table)) => format!(
+                "; the last newcomer found all {} places taken",
                 self.limits.max_conns
             ),
             None => String::new(),
         };
-        format!(
+        let line = format!(
             "{} full: evicted {evicted} connection{} that had sent nothing, \
              turned away {turned_away} (no silent one to evict) since the last report{last}",
             self.name,
             if evicted == 1 { "" } else { "s" }
-        )
+        );
+        (line, self.last.map(|(peer, _)| peer))
     }
 }
 
@@ -433,16 +444,18 @@ mod tests {
         );
         let t0 = Instant::now();
         assert_eq!(crowding.due(), None);
-        let first = crowding
+        let (first, last) = crowding
             .note(t0, true, a, Full::Source)
             .expect("the first is logged at once");
         assert!(
             first.starts_with("metrics endpoint full: ")
                 && first.contains("evicted 1 connection that had sent nothing, turned away 0")
-                && first.contains("127.0.0.1:5000")
                 && first.contains("had 8 connections open"),
             "{first}"
         );
+        // The newcomer is the line's field, not words in it.
+        assert_eq!(last, Some(a));
+        assert!(!first.contains("127.0.0.1:5000"), "{first}");
         assert_eq!(crowding.due(), None, "nothing held back");
         for i in 1..=5 {
             assert_eq!(crowding.note(t0 + ms(10 * i), true, a, Full::Source), None);
@@ -452,13 +465,13 @@ mod tests {
         // eviction to carry it.
         assert_eq!(crowding.due(), Some(t0 + ms(1000)));
         assert_eq!(crowding.flush(t0 + ms(999)), None);
-        let held = crowding.flush(t0 + ms(1000)).expect("told after a second");
+        let (held, last) = crowding.flush(t0 + ms(1000)).expect("told after a second");
         assert!(
             held.contains("evicted 5 connections that had sent nothing, turned away 1")
-                && held.contains("[::ffff:10.0.0.2]:6000")
                 && held.contains("all 64 places"),
             "{held}"
         );
+        assert_eq!(last, Some(b));
         assert_eq!(crowding.due(), None);
         assert_eq!(crowding.flush(t0 + ms(5000)), None);
     }

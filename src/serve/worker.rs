@@ -333,8 +333,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
             }
             if let Some(acceptor) = &mut self.acceptor {
                 acceptor.refill_reserve();
-                if let Some(report) = acceptor.crowding.flush(self.now) {
-                    tracing::warn!("{report}");
+                if let Some((report, last)) = acceptor.crowding.flush(self.now) {
+                    tracing::warn!(last_peer = last.map(tracing::field::display), "{report}");
                 }
             }
             if self.shutdown.is_requested() && self.deadline.is_none() {
@@ -593,7 +593,8 @@ impl<S: Service, T: Transport> Worker<S, T> {
                         tracing::debug!(
                             %peer,
                             conn = link.id.0,
-                            "{e}; closed after sending {} in {took}",
+                            "{}; closed after sending {} in {took}",
+                            text::os_error(e),
                             text::byte_count(link.sent)
                         );
                     }

@@ -283,8 +283,49 @@ fn calls_and_rest(lines: &[String]) -> (Vec<String>, Vec<String>) {
     };
     let (calls, rest): (Vec<&String>, Vec<&String>) =
         lines.iter().filter(|l| !is_timing(l)).partition(is_call);
-    let norm = |v: Vec<&String>| v.into_iter().map(|l| normalised(l)).collect();
-    (norm(calls), norm(rest))
+    let calls: Vec<String> = calls.into_iter().map(|l| normalised(l)).collect();
+    let rest = rest.into_iter().map(|l| normalised(l)).collect();
+    (fds_renamed(&calls), rest)
+}
+
+/// The descriptors of a trace named by their order of appearance (`fd1`,
+/// `fd2`, ...): a descriptor the test's environment leaves open (a
+/// jobserver's pipe) shifts every number by one, but not which call used
+/// which socket.
+fn fds_renamed(lines: &[String]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut name = |fd: &str| {
+        let i = seen.iter().position(|s| s == fd).unwrap_or_else(|| {
+            seen.push(fd.to_string());
+            seen.len() - 1
+        });
+        format!("fd{}", i + 1)
+    };
+    let digits = |s: &str| -> String { s.chars().take_while(char::is_ascii_digit).collect() };
+    lines
+        .iter()
+        .map(|line| {
+            let Some((call, args)) = line.split_once('(') else {
+                return line.clone();
+            };
+            let first = digits(args);
+            let mut out = if first.is_empty() {
+                line.clone()
+            } else {
+                format!("{call}({}{}", name(&first), &args[first.len()..])
+            };
+            // What socket() and accept() return is a descriptor too.
+            if (call == "socket" || call == "accept")
+                && let Some((head, result)) = out.clone().split_once(") = ")
+            {
+                let fd = digits(result);
+                if !fd.is_empty() {
+                    out = format!("{head}) = {}{}", name(&fd), &result[fd.len()..]);
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 #[test]
@@ -312,6 +353,7 @@ fn the_readme_trace_examples_are_a_real_run() {
         .filter(|l| !is_timing(l))
         .map(|l| normalised(l))
         .collect();
+    let server_calls = fds_renamed(&server_calls);
     let (readme_calls, readme_rest) = calls_and_rest(server_lines);
     assert_eq!(readme_calls, server_calls, "the server's calls");
     assert_eq!(readme_rest, server_run, "the server's stdout");
@@ -322,6 +364,7 @@ fn the_readme_trace_examples_are_a_real_run() {
         .filter(|l| !is_timing(l))
         .map(normalised)
         .collect();
+    let stderr = fds_renamed(&stderr);
     let (readme_calls, readme_rest) = calls_and_rest(client_lines);
     assert_eq!(readme_calls, stderr, "the client's calls");
     assert_eq!(readme_rest, stdout, "the client's stdout");
