@@ -170,13 +170,7 @@ impl AppConn {
     /// Logs a rejected request and closes, once the answers to the requests
     /// before it are sent.
     fn reject(&mut self, why: &dyn std::fmt::Display, cx: &mut Cx<'_>) {
-        cx.metrics.error(ErrorClass::BadRequest);
-        tracing::warn!(
-            peer = %cx.peer,
-            conn = cx.conn.0,
-            "rejected request: {}",
-            text::clip(&why.to_string(), LOGGED_CHARS)
-        );
+        rejected(why, cx);
         self.close_cleanly();
     }
 
@@ -281,13 +275,7 @@ impl ServiceConnection for AppConn {
 
     fn end_of_stream(&mut self, cx: &mut Cx<'_>) {
         if let Err(e) = self.decoder.finish() {
-            cx.metrics.error(ErrorClass::BadRequest);
-            tracing::warn!(
-                peer = %cx.peer,
-                conn = cx.conn.0,
-                "rejected request: {}",
-                text::clip(&e.to_string(), LOGGED_CHARS)
-            );
+            rejected(&e, cx);
         }
         self.deadline = None;
     }
@@ -346,6 +334,18 @@ impl ServiceConnection for AppConn {
     fn is_done(&self) -> bool {
         self.closing
     }
+}
+
+/// Counts and logs a request that is rejected, with what was wrong in the
+/// client's words, escaped and cut short.
+fn rejected(why: &dyn std::fmt::Display, cx: &Cx<'_>) {
+    cx.metrics.error(ErrorClass::BadRequest);
+    tracing::warn!(
+        peer = %cx.peer,
+        conn = cx.conn.0,
+        "rejected request: {}",
+        text::clip(&why.to_string(), LOGGED_CHARS)
+    );
 }
 
 #[cfg(test)]

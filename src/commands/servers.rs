@@ -91,9 +91,8 @@ fn echo_summary(stats: &server::ServerStats, has_datagrams: bool, started: Insta
         String::new()
     };
     format!(
-        "served {} connection{}{datagrams}, echoed {} in {}{cut}",
-        text::count(stats.connections),
-        if stats.connections == 1 { "" } else { "s" },
+        "{}{datagrams}, echoed {} in {}{cut}",
+        served(stats.connections),
         text::byte_count(stats.bytes_echoed),
         text::duration(started.elapsed()),
     )
@@ -290,12 +289,17 @@ fn streams_only(endpoints: &[Endpoint]) -> Result<(), String> {
     }
 }
 
+/// A summary's start: `served 1 connection`, `served 1,024 connections`.
+fn served(connections: u64) -> String {
+    let s = if connections == 1 { "" } else { "s" };
+    format!("served {} connection{s}", text::count(connections))
+}
+
 /// The app-server's last line: what it served.
 fn app_summary(stats: &app::server::AppStats, started: Instant) -> String {
     format!(
-        "served {} connection{}, sent {} in {}{}",
-        text::count(stats.connections),
-        if stats.connections == 1 { "" } else { "s" },
+        "{}, sent {} in {}{}",
+        served(stats.connections),
         text::byte_count(stats.bytes_sent),
         text::duration(started.elapsed()),
         cut_off_note(stats.cut_off),
