@@ -241,6 +241,9 @@ pub fn os_error(e: &std::io::Error) -> String {
 /// An I/O error in words alone, as a person reads it: `No such file or
 /// directory`, without std's `(os error 2)`.
 pub fn os_words(e: &std::io::Error) -> String {
+    // std's words are the C library's strerror (what Python and strace
+    // print: "Resource temporarily unavailable"), not nix's table ("Try
+    // again"), so they are std's, without its suffix.
     let text = e.to_string();
     match e.raw_os_error() {
         Some(_) => text.split(" (os error").next().unwrap_or(&text).to_string(),

@@ -121,12 +121,12 @@ impl CellResult {
     /// for, so a ratio of them would mislead (`0.000` for a dead A).
     pub fn ratios(&self) -> [Option<f64>; 6] {
         let (ma, mb) = self.medians();
-        let sound = |runs: &[Report]| !runs.is_empty() && runs.iter().all(|r| r.passed);
-        let both = sound(&self.a) && sound(&self.b);
+        let both = self.failed_sides().is_none();
         std::array::from_fn(|k| ratio(ma[k], mb[k], both))
     }
 
-    /// The sides that failed, for the table's note: `A`, `B` or `A and B`.
+    /// The sides that failed (a run with errors, or none at all), for the
+    /// table's note: `A`, `B` or `A and B`.
     fn failed_sides(&self) -> Option<&'static str> {
         let failed = |runs: &[Report]| runs.is_empty() || runs.iter().any(|r| !r.passed);
         match (failed(&self.a), failed(&self.b)) {

@@ -9,6 +9,7 @@ use serde::ser::{SerializeMap, Serializer};
 use super::stats::{self, Datagrams, ErrorClass, Errors, Percentiles, ThreadResult};
 use super::{BenchConfig, Interval, Stop, html};
 use crate::exit::ExitCode;
+use crate::text::micros as us;
 
 /// Bytes per second each way.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -501,11 +502,6 @@ fn percentiles(p: &Percentiles) -> String {
         us(p.p999),
         us(p.max)
     )
-}
-
-/// Microseconds, as every echokit duration is written ([`crate::text::micros`]).
-pub fn us(v: f64) -> String {
-    crate::text::micros(v)
 }
 
 /// Bytes per second as MB/s (10^6).

@@ -73,7 +73,7 @@ pub(crate) fn bench(args: BenchArgs) -> Outcome<ExitCode> {
                     "run {rep}/{} {side} {cell}: {} msg/s, p99 {}, errors {}",
                     args.reps,
                     bench::report::count(report.messages_per_second),
-                    bench::report::us(report.latency_us.p99),
+                    echokit::text::micros(report.latency_us.p99),
                     report.errors().total()
                 );
             },

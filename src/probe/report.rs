@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Outcome, Probe, Proto, Report, State, Try};
+use super::{Outcome, Probe, Report, State, Try};
+use crate::endpoint::SocketType;
 
 /// More probes than this, and text output shows the open ones and counts
 /// the rest (as nmap's "Not shown: 1021 closed ports"), unless `--all`: a
@@ -137,7 +138,7 @@ fn open_times(o: &Outcome) -> (Vec<Duration>, usize) {
 
 /// Whether a probe's tries are datagrams and their answers, not connects.
 fn is_datagram(probe: &Probe) -> bool {
-    matches!(probe.proto(), Proto::Udp | Proto::UnixGram)
+    probe.endpoint.socket_type() == SocketType::Datagram
 }
 
 /// ping's closing lines for one probe's tries.
